@@ -1,0 +1,256 @@
+"""The installation's configuration: one TOML file, every key with a default.
+
+Each ``[section]`` of ``art2mus.toml`` is a dataclass below. Loading walks the TOML table
+against those dataclasses, so an unknown key or a value of the wrong type or range is refused
+at start with a :class:`ConfigError` that names the file, the key and what was expected.
+Paths in the file are relative to the file's own folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import os
+import secrets
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "content" / "art2mus.toml"
+
+
+# PBKDF2 hash of the default curator PIN "2468"; installers set their own.
+DEFAULT_PIN_HASH = "pbkdf2_sha256$200000$art2mus-default$667cc02c378ebfa4327d2e5357a7b9e40dcc3351c433eecf3de905c02905b9a3"
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names file, key and expectation."""
+
+
+def _range(lo: float | None = None, hi: float | None = None, **extra: Any) -> dict:
+    return {"range": (lo, hi), **extra}
+
+
+@dataclass
+class CollectionConfig:
+    # The curators' folder of images and metadata.
+    path: Path = Path("demo")
+
+
+@dataclass
+class StoreConfig:
+    # The SQLite database that the engine service and the kiosk share (WAL mode).
+    database: Path = Path("~/.local/share/art2mus/art2mus.db")
+
+
+@dataclass
+class CatalogConfig:
+    thumbnail_size: int = field(default=512, metadata=_range(64, 2048))
+    # Images with more pixels than this are refused as decompression bombs.
+    max_image_pixels: int = field(default=178_956_970, metadata=_range(1_000_000, 1_000_000_000))
+    # A file must keep its size and mtime this long before the watcher reads it as final.
+    settle_seconds: float = field(default=1.0, metadata=_range(0.1, 60.0))
+
+
+@dataclass
+class EngineConfig:
+    # "auto" picks the diffusion engine when a GPU and a model bundle exist, else "default".
+    name: str = field(default="auto", metadata={"choices": ("auto", "default", "art2mus")})
+    # Folder of an Art2Mus model bundle (see `art2mus models build`); empty means none.
+    model: Path | None = None
+    duration: float = field(default=30.0, metadata=_range(5.0, 120.0))
+    seed: int = field(default=0, metadata=_range(0, 2**31 - 1))
+    # Candidates generated per artwork; the best by the engine's scorer is chosen.
+    candidates: int = field(default=1, metadata=_range(1, 16))
+    steps: int = field(default=200, metadata=_range(1, 1000))
+    guidance_scale: float = field(default=3.5, metadata=_range(1.0, 20.0))
+    batch_size: int = field(default=4, metadata=_range(1, 64))
+    # Attempts before a pregeneration job is marked failed.
+    max_attempts: int = field(default=3, metadata=_range(1, 20))
+
+
+@dataclass
+class QuietHours:
+    start: str = field(default="09:00", metadata={"pattern": "HH:MM"})
+    end: str = field(default="10:00", metadata={"pattern": "HH:MM"})
+    volume: float = field(default=0.5, metadata=_range(0.0, 1.0))
+
+
+@dataclass
+class AudioConfig:
+    # Output device by (part of its) name; empty or not found falls back to the default device.
+    device: str = ""
+    sample_rate: int = field(default=48000, metadata=_range(8000, 192000))
+    block_size: int = field(default=1024, metadata=_range(64, 8192))
+    crossfade_seconds: float = field(default=4.0, metadata=_range(0.5, 15.0))
+    volume: float = field(default=0.8, metadata=_range(0.0, 1.0))
+    # Volume ramps take this long (seconds) so a change is never heard as a jump.
+    ramp_seconds: float = field(default=2.0, metadata=_range(0.0, 60.0))
+    quiet_ramp_seconds: float = field(default=120.0, metadata=_range(0.0, 3600.0))
+    quiet_hours: list[QuietHours] = field(default_factory=list)
+    # Memory for decoded clips ready to play.
+    cache_megabytes: int = field(default=512, metadata=_range(32, 16384))
+    # Give up to systemd (exit non-zero) after this long without a working stream.
+    recover_seconds: float = field(default=30.0, metadata=_range(1.0, 3600.0))
+
+
+@dataclass
+class KioskConfig:
+    fullscreen: bool = True
+    hide_cursor: bool = True
+    idle_seconds: float = field(default=90.0, metadata=_range(5.0, 3600.0))
+    attract_slide_seconds: float = field(default=20.0, metadata=_range(3.0, 600.0))
+    text_scale: float = field(default=1.0, metadata=_range(0.5, 3.0))
+    # The curator PIN, hashed: make one with `art2mus config hash-pin`. The default PIN is 2468.
+    pin_hash: str = field(default=DEFAULT_PIN_HASH, metadata={"pattern": "pin-hash"})
+    # Seconds of a long press in the top-left corner that opens the PIN pad.
+    long_press_seconds: float = field(default=3.0, metadata=_range(0.5, 10.0))
+
+
+@dataclass
+class Config:
+    collection: CollectionConfig = field(default_factory=CollectionConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    kiosk: KioskConfig = field(default_factory=KioskConfig)
+    # The file this configuration came from (None for built-in defaults).
+    source: Path | None = field(default=None, metadata={"internal": True})
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read and validate ``path`` (the default config when None)."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    config = _build(Config, raw, path, prefix="")
+    config.source = path.resolve()
+    _resolve_paths(config, path.resolve().parent)
+    return config
+
+
+def default_config() -> Config:
+    """The built-in defaults, with relative paths taken from ``content/``."""
+    config = Config()
+    _resolve_paths(config, DEFAULT_CONFIG.parent)
+    return config
+
+
+def _resolve_paths(config: Config, base: Path) -> None:
+    def resolve(p: Path) -> Path:
+        p = Path(os.path.expandvars(str(p))).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    config.collection.path = resolve(config.collection.path)
+    config.store.database = resolve(config.store.database)
+    if config.engine.model is not None:
+        config.engine.model = resolve(config.engine.model)
+
+
+def _build(cls: type, table: Any, file: Path, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file}: [{where}] must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{file}: unknown key '{prefix}{unknown[0]}'; "
+            f"expected one of: {', '.join(sorted(fields))}"
+        )
+    values = {}
+    for name, value in table.items():
+        f = fields[name]
+        values[name] = _convert(hints[name], value, f.metadata, file, f"{prefix}{name}")
+    return cls(**values)
+
+
+def _convert(tp: Any, value: Any, meta: Any, file: Path, key: str) -> Any:
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"{file}: key '{key}' is {value!r}; expected {expected}")
+
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value == "":  # an empty string means "not set" for optional keys
+            return None
+        return _convert(args[0], value, meta, file, key)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise fail("a list")
+        return [_convert(item, v, {}, file, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, file, prefix=f"{key}.")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise fail("a string")
+    elif tp is Path:
+        if not isinstance(value, str):
+            raise fail("a path (string)")
+        return Path(value)
+    if "range" in meta:
+        lo, hi = meta["range"]
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise fail(f"a value from {lo} to {hi}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise fail("one of " + ", ".join(repr(c) for c in meta["choices"]))
+    if meta.get("pattern") == "pin-hash" and not _is_pin_hash(value):
+        raise fail("a PIN hash made by `art2mus config hash-pin` (pbkdf2_sha256$...)")
+    if meta.get("pattern") == "HH:MM" and not _is_hhmm(value):
+        raise fail("a time of day as HH:MM (24-hour)")
+    return value
+
+
+def hash_pin(pin: str, salt: str | None = None, iterations: int = 200_000) -> str:
+    """A salted PBKDF2 hash of a curator PIN, for the ``kiosk.pin_hash`` key."""
+    salt = salt if salt is not None else secrets.token_hex(8)
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), iterations).hex()
+    return f"pbkdf2_sha256${iterations}${salt}${digest}"
+
+
+def verify_pin(pin: str, pin_hash: str) -> bool:
+    """True when ``pin`` matches ``pin_hash`` (constant-time comparison)."""
+    if not _is_pin_hash(pin_hash):
+        return False
+    _, iterations, salt, _ = pin_hash.split("$")
+    return hmac.compare_digest(hash_pin(pin, salt, int(iterations)), pin_hash)
+
+
+def _is_pin_hash(text: str) -> bool:
+    parts = text.split("$")
+    return len(parts) == 4 and parts[0] == "pbkdf2_sha256" and parts[1].isdigit()
+
+
+def _is_hhmm(text: str) -> bool:
+    parts = text.split(":")
+    return (
+        len(parts) == 2
+        and all(p.isdigit() and len(p) == 2 for p in parts)
+        and int(parts[0]) < 24
+        and int(parts[1]) < 60
+    )

@@ -1,0 +1,19 @@
+"""The SQLite store shared by the engine service and the kiosk."""
+
+from .db import Database, StoreError
+from .migrations import LATEST as SCHEMA_VERSION
+from .migrations import SchemaError
+from .models import Artwork, ArtworkStatus, Base, Clip, Job, JobStatus
+
+__all__ = [
+    "Artwork",
+    "ArtworkStatus",
+    "Base",
+    "Clip",
+    "Database",
+    "Job",
+    "JobStatus",
+    "SCHEMA_VERSION",
+    "SchemaError",
+    "StoreError",
+]

@@ -1,0 +1,64 @@
+"""Schema versions of the store, kept in SQLite's ``PRAGMA user_version``.
+
+A new database is created from the current models and stamped with ``LATEST``. An older one
+is upgraded step by step by the functions in ``MIGRATIONS``, each in one transaction, so a
+crash mid-upgrade leaves the previous version intact. Never edit a step once it has shipped:
+add the next one, and update the models to match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, text
+
+from .models import Base
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used by this version of the program."""
+
+
+# Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
+# at version 0 with no tables is simply new.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+LATEST = 1
+
+
+def current_version(conn: Connection) -> int:
+    return conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+
+
+def _has_tables(conn: Connection) -> bool:
+    row = conn.exec_driver_sql(
+        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='artworks'"
+    ).scalar_one()
+    return row > 0
+
+
+def migrate(conn: Connection, path: str) -> int:
+    """Bring the database on ``conn`` to ``LATEST``; returns the version it started at.
+
+    ``conn`` must be inside a write (``BEGIN IMMEDIATE``) transaction, so that two processes
+    starting at once do not both migrate.
+    """
+    version = current_version(conn)
+    if version > LATEST:
+        raise SchemaError(
+            f"{path}: database schema version {version} is newer than this program "
+            f"understands ({LATEST}); upgrade art2mus"
+        )
+    if version == 0 and not _has_tables(conn):
+        Base.metadata.create_all(conn)
+        _stamp(conn, LATEST)
+        return 0
+    for step in range(version + 1, LATEST + 1):
+        MIGRATIONS[step](conn)
+        _stamp(conn, step)
+    return version
+
+
+def _stamp(conn: Connection, version: int) -> None:
+    # PRAGMA takes no bound parameters; version is an int from this module.
+    conn.execute(text(f"PRAGMA user_version = {int(version)}"))

@@ -1,0 +1,148 @@
+"""The store's tables: artworks, clips and jobs (SQLAlchemy 2.0 declarative models).
+
+The schema here is the *current* one. Each change to it comes with a migration in
+``engine/store/migrations.py`` so that a database from an older version is upgraded in place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ArtworkStatus:
+    READY = "ready"
+    INVALID = "invalid"
+    # The file is no longer in the collection; the row (and its clips) are kept so that a
+    # file that comes back, or is renamed, finds its clips again.
+    MISSING = "missing"
+
+
+class Artwork(Base):
+    """One image of the collection (or a camera capture), identified by its content hash."""
+
+    __tablename__ = "artworks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # sha256 of the file's bytes; NULL when the file could not be read at all.
+    image_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Path relative to the collection folder (POSIX separators); unique within it.
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    # "collection" for the curators' folder, "capture" for camera photographs.
+    source: Mapped[str] = mapped_column(String(16), default="collection")
+    title: Mapped[str] = mapped_column(Text, default="")
+    artist: Mapped[str] = mapped_column(Text, default="")
+    year: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    style: Mapped[str] = mapped_column(Text, default="")
+    # Free-form extra metadata from the curators' files, as JSON.
+    extra_json: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(16), default=ArtworkStatus.READY, index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    # Modification time (ns) and size seen at the last scan: an unchanged file is not re-read.
+    file_mtime_ns: Mapped[int | None] = mapped_column(Integer)
+    # Where the metadata came from (e.g. "catalog.csv:12", "NAME.json"), for curators.
+    metadata_source: Mapped[str] = mapped_column(Text, default="")
+    # JPEG thumbnail bytes for the kiosk gallery.
+    thumbnail: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    # Image features/embedding as float32 bytes (used to find the nearest ready clip).
+    embedding: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    embedding_kind: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Artwork(id={self.id}, path={self.path!r}, status={self.status!r})"
+
+
+class Clip(Base):
+    """A generated clip, found by (image hash, engine, model version, parameters hash)."""
+
+    __tablename__ = "clips"
+    __table_args__ = (
+        Index("ix_clips_lookup", "image_hash", "engine", "model_version", "params_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_hash: Mapped[str] = mapped_column(String(64))
+    # The artwork it was made for (informational; lookups go by image hash).
+    artwork_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artworks.id", ondelete="SET NULL"), index=True
+    )
+    engine: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str] = mapped_column(String(64))
+    params_hash: Mapped[str] = mapped_column(String(64))
+    params_json: Mapped[str] = mapped_column(Text, default="{}")
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    duration: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer, default=2)
+    # "flac": the audio blob is a complete FLAC file.
+    audio_format: Mapped[str] = mapped_column(String(8), default="flac")
+    audio: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    caption: Mapped[str] = mapped_column(Text, default="")
+    loudness_lufs: Mapped[float | None] = mapped_column(Float)
+    # Rank among candidates (higher is better), from the engine's scorer when it has one.
+    score: Mapped[float | None] = mapped_column(Float)
+    # The candidate a curator (or the ranking) chose to play for this artwork.
+    chosen: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class JobStatus:
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Job(Base):
+    """A unit of work for the engine service; survives restarts."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_claim", "status", "priority", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # e.g. "pregenerate", "capture", "regenerate"
+    kind: Mapped[str] = mapped_column(String(32))
+    artwork_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artworks.id", ondelete="CASCADE"), index=True
+    )
+    image_hash: Mapped[str | None] = mapped_column(String(64))
+    engine: Mapped[str] = mapped_column(String(32), default="")
+    params_json: Mapped[str] = mapped_column(Text, default="{}")
+    # Higher runs first (camera captures above pregeneration).
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    error: Mapped[str] = mapped_column(Text, default="")
+    # Which worker holds it, and when it last said it is alive (stale claims are requeued).
+    claimed_by: Mapped[str] = mapped_column(String(64), default="")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)

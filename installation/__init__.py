@@ -1,0 +1,1 @@
+"""The visitor-facing installation: the kiosk (PyQt6), the audio player and camera capture."""

@@ -1,0 +1,50 @@
+"""The ``art2mus`` command.
+
+Subcommands live next to the code they drive and are imported only when invoked, so that
+``art2mus catalog list`` starts in a fraction of a second and never imports Qt or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+# name -> ("module:attribute", one-line help shown by `art2mus --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "catalog": ("engine.catalog.cli:catalog", "Scan, list and watch a collection folder."),
+    "config": ("engine.config_cli:config", "Check a configuration file; hash a curator PIN."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="art2mus")
+def main(verbose: int) -> None:
+    """Art2Mus exhibition player: every artwork gets its own ambient music."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Set up Art2Mus on this machine: system packages (apt), a virtual environment in .venv,
+# and the Python packages. Safe to run again; it only installs what is missing.
+#
+#   scripts/setup.sh            the installation (kiosk, player, default engine)
+#   scripts/setup.sh --full     also the diffusion engine, training and the test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FULL=0
+[[ "${1:-}" == "--full" ]] && FULL=1
+
+APT_PACKAGES=(
+  python3-venv
+  libportaudio2 libsndfile1 libfluidsynth3          # audio output, FLAC, SoundFont synth
+  libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0   # Qt 6 runtime
+  libfontconfig1 libdbus-1-3 libglib2.0-0 fonts-dejavu-core
+  libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
+  libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
+)
+if (( FULL )); then
+  APT_PACKAGES+=(jackd2 xvfb xdotool)                # real audio stream and screen in tests
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if (( ${#missing[@]} )); then
+  echo "setup: installing system packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  # jackd2 asks whether to enable real-time scheduling; answer for it.
+  echo "jackd2 jackd/tweak_rt_limits boolean false" | $SUDO debconf-set-selections
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+[[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+
+extras=""
+if (( FULL )); then
+  # torch must come first, pinned: on a machine without CUDA this takes the CPU build
+  # rather than letting a dependency pull several GB of CUDA wheels.
+  if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    if command -v nvidia-smi >/dev/null 2>&1; then
+      .venv/bin/python -m pip install -q torch
+    else
+      .venv/bin/python -m pip install -q torch==2.13.0
+    fi
+  fi
+  extras="[diffusion,test]"
+fi
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "setup: ready (.venv)"

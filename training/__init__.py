@@ -1,0 +1,1 @@
+"""Reproduces the Image Aligner training of Art2Mus on ArtSound."""
