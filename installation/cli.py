@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from engine.cli_support import CliState
+
 # name -> ("module:attribute", one-line help shown by `art2mus --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "catalog": ("engine.catalog.cli:catalog", "Scan, list and watch a collection folder."),
@@ -36,14 +38,24 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="ART2MUS_CONFIG",
+    help="Configuration file (default: content/art2mus.toml; env ART2MUS_CONFIG).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="art2mus")
-def main(verbose: int) -> None:
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """Art2Mus exhibition player: every artwork gets its own ambient music."""
-    level = logging.WARNING - 10 * min(verbose, 2)
+    level = logging.INFO if verbose == 1 else logging.DEBUG if verbose > 1 else logging.WARNING
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    ctx.obj = CliState(config_path)
 
 
 if __name__ == "__main__":
