@@ -74,6 +74,20 @@ class EngineConfig:
 
 
 @dataclass
+class DiffusionConfig:
+    """Settings of the Art2Mus diffusion engine (engine.name = "art2mus" or "auto")."""
+
+    # "auto" = the first CUDA GPU if there is one, else the CPU; or "cpu", "cuda", "cuda:1".
+    device: str = "auto"
+    # UNet precision on a GPU: "auto" = bf16 where supported, else fp16. A CPU runs fp32.
+    precision: str = field(default="auto", metadata={"choices": ("auto", "fp32", "fp16", "bf16")})
+    # torch.compile the UNet (GPU only): faster after a few minutes of compiling at start.
+    compile: bool = False
+    # The clip's tail is crossfaded into its head over this many seconds, so it loops seamlessly.
+    loop_crossfade_seconds: float = field(default=1.5, metadata=_range(0.0, 10.0))
+
+
+@dataclass
 class QuietHours:
     start: str = field(default="09:00", metadata={"pattern": "HH:MM"})
     end: str = field(default="10:00", metadata={"pattern": "HH:MM"})
@@ -117,6 +131,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     kiosk: KioskConfig = field(default_factory=KioskConfig)
     # The file this configuration came from (None for built-in defaults).

@@ -1,0 +1,231 @@
+"""The Art2Mus engine: the :class:`engine.engines.base.Engine` the worker and the CLI call.
+
+It loads a model bundle once (refusing a bad one with the file named), generates batches of
+artworks with :class:`Art2MusPipeline`, and finishes each clip for the kiosk: 16 kHz mono →
+48 kHz stereo, the tail crossfaded into the head so it loops without a seam, and loudness
+matched to the default engine's -18 LUFS with true peak at most -1 dBFS.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from engine import audio_utils
+from engine.engines.base import MAX_SEED, GeneratedClip, GenerationError, check_request
+
+if TYPE_CHECKING:
+    from engine.config import Config
+
+log = logging.getLogger(__name__)
+
+OUTPUT_RATE = 48000
+# Bumped when the finishing (resampling, loop, loudness) changes, which changes the clips.
+POSTPROCESS_VERSION = 1
+
+
+class Scorer(Protocol):
+    """Ranks candidate clips for their artworks (higher is better)."""
+
+    name: str
+
+    def __call__(self, images: Sequence[np.ndarray], audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """One score per (image, waveform) pair; ``audio`` is (B, samples) mono."""
+        ...
+
+
+def candidate_seeds(seed: int, count: int) -> list[int]:
+    """The seeds of an artwork's candidates: its own seed first, then the next ones."""
+    return [(seed + k) % (MAX_SEED + 1) for k in range(count)]
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise GenerationError(
+            f"diffusion.device {device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GenerationError(f"device {device!r} was asked for, but this machine has no usable CUDA GPU")
+    return device
+
+
+class Art2MusEngine:
+    """Artwork → music with a loaded Art2Mus model bundle."""
+
+    name = "art2mus"
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        steps: int = 200,
+        guidance_scale: float = 3.5,
+        candidates: int = 1,
+        batch_size: int = 4,
+        device: str = "auto",
+        precision: str = "auto",
+        loop_crossfade: float = 1.5,
+        compile: bool = False,
+        scorer: Scorer | None = None,
+    ):
+        import torch
+
+        from .bundle import load_bundle
+        from .pipeline import Art2MusPipeline, resolve_dtype
+
+        self.device = pick_device(device)
+        dtype = resolve_dtype(precision, torch.device(self.device))
+        started = time.monotonic()
+        self.bundle = load_bundle(model, device=self.device, dtype=dtype)
+        self.pipeline = Art2MusPipeline(self.bundle, self.device)
+        if self.device.startswith("cuda"):
+            # Convolutions in bf16/fp16 run fastest on NHWC tensors with cuDNN.
+            self.bundle.unet.to(memory_format=torch.channels_last)
+            if compile:
+                self.pipeline.unet = torch.compile(self.bundle.unet)
+        self.model_version = self.bundle.version
+        self.steps, self.guidance_scale = steps, guidance_scale
+        self.candidates, self.batch_size = candidates, batch_size
+        self.loop_crossfade = loop_crossfade
+        self.precision = str(dtype).removeprefix("torch.")
+        self.scorer = scorer
+        if candidates > 1 and scorer is None:
+            log.warning(
+                "engine.candidates = %d, but this bundle has no audio encoder to score candidates "
+                "against the artwork; generating and keeping only the first candidate",
+                candidates,
+            )
+        log.info(
+            "art2mus engine: bundle %s (model version %s, %s encoder) on %s in %s, loaded in %.1f s",
+            self.bundle.path, self.model_version[:12], self.bundle.encoder_kind, self.device,
+            self.precision, time.monotonic() - started,
+        )
+
+    # ------------------------------------------------------------------ Engine protocol
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            "candidates": self.candidates if self.scorer is not None else 1,
+            "scorer": self.scorer.name if self.scorer is not None else None,
+            "sample_rate": OUTPUT_RATE,
+            "loudness_lufs": audio_utils.TARGET_LUFS,
+            "loop_crossfade": self.loop_crossfade,
+            "postprocess": POSTPROCESS_VERSION,
+        }
+
+    def generate(self, image: np.ndarray, duration: float, seed: int) -> GeneratedClip:
+        return self.generate_batch([image], duration, [seed])[0]
+
+    def generate_batch(
+        self,
+        images: Sequence[np.ndarray],
+        duration: float,
+        seeds: Sequence[int],
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> list[GeneratedClip]:
+        if len(images) != len(seeds):
+            raise ValueError(f"{len(images)} images but {len(seeds)} seeds")
+        for seed in seeds:
+            check_request(duration, seed)
+        for i, image in enumerate(images):
+            if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+                    and image.dtype == np.uint8):
+                raise ValueError(f"image {i}: expected an RGB uint8 array (H, W, 3), got "
+                                 f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+        if not images:
+            return []
+        started = time.monotonic()
+        k = self.candidates if self.scorer is not None else 1
+        seeds_k = [candidate_seeds(seed, k) for seed in seeds]
+        # Every candidate of every artwork in one flat batch; the pipeline splits it to fit.
+        flat_images = [image for image, s in zip(images, seeds_k) for _ in s]
+        flat_seeds = [c for s in seeds_k for c in s]
+        # Generate the loop's crossfade on top, so the looped clip has the asked-for length.
+        waves = self.pipeline.generate(
+            flat_images, flat_seeds, steps=self.steps, guidance_scale=self.guidance_scale,
+            duration=duration + self.loop_crossfade, batch_size=self.batch_size, on_step=on_step,
+        )
+        sr = self.pipeline.sample_rate
+        scores = (np.asarray(self.scorer(flat_images, waves, sr), dtype=np.float64)
+                  if self.scorer is not None else None)
+        elapsed = time.monotonic() - started
+        clips = []
+        for i, seed in enumerate(seeds):
+            rows = range(i * k, (i + 1) * k)
+            best = max(rows, key=lambda r: scores[r]) if scores is not None else rows[0]
+            clips.append(self._finish(waves[best], sr, duration, seed, flat_seeds[best],
+                                      None if scores is None else float(scores[best]),
+                                      elapsed / len(seeds)))
+        return clips
+
+    # ------------------------------------------------------------------ finishing
+
+    def _finish(self, wave: np.ndarray, sr: int, duration: float, request_seed: int, seed: int,
+                score: float | None, seconds: float) -> GeneratedClip:
+        audio = audio_utils.resample(wave, sr, OUTPUT_RATE)
+        audio = audio_utils.crossfade_loop(audio, OUTPUT_RATE, self.loop_crossfade)
+        frames = int(round(duration * OUTPUT_RATE))
+        audio = np.pad(audio[:frames], (0, max(0, frames - audio.shape[0])))
+        # Measured on the stereo clip the kiosk plays (two equal channels read 3 dB louder).
+        audio, loudness = audio_utils.match_loudness(audio_utils.to_stereo(audio), OUTPUT_RATE)
+        details = {
+            "model": self.bundle.path.name,
+            "encoder": self.bundle.encoder_kind,
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            "device": self.device,
+            "precision": self.precision,
+            "generation_seconds": round(seconds, 3),
+            "loudness_lufs": round(loudness, 2) if np.isfinite(loudness) else None,
+            "true_peak_dbfs": round(float(audio_utils.true_peak_dbfs(audio, OUTPUT_RATE)), 2),
+            "candidates": self.candidates if self.scorer is not None else 1,
+            "scorer": self.scorer.name if self.scorer is not None else
+            "none (the bundle has no audio encoder; the first candidate is kept)",
+        }
+        if seed != request_seed:
+            details["request_seed"] = request_seed
+        return GeneratedClip(
+            audio=audio,
+            sample_rate=OUTPUT_RATE,
+            seed=seed,
+            duration=duration,
+            caption=f"Art2Mus diffusion ({self.bundle.encoder_kind}, {self.steps} steps)",
+            score=score,
+            details=details,
+        )
+
+
+def create_art2mus_engine(config: Config) -> Art2MusEngine:
+    """The registry's factory: the bundle at ``engine.model`` with the configured settings."""
+    from .bundle import BundleError
+
+    e, d = config.engine, config.diffusion
+    if e.model is None:
+        raise BundleError(
+            "no model bundle configured: set engine.model to a bundle folder "
+            "(make one with `art2mus models build` or `art2mus models make-tiny`)"
+        )
+    return Art2MusEngine(
+        e.model,
+        steps=e.steps,
+        guidance_scale=e.guidance_scale,
+        candidates=e.candidates,
+        batch_size=e.batch_size,
+        device=d.device,
+        precision=d.precision,
+        loop_crossfade=d.loop_crossfade_seconds,
+        compile=d.compile,
+    )
