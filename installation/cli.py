@@ -18,6 +18,7 @@ from engine.cli_support import CliState
 COMMANDS: dict[str, tuple[str, str]] = {
     "catalog": ("engine.catalog.cli:catalog", "Scan, list and watch a collection folder."),
     "config": ("engine.config_cli:config", "Check a configuration file; hash a curator PIN."),
+    "models": ("engine.engines.diffusion.cli:models", "Build, make and check Art2Mus model bundles."),
 }
 
 

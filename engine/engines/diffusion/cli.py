@@ -1,0 +1,86 @@
+"""``art2mus models``: build, make and check Art2Mus model bundles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@click.group()
+def models() -> None:
+    """Build, make and check Art2Mus model bundles (the diffusion engine's weights)."""
+
+
+@models.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--audioldm2", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Local AudioLDM 2 snapshot folder, e.g. a download of cvssp/audioldm2-music.")
+@click.option("--encoder", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Vision encoder folder (CLIP or ImageBind, see docs/art2mus-engine.md).")
+@click.option("--aligner", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Trained Image Aligner folder (config.json + safetensors).")
+def build(out: Path, audioldm2: Path, encoder: Path, aligner: Path) -> None:
+    """Build a bundle in OUT from local folders (nothing is downloaded).
+
+    Runs FLAN-T5, CLAP and the projection model once to store the fixed prompt's conditioning,
+    so they are not needed at run time. The input folders are only read.
+    """
+    from .bundle import BundleError, build_bundle
+    from .checkpoints import CheckpointError
+
+    try:
+        version = build_bundle(out, audioldm2=audioldm2, encoder=encoder, aligner=aligner,
+                               progress=lambda m: click.echo(m, err=True))
+    except (BundleError, CheckpointError) as exc:
+        raise _fail(exc) from None
+    click.echo(f"built {out} (model version {version})")
+
+
+@models.command("make-tiny")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--encoder", "encoder_kind", type=click.Choice(["clip", "imagebind"]), default="clip",
+              show_default=True, help="Which kind of (tiny random) vision encoder to include.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
+def make_tiny(out: Path, encoder_kind: str, seed: int) -> None:
+    """Make a tiny random bundle in OUT, for tests and demos without real weights.
+
+    Its music is noise-like, but its shapes, clip lengths (16 kHz, 160 samples per mel frame)
+    and loading code are the real ones.
+    """
+    from .bundle import BundleError, make_tiny_bundle
+    from .checkpoints import CheckpointError
+
+    try:
+        version = make_tiny_bundle(out, encoder_kind=encoder_kind, seed=seed)
+    except (BundleError, CheckpointError) as exc:
+        raise _fail(exc) from None
+    click.echo(f"made tiny bundle {out} ({encoder_kind} encoder, model version {version})")
+
+
+@models.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--quick", is_flag=True, help="Check files and shapes only; do not load the weights.")
+def check(folder: Path, quick: bool) -> None:
+    """Verify a bundle: every file present and unchanged, shapes that fit, weights that load."""
+    from .bundle import check_bundle, read_manifest
+
+    problems = check_bundle(folder, load=not quick)
+    if problems:
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
+        raise click.ClickException(f"{folder}: {len(problems)} problem(s); the bundle cannot be used")
+    from .bundle import model_version
+
+    manifest = read_manifest(folder)
+    enc = manifest["components"]["encoder"]
+    click.echo(f"{folder}: OK")
+    click.echo(f"  model version  {model_version(folder)}")
+    click.echo(f"  encoder        {enc['kind']} ({enc['dim']}-d), aligner "
+               f"{manifest['components']['aligner'].get('num_tokens')} tokens")
+    click.echo(f"  files          {len(manifest['files'])} verified (sha256)")
+    click.echo("  libraries      " + ", ".join(f"{k} {v}" for k, v in sorted(manifest["libraries"].items())))
