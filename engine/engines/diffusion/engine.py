@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUT_RATE = 48000
+GENERATION_MARGIN_S = 0.1
 # Bumped when the finishing (resampling, loop, loudness) changes, which changes the clips.
 POSTPROCESS_VERSION = 1
 
@@ -153,10 +154,12 @@ class Art2MusEngine:
         # Every candidate of every artwork in one flat batch; the pipeline splits it to fit.
         flat_images = [image for image, s in zip(images, seeds_k) for _ in s]
         flat_seeds = [c for s in seeds_k for c in s]
-        # Generate the loop's crossfade on top, so the looped clip has the asked-for length.
+        # Generate the loop's crossfade on top, so the looped clip has the asked-for length,
+        # plus a margin: AudioLDM 2 floors durations to whole mel frames.
         waves = self.pipeline.generate(
             flat_images, flat_seeds, steps=self.steps, guidance_scale=self.guidance_scale,
-            duration=duration + self.loop_crossfade, batch_size=self.batch_size, on_step=on_step,
+            duration=duration + self.loop_crossfade + GENERATION_MARGIN_S,
+            batch_size=self.batch_size, on_step=on_step,
         )
         sr = self.pipeline.sample_rate
         scores = (np.asarray(self.scorer(flat_images, waves, sr), dtype=np.float64)
@@ -176,9 +179,15 @@ class Art2MusEngine:
     def _finish(self, wave: np.ndarray, sr: int, duration: float, request_seed: int, seed: int,
                 score: float | None, seconds: float) -> GeneratedClip:
         audio = audio_utils.resample(wave, sr, OUTPUT_RATE)
-        audio = audio_utils.crossfade_loop(audio, OUTPUT_RATE, self.loop_crossfade)
         frames = int(round(duration * OUTPUT_RATE))
-        audio = np.pad(audio[:frames], (0, max(0, frames - audio.shape[0])))
+        fade = int(round(self.loop_crossfade * OUTPUT_RATE))
+        if audio.shape[0] < frames + fade:
+            raise GenerationError(
+                f"the model made {audio.shape[0] / OUTPUT_RATE:.2f} s of audio; "
+                f"{(frames + fade) / OUTPUT_RATE:.2f} s were needed"
+            )
+        # Cut first, then fold the tail into the head: the cut must not fall inside the seam.
+        audio = audio_utils.crossfade_loop(audio[: frames + fade], OUTPUT_RATE, fade / OUTPUT_RATE)
         # Measured on the stereo clip the kiosk plays (two equal channels read 3 dB louder).
         audio, loudness = audio_utils.match_loudness(audio_utils.to_stereo(audio), OUTPUT_RATE)
         details = {
