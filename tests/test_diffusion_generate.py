@@ -1,0 +1,218 @@
+"""Generation with the tiny bundle on the CPU: clips, seeds, batches, OOM, candidates, finishing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import diffusion_helpers as helpers  # noqa: E402
+
+helpers.install()
+
+from engine import audio_utils  # noqa: E402
+from engine.engines.base import Engine, GenerationError  # noqa: E402
+from engine.engines.diffusion.engine import Art2MusEngine, create_art2mus_engine  # noqa: E402
+
+DEMO = Path(__file__).resolve().parent.parent / "content" / "demo"
+STEPS = 3
+
+
+def painting(name: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(DEMO / f"{name}.png") as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def images() -> list[np.ndarray]:
+    return [painting(n) for n in ("the-night-cafe", "church-at-auvers", "langlois-bridge-at-arles")]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Art2MusEngine:
+    return Art2MusEngine(helpers.tiny_bundle(), steps=STEPS, batch_size=4)
+
+
+def test_ten_second_clip_for_the_kiosk(engine, images):
+    from engine.engines.diffusion.bundle import model_version
+
+    assert isinstance(engine, Engine)
+    assert engine.name == "art2mus"
+    assert engine.model_version == model_version(helpers.tiny_bundle())
+    clip = engine.generate(images[0], 10.0, seed=7)
+    assert clip.sample_rate == 48000
+    assert clip.audio.shape == (480_000, 2) and clip.audio.dtype == np.float32
+    assert np.array_equal(clip.audio[:, 0], clip.audio[:, 1])
+    assert clip.seed == 7 and clip.duration == 10.0
+    # Loudness-matched like the default engine, with headroom for true peaks.
+    assert audio_utils.integrated_loudness(clip.audio, 48000) == pytest.approx(-18.0, abs=0.1)
+    assert audio_utils.true_peak_dbfs(clip.audio, 48000) <= -1.0 + 1e-3
+    assert clip.details["loudness_lufs"] == pytest.approx(-18.0, abs=0.1)
+    assert "no audio encoder" in clip.details["scorer"] and clip.score is None
+    assert engine.params()["steps"] == STEPS
+
+
+def test_clip_loops_without_a_seam(engine, images):
+    clip = engine.generate(images[1], 5.0, seed=3).audio[:, 0]
+    # Played twice in a row, the jump at the loop point is no bigger than the clip's
+    # ordinary sample-to-sample steps.
+    steps = np.abs(np.diff(clip))
+    seam = abs(float(clip[0]) - float(clip[-1]))
+    assert seam <= np.percentile(steps, 99.9)
+
+
+def test_crossfade_loop_is_continuous():
+    sr = 8000
+    t = np.arange(3 * sr) / sr
+    rng = np.random.default_rng(0)
+    x = (np.sin(2 * np.pi * 220 * t + 3 * np.sin(2 * np.pi * 0.7 * t)) + 0.01 * rng.standard_normal(t.size))
+    looped = audio_utils.crossfade_loop(x.astype(np.float32), sr, 0.5)
+    assert looped.shape[0] == x.size - sr // 2
+    twice = np.concatenate([looped, looped])
+    steps = np.abs(np.diff(twice))
+    assert steps[looped.size - 1] <= steps.max() * 0.5 + 1e-6
+    # Outside the crossfade the audio is untouched.
+    np.testing.assert_allclose(looped[: -sr // 2], x[sr // 2 : -sr // 2], atol=1e-6)
+    with pytest.raises(ValueError, match="needs a clip of at least"):
+        audio_utils.crossfade_loop(x[:100].astype(np.float32), sr, 0.5)
+
+
+def test_seed_per_artwork_independent_of_batching(engine, images):
+    batch = engine.generate_batch([images[0], images[1], images[1]], 5.0, [12, 12, 99])
+    alone = engine.generate(images[1], 5.0, seed=12)
+    # An artwork's clip depends on its image and seed, not on its batch neighbours ...
+    np.testing.assert_allclose(batch[1].audio, alone.audio, atol=1e-4)
+    # ... and both the image and the seed change the music.
+    assert np.abs(batch[0].audio - batch[1].audio).max() > 1e-2
+    assert np.abs(batch[2].audio - batch[1].audio).max() > 1e-2
+
+
+class OutOfMemoryOnce(torch.nn.Module):
+    """A UNet wrapper that fails like a full GPU, once, for more than one artwork per call.
+
+    Mocking at the GPU boundary: this machine has no GPU to run out of memory.
+    """
+
+    def __init__(self, unet, always: bool = False):
+        super().__init__()
+        self.unet, self.always, self.raised, self.batches = unet, always, 0, []
+
+    @property
+    def config(self):
+        return self.unet.config
+
+    def forward(self, sample, *args, **kwargs):
+        artworks = sample.shape[0] // 2  # classifier-free guidance doubles the batch
+        self.batches.append(artworks)
+        if artworks > 1 and (self.always or not self.raised):
+            self.raised += 1
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if self.always and artworks == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return self.unet(sample, *args, **kwargs)
+
+
+def test_out_of_memory_halves_the_batch(images, caplog):
+    engine = Art2MusEngine(helpers.tiny_bundle(), steps=2, batch_size=4)
+    expected = engine.generate_batch(images, 5.0, [1, 2, 3])
+    wrapper = OutOfMemoryOnce(engine.pipeline.unet)
+    engine.pipeline.unet = wrapper
+    with caplog.at_level("WARNING"):
+        clips = engine.generate_batch(images, 5.0, [1, 2, 3])
+    assert wrapper.raised == 1
+    assert wrapper.batches[0] == 3 and set(wrapper.batches[1:]) == {1}
+    assert engine.pipeline.max_batch == 1
+    assert "out of memory" in caplog.text
+    for got, want in zip(clips, expected):
+        np.testing.assert_allclose(got.audio, want.audio, atol=1e-4)
+
+    engine.pipeline.unet = OutOfMemoryOnce(wrapper.unet, always=True)
+    with pytest.raises(GenerationError, match="ran out of memory generating one"):
+        engine.generate(images[0], 5.0, seed=1)
+
+
+class LoudestScorer:
+    """A stand-in ranking (the real one would be ImageBind image–audio similarity)."""
+
+    name = "test-rms"
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, images, audio, sample_rate):
+        self.calls.append(len(images))
+        return np.sqrt(np.mean(np.square(audio), axis=1))
+
+
+def test_candidates_ranked_by_a_scorer(images):
+    from engine.engines.diffusion.engine import GENERATION_MARGIN_S
+
+    scorer = LoudestScorer()
+    engine = Art2MusEngine(helpers.tiny_bundle(), steps=2, candidates=3, scorer=scorer)
+    clips = engine.generate_batch(images[:2], 5.0, [100, 200])
+    assert scorer.calls == [6]  # 2 artworks x 3 candidates, scored together
+    for image, clip, seed in zip(images, clips, (100, 200)):
+        seeds = [seed, seed + 1, seed + 2]
+        waves = engine.pipeline.generate([image] * 3, seeds, steps=2, guidance_scale=3.5,
+                                         duration=5.0 + engine.loop_crossfade + GENERATION_MARGIN_S)
+        rms = np.sqrt(np.mean(np.square(waves), axis=1))
+        assert clip.seed == seeds[int(np.argmax(rms))]
+        assert clip.score == pytest.approx(float(rms.max()), rel=1e-4)
+        if clip.seed != seed:
+            assert clip.details["request_seed"] == seed
+    assert engine.params()["candidates"] == 3 and engine.params()["scorer"] == "test-rms"
+
+
+def test_without_a_scorer_only_the_first_candidate_is_made(images, caplog):
+    with caplog.at_level("WARNING"):
+        engine = Art2MusEngine(helpers.tiny_bundle(), steps=2, candidates=4)
+    assert "no audio encoder to score candidates" in caplog.text
+    wrapper = OutOfMemoryOnce(engine.pipeline.unet)
+    wrapper.raised = 1  # count calls only
+    engine.pipeline.unet = wrapper
+    clip = engine.generate(images[0], 5.0, seed=42)
+    assert set(wrapper.batches) == {1} and clip.seed == 42
+    assert engine.params()["candidates"] == 1
+
+
+def test_bad_requests_are_refused(engine, images):
+    with pytest.raises(ValueError, match="duration 2 s is out of range"):
+        engine.generate(images[0], 2.0, seed=1)
+    with pytest.raises(ValueError, match="seed -1 is out of range"):
+        engine.generate(images[0], 5.0, seed=-1)
+    with pytest.raises(ValueError, match="image 1: expected an RGB uint8 array"):
+        engine.generate_batch([images[0], images[0].astype(np.float32)], 5.0, [1, 2])
+
+
+def test_factory_reads_the_configuration(tmp_path):
+    from engine.config import default_config
+
+    config = default_config()
+    config.engine.model = helpers.tiny_bundle()
+    config.engine.steps, config.engine.guidance_scale, config.engine.batch_size = 2, 2.5, 3
+    config.diffusion.loop_crossfade_seconds = 0.5
+    engine = create_art2mus_engine(config)
+    assert (engine.steps, engine.guidance_scale, engine.batch_size) == (2, 2.5, 3)
+    assert engine.loop_crossfade == 0.5 and engine.device == "cpu" and engine.precision == "float32"
+    config.diffusion.device = "potato"
+    with pytest.raises(GenerationError, match="diffusion.device 'potato' is not a device"):
+        create_art2mus_engine(config)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_half_precision_matches_fp32(images):
+    fp32 = Art2MusEngine(helpers.tiny_bundle(), steps=4, device="cuda", precision="fp32")
+    half = Art2MusEngine(helpers.tiny_bundle(), steps=4, device="cuda", precision="auto")
+    assert half.precision in ("bfloat16", "float16")
+    a = fp32.pipeline.generate(images, [1, 2, 3], steps=4, guidance_scale=3.5, duration=5.0)
+    b = half.pipeline.generate(images, [1, 2, 3], steps=4, guidance_scale=3.5, duration=5.0)
+    assert np.isfinite(b).all()
+    # Same noise and conditioning: the half-precision audio follows the fp32 audio closely.
+    corr = [np.corrcoef(x, y)[0, 1] for x, y in zip(a, b)]
+    assert min(corr) > 0.9
