@@ -175,3 +175,29 @@ def test_description_that_disagrees_with_the_graph_is_refused(copy_of_export):
     (copy_of_export / META_NAME).write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"output tokens has shape .*2, 768\], but conditioner.json says \(batch, 16, 768\)"):
         OnnxImageConditioner(copy_of_export)
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+def test_export_and_run_commands(tmp_path):
+    from click.testing import CliRunner
+
+    from engine.engines.diffusion.parts_cli import model_parts
+
+    runner = CliRunner()
+    result = runner.invoke(model_parts, ["make-tiny-encoder", "imagebind", str(tmp_path / "encoder")])
+    assert result.exit_code == 0, result.output
+    make_aligner("imagebind", num_tokens=3).save_pretrained(tmp_path / "aligner")
+    result = runner.invoke(model_parts, [
+        "export-onnx", "--encoder", str(tmp_path / "encoder"), "--aligner", str(tmp_path / "aligner"), str(tmp_path / "onnx"),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "vs PyTorch on 4 demo paintings: max |diff|" in result.output
+    result = runner.invoke(model_parts, ["run-onnx", str(tmp_path / "onnx"), str(DEMO / "the-night-cafe.png")])
+    assert result.exit_code == 0, result.output
+    assert "provider: CPUExecutionProvider" in result.output or "provider: CUDAExecutionProvider" in result.output
+    assert "tokens (1, 3, 768)" in result.output
+    # A bad folder is a clear one-line error, not a traceback.
+    result = runner.invoke(model_parts, ["run-onnx", str(tmp_path / "encoder")])
+    assert result.exit_code == 1 and "conditioner.json: missing" in result.output
