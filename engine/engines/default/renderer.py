@@ -43,17 +43,17 @@ CHANNELS = 2
 # FluidSynth renders in blocks of 64 frames; keeping note lengths on that grid keeps every
 # render aligned with its internal blocks.
 BLOCK = 64
-MAX_RELEASE_S = 4.0
+MAX_RELEASE_S = 3.0
 # A release is cut (with a short fade) once it has fallen this far below the sound's peak:
-# -50 dB, far under the other voices and the reverb.
-RELEASE_FLOOR = 10 ** (-50 / 20)
+# -46 dB, far under the other voices and the reverb.
+RELEASE_FLOOR = 10 ** (-46 / 20)
 RELEASE_FADE = 1024
 # The reverb runs at a third of the output rate: a hall's tail has little above 8 kHz, and
 # the circular convolution then costs a third as much.
 REVERB_RATE_DIVISOR = 3
 # Velocities are rendered on this grid and the rest applied as gain, so repeated notes with
 # slightly different (humanised) velocities share one rendering.
-VELOCITY_STEP = 12
+VELOCITY_STEP = 16
 WET_LEVEL = 0.42
 SILENCE = 1e-5
 
