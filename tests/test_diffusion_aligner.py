@@ -131,3 +131,20 @@ def test_bad_config_value_names_config_file(tmp_path: Path):
     (folder / CONFIG_NAME).write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=f"{CONFIG_NAME}: .*token_dim=-1"):
         ImageAligner.from_pretrained(folder)
+
+
+def test_package_and_torch_free_modules_import_without_torch():
+    """The kiosk imports engine.* without torch; only the diffusion engine pulls it in."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import engine.engines.diffusion, engine.engines.diffusion.checkpoints\n"
+        "import engine.engines.diffusion.preprocessing, engine.engines.diffusion.onnx_export\n"
+        "import engine.engines.diffusion.parts_cli\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -92,3 +92,10 @@ def test_width_mismatch_and_overlong_prompt_are_refused():
         generate_loa(base, torch.randn(1, 60, WIDTH), max_new_tokens=8)
     with pytest.raises(TypeError, match="GPT-2"):
         generate_loa(torch.nn.Linear(2, 2), torch.randn(1, 4, WIDTH))
+
+
+def test_tokens_are_cast_to_the_language_models_dtype():
+    _, base = tiny_gpt2_pair()
+    base = base.to(torch.bfloat16)
+    out = generate_loa(base, torch.randn(1, 3, WIDTH))
+    assert out.dtype == torch.bfloat16 and out.shape == (1, 8, WIDTH)

@@ -62,8 +62,9 @@ def generate_loa(
             f"{gpt2.config.n_positions} positions"
         )
 
+    # Aligner tokens may come in fp32 to a half-precision GPT-2; the cast is differentiable.
+    step_input = inputs_embeds.to(dtype=gpt2.dtype)
     generated = []
-    step_input = inputs_embeds
     past = None
     for _ in range(max_new_tokens):
         out = gpt2(
