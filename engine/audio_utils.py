@@ -1,19 +1,14 @@
-"""Audio finishing shared by the engines: resampling, loudness matching, seamless loops.
+"""Audio finishing for engines that make linear (not loop-composed) audio: resampling,
+folding the tail into the head for a seamless loop, mono to stereo.
 
-numpy, soxr and pyloudnorm only (no torch), so the default engine can use it as well. Every
-engine hands the kiosk clips at the same loudness (-18 LUFS integrated, true peak at most
--1 dBFS), so a crossfade from one artwork to the next never jumps in level.
+numpy and soxr only (no torch). Loudness matching is the default engine's
+``engine.engines.default.mastering.master`` (-18 LUFS, true peak <= -1 dBTP), shared by both
+engines so a crossfade from one artwork to the next never jumps in level.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-TARGET_LUFS = -18.0
-TRUE_PEAK_DBFS = -1.0
-# pyloudnorm's gating needs at least one 400 ms block.
-_MIN_LOUDNESS_SECONDS = 0.4
-_SILENCE_LUFS = -70.0
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -23,45 +18,6 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     if rate_in == rate_out:
         return np.asarray(audio, dtype=np.float32)
     return soxr.resample(np.asarray(audio, dtype=np.float32), rate_in, rate_out, quality="HQ").astype(np.float32)
-
-
-def true_peak_dbfs(audio: np.ndarray, sample_rate: int) -> float:
-    """Peak level after 4x oversampling (ITU-R BS.1770 true peak, approximately), in dBFS."""
-    oversampled = resample(audio, sample_rate, sample_rate * 4)
-    peak = float(np.max(np.abs(oversampled))) if oversampled.size else 0.0
-    return 20.0 * np.log10(peak) if peak > 0 else -np.inf
-
-
-def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness in LUFS (-inf for silence or a clip too short to measure)."""
-    import pyloudnorm
-
-    if audio.shape[0] < int(_MIN_LOUDNESS_SECONDS * sample_rate):
-        return -np.inf
-    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(np.asarray(audio, dtype=np.float64)))
-
-
-def match_loudness(
-    audio: np.ndarray,
-    sample_rate: int,
-    target_lufs: float = TARGET_LUFS,
-    max_true_peak_dbfs: float = TRUE_PEAK_DBFS,
-) -> tuple[np.ndarray, float]:
-    """Scale to ``target_lufs``, then lower the gain if the true peak would exceed the ceiling.
-
-    Only gain is applied (no limiter colours the music); a very peaky clip therefore ends up
-    a little quieter than the target. Returns the audio and its final loudness in LUFS.
-    Silence is returned unchanged.
-    """
-    loudness = integrated_loudness(audio, sample_rate)
-    if not np.isfinite(loudness) or loudness < _SILENCE_LUFS:
-        return np.asarray(audio, dtype=np.float32), loudness
-    gain_db = target_lufs - loudness
-    peak = true_peak_dbfs(audio, sample_rate) + gain_db
-    if peak > max_true_peak_dbfs:
-        gain_db -= peak - max_true_peak_dbfs
-    out = (np.asarray(audio, dtype=np.float64) * 10.0 ** (gain_db / 20.0)).astype(np.float32)
-    return out, loudness + gain_db
 
 
 def crossfade_loop(audio: np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:

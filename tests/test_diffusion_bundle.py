@@ -14,8 +14,6 @@ from click.testing import CliRunner  # noqa: E402
 
 import diffusion_helpers as helpers  # noqa: E402
 
-helpers.install()
-
 from engine.engines.diffusion import architectures as arch  # noqa: E402
 from engine.engines.diffusion.bundle import (  # noqa: E402
     CONDITIONING,

@@ -17,8 +17,6 @@ torch = pytest.importorskip("torch")
 
 import diffusion_helpers as helpers  # noqa: E402
 
-helpers.install()
-
 from engine.engines.diffusion.bundle import load_bundle  # noqa: E402
 from engine.engines.diffusion.pipeline import Art2MusPipeline  # noqa: E402
 

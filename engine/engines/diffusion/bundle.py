@@ -383,10 +383,10 @@ def load_bundle(folder: str | os.PathLike, *, device: str = "cpu", dtype=None, v
         language_model=pretrained(GPT2Model, "language_model"),  # the LoA loop needs no LM head
         scheduler_config=scheduler_config,
         aligner=pretrained(ImageAligner, "aligner"),
-        encoder=_load(folder, "encoder", load_vision_encoder, folder / "encoder"),
+        encoder=_load(folder, "encoder", load_vision_encoder, folder / "encoder").to(device).eval(),
         conditioning={k: v.to(device) for k, v in conditioning.items()},
     )
-    for module in (bundle.unet, bundle.vae, bundle.vocoder, bundle.language_model, bundle.aligner):
+    for module in (bundle.unet, bundle.vae, bundle.vocoder, bundle.language_model, bundle.aligner, bundle.encoder):
         module.requires_grad_(False)
     return bundle
 
@@ -544,7 +544,7 @@ def make_tiny_bundle(out: str | os.PathLike, *, encoder_kind: str = "clip", seed
     with tempfile.TemporaryDirectory(prefix="art2mus-tiny-") as tmp:
         tmp = Path(tmp)
         save_tiny_snapshot(tmp / "audioldm2", seed=seed)
-        make_tiny_encoder(encoder_kind, tmp / "encoder")
+        make_tiny_encoder(encoder_kind, tmp / "encoder", seed=seed)
         vision = load_vision_encoder(tmp / "encoder")
         torch.manual_seed(seed + 2)
         ImageAligner(

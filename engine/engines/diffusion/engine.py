@@ -2,8 +2,8 @@
 
 It loads a model bundle once (refusing a bad one with the file named), generates batches of
 artworks with :class:`Art2MusPipeline`, and finishes each clip for the kiosk: 16 kHz mono →
-48 kHz stereo, the tail crossfaded into the head so it loops without a seam, and loudness
-matched to the default engine's -18 LUFS with true peak at most -1 dBFS.
+48 kHz stereo, the tail crossfaded into the head so it loops without a seam, and mastered
+with the default engine's own code to -18 LUFS with true peak at most -1 dBTP.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from engine import audio_utils
+from engine.engines.default import mastering
 from engine.engines.base import MAX_SEED, GeneratedClip, GenerationError, check_request
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class Art2MusEngine:
             "candidates": self.candidates if self.scorer is not None else 1,
             "scorer": self.scorer.name if self.scorer is not None else None,
             "sample_rate": OUTPUT_RATE,
-            "loudness_lufs": audio_utils.TARGET_LUFS,
+            "loudness_lufs": mastering.TARGET_LUFS,
             "loop_crossfade": self.loop_crossfade,
             "postprocess": POSTPROCESS_VERSION,
         }
@@ -188,8 +189,9 @@ class Art2MusEngine:
             )
         # Cut first, then fold the tail into the head: the cut must not fall inside the seam.
         audio = audio_utils.crossfade_loop(audio[: frames + fade], OUTPUT_RATE, fade / OUTPUT_RATE)
-        # Measured on the stereo clip the kiosk plays (two equal channels read 3 dB louder).
-        audio, loudness = audio_utils.match_loudness(audio_utils.to_stereo(audio), OUTPUT_RATE)
+        # Measured on the stereo clip the kiosk plays (two equal channels read 3 dB louder);
+        # the limiter runs circularly, like the clip.
+        audio, loudness, peak = mastering.master(audio_utils.to_stereo(audio), OUTPUT_RATE)
         details = {
             "model": self.bundle.path.name,
             "encoder": self.bundle.encoder_kind,
@@ -199,7 +201,7 @@ class Art2MusEngine:
             "precision": self.precision,
             "generation_seconds": round(seconds, 3),
             "loudness_lufs": round(loudness, 2) if np.isfinite(loudness) else None,
-            "true_peak_dbfs": round(float(audio_utils.true_peak_dbfs(audio, OUTPUT_RATE)), 2),
+            "true_peak_dbtp": round(float(peak), 2),
             "candidates": self.candidates if self.scorer is not None else 1,
             "scorer": self.scorer.name if self.scorer is not None else
             "none (the bundle has no audio encoder; the first candidate is kept)",

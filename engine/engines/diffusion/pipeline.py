@@ -85,9 +85,7 @@ class Art2MusPipeline:
     @torch.no_grad()
     def image_embeddings(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Vision-encoder embeddings (B, dim) of RGB uint8 images."""
-        encoder = self.bundle.encoder
-        pixels = encoder.preprocess(list(images))
-        return encoder.embed(pixels).float()
+        return self.bundle.encoder.encode(list(images)).float()
 
     @torch.no_grad()
     def loa_embeddings(self, image_embeds: torch.Tensor) -> torch.Tensor:
