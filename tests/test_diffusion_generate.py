@@ -152,35 +152,33 @@ class LoudestScorer:
         return np.sqrt(np.mean(np.square(audio), axis=1))
 
 
-def test_candidates_ranked_by_a_scorer(images):
+def test_scorer_scores_every_candidate(images):
     from engine.engines.diffusion.engine import GENERATION_MARGIN_S
 
     scorer = LoudestScorer()
-    engine = Art2MusEngine(helpers.tiny_bundle(), steps=2, candidates=3, scorer=scorer)
-    clips = engine.generate_batch(images[:2], 5.0, [100, 200])
-    assert scorer.calls == [6]  # 2 artworks x 3 candidates, scored together
-    for image, clip, seed in zip(images, clips, (100, 200)):
-        seeds = [seed, seed + 1, seed + 2]
-        waves = engine.pipeline.generate([image] * 3, seeds, steps=2, guidance_scale=3.5,
-                                         duration=5.0 + engine.loop_crossfade + GENERATION_MARGIN_S)
-        rms = np.sqrt(np.mean(np.square(waves), axis=1))
-        assert clip.seed == seeds[int(np.argmax(rms))]
-        assert clip.score == pytest.approx(float(rms.max()), rel=1e-4)
-        if clip.seed != seed:
-            assert clip.details["request_seed"] == seed
-    assert engine.params()["candidates"] == 3 and engine.params()["scorer"] == "test-rms"
+    engine = Art2MusEngine(helpers.tiny_bundle(), steps=2, scorer=scorer)
+    # The worker asks for an artwork's candidates in one call: one UNet batch.
+    clips = engine.generate_batch([images[0]] * 3, 5.0, [100, 101, 102])
+    assert scorer.calls == [3]
+    waves = engine.pipeline.generate([images[0]] * 3, [100, 101, 102], steps=2, guidance_scale=3.5,
+                                     duration=5.0 + engine.loop_crossfade + GENERATION_MARGIN_S)
+    rms = np.sqrt(np.mean(np.square(waves), axis=1))
+    assert [c.score for c in clips] == pytest.approx(list(rms), rel=1e-4)
+    assert engine.params()["scorer"] == "test-rms"
 
 
-def test_without_a_scorer_only_the_first_candidate_is_made(images, caplog):
+def test_without_a_scorer_clips_carry_no_score(images, caplog):
+    from engine.config import default_config
+
+    config = default_config()
+    config.engine.model, config.engine.steps, config.engine.candidates = helpers.tiny_bundle(), 2, 3
     with caplog.at_level("WARNING"):
-        engine = Art2MusEngine(helpers.tiny_bundle(), steps=2, candidates=4)
-    assert "no audio encoder to score candidates" in caplog.text
-    wrapper = OutOfMemoryOnce(engine.pipeline.unet)
-    wrapper.raised = 1  # count calls only
-    engine.pipeline.unet = wrapper
+        engine = create_art2mus_engine(config)
+    assert "no audio encoder to rank them" in caplog.text
     clip = engine.generate(images[0], 5.0, seed=42)
-    assert set(wrapper.batches) == {1} and clip.seed == 42
-    assert engine.params()["candidates"] == 1
+    assert clip.score is None and clip.seed == 42
+    assert "no audio encoder" in clip.details["scorer"]
+    assert engine.params()["scorer"] is None
 
 
 def test_bad_requests_are_refused(engine, images):

@@ -18,7 +18,7 @@ import numpy as np
 
 from engine import audio_utils
 from engine.engines.default import mastering
-from engine.engines.base import MAX_SEED, GeneratedClip, GenerationError, check_request
+from engine.engines.base import GeneratedClip, GenerationError, check_request
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -32,18 +32,19 @@ POSTPROCESS_VERSION = 1
 
 
 class Scorer(Protocol):
-    """Ranks candidate clips for their artworks (higher is better)."""
+    """Rates how well each clip fits its artwork (higher is better).
+
+    The worker makes ``engine.candidates`` clips per artwork (different seeds, one
+    ``generate_batch`` call, so one UNet batch) and chooses the best-scored one. The paper's
+    code ranks by ImageBind image–audio similarity; a bundle holds no audio encoder, so by
+    default there is no scorer, clips carry no score and the worker keeps the first.
+    """
 
     name: str
 
     def __call__(self, images: Sequence[np.ndarray], audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """One score per (image, waveform) pair; ``audio`` is (B, samples) mono."""
         ...
-
-
-def candidate_seeds(seed: int, count: int) -> list[int]:
-    """The seeds of an artwork's candidates: its own seed first, then the next ones."""
-    return [(seed + k) % (MAX_SEED + 1) for k in range(count)]
 
 
 def pick_device(device: str) -> str:
@@ -73,7 +74,6 @@ class Art2MusEngine:
         *,
         steps: int = 200,
         guidance_scale: float = 3.5,
-        candidates: int = 1,
         batch_size: int = 4,
         device: str = "auto",
         precision: str = "auto",
@@ -98,16 +98,10 @@ class Art2MusEngine:
                 self.pipeline.unet = torch.compile(self.bundle.unet)
         self.model_version = self.bundle.version
         self.steps, self.guidance_scale = steps, guidance_scale
-        self.candidates, self.batch_size = candidates, batch_size
+        self.batch_size = batch_size
         self.loop_crossfade = loop_crossfade
         self.precision = str(dtype).removeprefix("torch.")
         self.scorer = scorer
-        if candidates > 1 and scorer is None:
-            log.warning(
-                "engine.candidates = %d, but this bundle has no audio encoder to score candidates "
-                "against the artwork; generating and keeping only the first candidate",
-                candidates,
-            )
         log.info(
             "art2mus engine: bundle %s (model version %s, %s encoder) on %s in %s, loaded in %.1f s",
             self.bundle.path, self.model_version[:12], self.bundle.encoder_kind, self.device,
@@ -120,7 +114,6 @@ class Art2MusEngine:
         return {
             "steps": self.steps,
             "guidance_scale": self.guidance_scale,
-            "candidates": self.candidates if self.scorer is not None else 1,
             "scorer": self.scorer.name if self.scorer is not None else None,
             "sample_rate": OUTPUT_RATE,
             "loudness_lufs": mastering.TARGET_LUFS,
@@ -150,34 +143,25 @@ class Art2MusEngine:
         if not images:
             return []
         started = time.monotonic()
-        k = self.candidates if self.scorer is not None else 1
-        seeds_k = [candidate_seeds(seed, k) for seed in seeds]
-        # Every candidate of every artwork in one flat batch; the pipeline splits it to fit.
-        flat_images = [image for image, s in zip(images, seeds_k) for _ in s]
-        flat_seeds = [c for s in seeds_k for c in s]
         # Generate the loop's crossfade on top, so the looped clip has the asked-for length,
         # plus a margin: AudioLDM 2 floors durations to whole mel frames.
         waves = self.pipeline.generate(
-            flat_images, flat_seeds, steps=self.steps, guidance_scale=self.guidance_scale,
+            images, seeds, steps=self.steps, guidance_scale=self.guidance_scale,
             duration=duration + self.loop_crossfade + GENERATION_MARGIN_S,
             batch_size=self.batch_size, on_step=on_step,
         )
         sr = self.pipeline.sample_rate
-        scores = (np.asarray(self.scorer(flat_images, waves, sr), dtype=np.float64)
-                  if self.scorer is not None else None)
-        elapsed = time.monotonic() - started
-        clips = []
-        for i, seed in enumerate(seeds):
-            rows = range(i * k, (i + 1) * k)
-            best = max(rows, key=lambda r: scores[r]) if scores is not None else rows[0]
-            clips.append(self._finish(waves[best], sr, duration, seed, flat_seeds[best],
-                                      None if scores is None else float(scores[best]),
-                                      elapsed / len(seeds)))
-        return clips
+        scores = (np.asarray(self.scorer(images, waves, sr), dtype=np.float64)
+                  if self.scorer is not None else [None] * len(images))
+        elapsed = (time.monotonic() - started) / len(images)
+        return [
+            self._finish(wave, sr, duration, int(seed), None if score is None else float(score), elapsed)
+            for wave, seed, score in zip(waves, seeds, scores)
+        ]
 
     # ------------------------------------------------------------------ finishing
 
-    def _finish(self, wave: np.ndarray, sr: int, duration: float, request_seed: int, seed: int,
+    def _finish(self, wave: np.ndarray, sr: int, duration: float, seed: int,
                 score: float | None, seconds: float) -> GeneratedClip:
         audio = audio_utils.resample(wave, sr, OUTPUT_RATE)
         frames = int(round(duration * OUTPUT_RATE))
@@ -202,12 +186,9 @@ class Art2MusEngine:
             "generation_seconds": round(seconds, 3),
             "loudness_lufs": round(loudness, 2) if np.isfinite(loudness) else None,
             "true_peak_dbtp": round(float(peak), 2),
-            "candidates": self.candidates if self.scorer is not None else 1,
             "scorer": self.scorer.name if self.scorer is not None else
             "none (the bundle has no audio encoder; the first candidate is kept)",
         }
-        if seed != request_seed:
-            details["request_seed"] = request_seed
         return GeneratedClip(
             audio=audio,
             sample_rate=OUTPUT_RATE,
@@ -229,11 +210,17 @@ def create_art2mus_engine(config: Config) -> Art2MusEngine:
             "no model bundle configured: set engine.model to a bundle folder "
             "(make one with `art2mus models build` or `art2mus models make-tiny`)"
         )
+    if e.candidates > 1:
+        log.warning(
+            "engine.candidates = %d: that many clips are made per artwork, but the art2mus "
+            "engine has no audio encoder to rank them against the artwork (the paper ranks by "
+            "ImageBind image-audio similarity), so the first is chosen; curators can choose "
+            "another", e.candidates,
+        )
     return Art2MusEngine(
         e.model,
         steps=e.steps,
         guidance_scale=e.guidance_scale,
-        candidates=e.candidates,
         batch_size=e.batch_size,
         device=d.device,
         precision=d.precision,
