@@ -35,10 +35,12 @@ def _check_seed(ctx, param, value):
     return value
 
 
-def _engine_for(config, name: str | None):
+def _engine_for(config, name: str | None, model: Path | None = None):
     """The engine asked for on the command line (or by the configuration), and why."""
     from engine.engines.registry import EngineLoadError, create_engine, resolve_engine
 
+    if model is not None:
+        config.engine.model = model.expanduser().resolve()
     try:
         if name and name != "auto":
             engine = create_engine(name, config)
@@ -54,8 +56,9 @@ def _engine_for(config, name: str | None):
 @click.option("--duration", type=float, callback=_check_duration, help=f"Clip length in seconds ({MIN_DURATION:g}-{MAX_DURATION:g}; default from the configuration).")
 @click.option("--seed", type=int, callback=_check_seed, help="Seed (0 or more; default from the configuration).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the WAV files (created if needed).")
+@click.option("--model", type=click.Path(file_okay=False, path_type=Path), help="Art2Mus model bundle folder (default: engine.model from the configuration).")
 @click.pass_context
-def generate(ctx, images, engine_name, duration, seed, out_dir):
+def generate(ctx, images, engine_name, duration, seed, out_dir, model):
     """Make a clip for each IMAGE and write OUT/<image name>.wav (no database needed).
 
     A file that cannot be read is reported and skipped; the exit status is 1 if any failed.
@@ -68,7 +71,7 @@ def generate(ctx, images, engine_name, duration, seed, out_dir):
     config = get_config(ctx)
     duration = config.engine.duration if duration is None else duration
     seed = config.engine.seed if seed is None else seed
-    engine, why = _engine_for(config, engine_name)
+    engine, why = _engine_for(config, engine_name, model)
     click.echo(f"using the {why}", err=True)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,8 +127,10 @@ def _write_wav_atomically(target: Path, audio, rate: int, sf) -> None:
 @click.option("--engine", "engine_name", type=ENGINE_CHOICES, help="Engine (default: engine.name from the configuration).")
 @click.option("--no-scan", is_flag=True, help="Do not scan the collection folder first.")
 @click.option("--retry-failed", is_flag=True, help="Give artworks whose generation failed another set of attempts.")
+@click.option("--model", type=click.Path(file_okay=False, path_type=Path), help="Art2Mus model bundle folder (default: engine.model from the configuration).")
+@click.option("--gpus", help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.")
 @click.pass_context
-def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed):
+def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     """Fill the clip cache for every ready artwork of the collection.
 
     Scans the collection folder, queues every artwork that has no clip for this engine and
@@ -138,7 +143,10 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed):
 
     config = get_config(ctx)
     db = open_database(ctx, db_path)
-    engine, why = _engine_for(config, engine_name)
+    if gpus:
+        _pregenerate_on_devices(ctx, config, db, gpus, engine_name, model, no_scan, retry_failed)
+        return
+    engine, why = _engine_for(config, engine_name, model)
     click.echo(f"using the {why}", err=True)
     if not no_scan:
         _scan(db, config)
@@ -173,6 +181,43 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed):
         ctx.exit(1)
 
 
+def _devices(gpus: str) -> list[str]:
+    from engine.worker_pool import parse_devices
+
+    try:
+        return parse_devices(gpus)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--gpus") from None
+
+
+def _pregenerate_on_devices(ctx, config, db, gpus, engine_name, model, no_scan, retry_failed) -> None:
+    """`pregenerate --gpus`: one worker process per device, all claiming from the queue."""
+    from engine.store.jobs import JobQueue
+    from engine.worker_pool import run_pool
+
+    devices = _devices(gpus)
+    if not no_scan:
+        _scan(db, config)
+    if retry_failed:
+        click.echo(f"{JobQueue(db).retry_failed()} failed jobs queued again", err=True)
+    db_path = db.path
+    db.close()
+    click.echo(f"starting {len(devices)} worker processes: {', '.join(devices)}", err=True)
+    results = run_pool(devices, config_path=config.source, db_path=db_path,
+                       engine_name=engine_name, model=model, until_idle=True)
+    failed = 0
+    for r in results:
+        click.echo(f"{r.device} ({r.engine or 'no engine'}): {r.clips} clips for {r.done} artworks"
+                   f"{'' if r.ok else ' — worker failed'}")
+        for error in r.errors:
+            click.echo(f"error: [{r.device}] {error}", err=True)
+        failed += r.failed + (not r.ok)
+    click.echo(f"generated {sum(r.clips for r in results)} clips for {sum(r.done for r in results)} "
+               f"artworks on {len(devices)} devices")
+    if failed:
+        ctx.exit(1)
+
+
 def _scan(db, config) -> None:
     from engine.catalog.scanner import ScanError, scan_collection
 
@@ -196,8 +241,10 @@ def engine_group():
 
 @engine_group.command()
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database from the configuration).")
+@click.option("--model", type=click.Path(file_okay=False, path_type=Path), help="Art2Mus model bundle folder (default: engine.model from the configuration).")
+@click.option("--gpus", help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.")
 @click.pass_context
-def serve(ctx, db_path):
+def serve(ctx, db_path, model, gpus):
     """Keep the catalog in step with the collection folder and generate clips until stopped.
 
     Stops cleanly on SIGTERM or Ctrl-C after finishing the clip in hand.
@@ -208,7 +255,10 @@ def serve(ctx, db_path):
         logging.getLogger("engine").setLevel(logging.INFO)
     config = get_config(ctx)
     db = open_database(ctx, db_path)
-    engine, why = _engine_for(config, None)
+    if gpus:
+        _serve_on_devices(ctx, config, db, gpus, model)
+        return
+    engine, why = _engine_for(config, None, model)
     log.info("engine service: %s, model %s, database %s", why, engine.model_version, db.path)
     stop = threading.Event()
 
@@ -223,3 +273,29 @@ def serve(ctx, db_path):
     finally:
         db.close()
     log.info("engine service stopped")
+
+
+def _serve_on_devices(ctx, config, db, gpus, model) -> None:
+    """`engine serve --gpus`: the first worker process runs the service, the others only jobs."""
+    from engine.worker_pool import run_pool
+
+    devices = _devices(gpus)
+    db_path = db.path
+    db.close()
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("engine service: %s received, stopping the workers", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("engine service on %d devices: %s", len(devices), ", ".join(devices))
+    results = run_pool(devices, config_path=config.source, db_path=db_path,
+                       model=model, until_idle=False, stop=stop)
+    for r in results:
+        for error in r.errors:
+            log.error("[%s] %s", r.device, error)
+    log.info("engine service stopped")
+    if any(not r.ok for r in results):
+        ctx.exit(1)

@@ -1,0 +1,139 @@
+"""Several worker processes (one per GPU; here two CPU processes) share one job queue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import diffusion_helpers as helpers  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(tmp_path: Path, collection: Path, db: Path) -> Path:
+    config = tmp_path / "art2mus.toml"
+    config.write_text(
+        f"""
+[collection]
+path = "{collection}"
+[store]
+database = "{db}"
+[engine]
+name = "art2mus"
+duration = 5.0
+steps = 2
+candidates = 1
+batch_size = 2
+[diffusion]
+device = "cpu"
+"""
+    )
+    return config
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-m", "installation.cli", "-c", str(config), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_two_worker_processes_do_every_job_exactly_once(tmp_path, collection):
+    from sqlalchemy import select
+
+    from engine.engines.diffusion.bundle import model_version
+    from engine.store import Database
+    from engine.store.models import Artwork, ArtworkStatus, Clip, Job
+
+    bundle = helpers.tiny_bundle()
+    db_path = tmp_path / "store.db"
+    config = write_config(tmp_path, collection, db_path)
+
+    run = cli(config, "pregenerate", "--model", str(bundle), "--gpus", "cpu:2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "starting 2 worker processes: cpu, cpu" in run.stderr
+
+    db = Database(db_path)
+    with db.read() as s:
+        ready = s.scalars(select(Artwork.id).where(Artwork.status == ArtworkStatus.READY)).all()
+        jobs = s.scalars(select(Job)).all()
+        clips = s.scalars(select(Clip)).all()
+    db.close()
+    assert len(ready) == 8
+    # One job per artwork, each claimed once and done; one clip per artwork.
+    assert sorted(j.artwork_id for j in jobs) == sorted(ready)
+    assert all(j.status == "done" and j.attempts == 1 for j in jobs)
+    assert Counter(c.artwork_id for c in clips) == {a: 1 for a in ready}
+    assert {c.engine for c in clips} == {"art2mus"}
+    assert {c.model_version for c in clips} == {model_version(bundle)}
+    # Both processes took part.
+    workers = Counter(j.claimed_by for j in jobs)
+    assert len(workers) == 2, workers
+    assert all(":cpu:" in w for w in workers)
+    assert "generated 8 clips for 8 artworks on 2 devices" in run.stdout
+
+    # Run again: every clip is cached, nothing is made twice.
+    again = cli(config, "pregenerate", "--model", str(bundle), "--gpus", "cpu:2", "--no-scan")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "generated 0 clips" in again.stdout
+
+
+def test_a_bundle_that_does_not_load_is_reported_by_every_worker(tmp_path, collection):
+    folder = helpers.copy_bundle(tmp_path)
+    (folder / "vae" / "config.json").write_text("{}")
+    config = write_config(tmp_path, collection, tmp_path / "store.db")
+    run = cli(config, "pregenerate", "--model", str(folder), "--gpus", "cpu:2")
+    assert run.returncode == 1
+    assert run.stderr.count("vae/config.json: sha256 mismatch") >= 2, run.stderr
+
+
+def test_bad_gpus_option_is_refused(tmp_path, collection):
+    config = write_config(tmp_path, collection, tmp_path / "store.db")
+    run = cli(config, "pregenerate", "--gpus", "cpu:zero")
+    assert run.returncode == 2 and "after 'cpu:' give a number" in run.stderr
+    if not torch.cuda.is_available():
+        run = cli(config, "pregenerate", "--gpus", "2")
+        assert run.returncode == 2 and "this machine has 0 usable CUDA GPU(s)" in run.stderr
+
+
+class LoudestScorer:
+    name = "test-rms"
+
+    def __call__(self, images, audio, sample_rate):
+        return np.sqrt(np.mean(np.square(audio), axis=1))
+
+
+def test_worker_keeps_the_best_scored_candidate(tmp_path, collection):
+    """With a scorer, the worker's candidates (one generate_batch call) are ranked by it."""
+    from engine.catalog.scanner import scan_collection
+    from engine.config import default_config
+    from engine.engines.diffusion.engine import Art2MusEngine
+    from engine.store import Database
+    from engine.store.clips import ClipStore
+    from engine.worker import Worker
+
+    config = default_config()
+    config.collection.path = collection
+    config.engine.duration, config.engine.candidates, config.engine.batch_size = 5.0, 3, 3
+    db = Database(tmp_path / "store.db")
+    scan_collection(db, collection, config.catalog)
+    engine = Art2MusEngine(helpers.tiny_bundle(), steps=2, scorer=LoudestScorer())
+    worker = Worker(db, engine, config)
+    worker.enqueue_missing()
+    result = worker.run_once()
+    assert result is not None and result.clips == 3
+    store = ClipStore(db)
+    clips = [c for c in store.clips_for_image(store.get(store.playable_for(result.artwork_id).id).image_hash)]
+    assert len(clips) == 3
+    chosen = [c for c in clips if c.chosen]
+    assert len(chosen) == 1 and chosen[0].score == max(c.score for c in clips)
+    db.close()
