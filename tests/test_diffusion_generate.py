@@ -217,3 +217,44 @@ def test_gpu_half_precision_matches_fp32(images):
     # Same noise and conditioning: the half-precision audio follows the fp32 audio closely.
     corr = [np.corrcoef(x, y)[0, 1] for x, y in zip(a, b)]
     assert min(corr) > 0.9
+
+
+def test_generate_cli_with_a_model_bundle(tmp_path):
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from installation.cli import main
+
+    config = tmp_path / "art2mus.toml"
+    config.write_text('[engine]\nsteps = 2\n[diffusion]\nloop_crossfade_seconds = 1.0\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [
+        "-c", str(config), "generate", "--engine", "art2mus", "--model", str(helpers.tiny_bundle()),
+        "--duration", "6", "--seed", "4", "--out", str(out), str(DEMO / "the-night-cafe.png"),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "art2mus engine" in result.output
+    audio, rate = sf.read(out / "the-night-cafe.wav")
+    assert rate == 48000 and audio.shape == (6 * 48000, 2)
+
+
+def test_auto_falls_back_to_the_default_engine_with_the_reason(tmp_path, monkeypatch, caplog):
+    """engine.name = auto on a GPU machine whose bundle is corrupt: the default engine plays."""
+    pytest.importorskip("engine.engines.default.engine")
+    from engine.config import default_config
+    from engine.engines import registry
+
+    folder = helpers.copy_bundle(tmp_path)
+    weights = folder / "language_model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])  # truncated, as by an interrupted copy
+    config = default_config()
+    config.engine.name, config.engine.model = "auto", folder
+    # The GPU boundary: this machine has none, so say there is one.
+    monkeypatch.setattr(registry, "cuda_available", lambda: (True, "CUDA GPU (test)"))
+    config.diffusion.device = "cpu"
+    with caplog.at_level("INFO"):
+        engine, why = registry.resolve_engine(config)
+    assert engine.name == "default"
+    assert why.startswith("default engine (auto: cannot load the art2mus engine")
+    assert "language_model/model.safetensors: sha256 mismatch" in why
+    assert "language_model/model.safetensors" in caplog.text
