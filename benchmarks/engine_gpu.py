@@ -1,0 +1,327 @@
+"""Art2Mus generation speed and memory: this project's pipeline vs diffusers' stock AudioLDM2Pipeline.
+
+    python benchmarks/engine_gpu.py                       # on a CUDA GPU, full size
+    python benchmarks/engine_gpu.py --tiny                # tiny size on the CPU (also automatic without CUDA)
+    python benchmarks/engine_gpu.py --steps 50 200 --batches 1 4 8 16 --compile
+
+Full size is the AudioLDM 2 music architecture (UNet 128/256/384/640 with the [None, 768, 1024]
+cross-attention streams, VAE 128/256/512 with 8 latent channels, HiFi-GAN 64 mels x160, GPT-2
+base, DDIM scaled_linear 0.0015-0.0195) with random weights, which is exactly as fast as the
+trained weights. For each step count it prints:
+
+- the stock pipeline: diffusers' own AudioLDM2Pipeline, fp32, batch 1, called with the stored
+  conditioning (prompt_embeds / generated_prompt_embeds and the negatives, as Art2Mus does),
+  clips per minute and peak GPU memory;
+- this project's pipeline (engine/engines/diffusion/pipeline.py) at each batch size, in bf16 or
+  fp16 with channels_last (and torch.compile with --compile): clips per minute, speed-up over
+  the stock pipeline, peak GPU memory, and how closely its waveform follows the stock fp32 one
+  from the same seed (correlation);
+- the UNet's FLOPs per denoising step (counted with torch.utils.flop_counter.FlopCounterMode)
+  and the FLOP rate it reaches during sampling, as a fraction of the GPU's peak (a table of
+  dense bf16/fp16 tensor-core peaks by GPU name; --peak-tflops overrides).
+
+Also printed: the image conditioning (ImageBind-H vision tower + Image Aligner + GPT-2's 8 LoA
+steps) per batch, and with --tiny the time the tiny bundle takes, through the engine, to make
+one 10-s clip. Figures on a shared CPU are noisy; read them as rough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.engines.diffusion import architectures as arch  # noqa: E402
+from engine.engines.diffusion.bundle import ModelBundle  # noqa: E402
+from engine.engines.diffusion.pipeline import Art2MusPipeline, resolve_dtype  # noqa: E402
+
+# Dense tensor-core peaks (TFLOP/s) for bf16/fp16, and fp32 without tensor cores.
+PEAK_TFLOPS = {
+    "H200": (989.0, 67.0),
+    "H100 SXM": (989.0, 67.0),
+    "H100 NVL": (835.0, 60.0),
+    "H100 PCIe": (756.0, 51.0),
+    "H100": (989.0, 67.0),
+    "A100": (312.0, 19.5),
+    "L40S": (362.0, 91.6),
+    "L4": (121.0, 30.3),
+    "A10": (125.0, 31.2),
+    "RTX 4090": (165.2, 82.6),
+    "RTX 4080": (97.5, 48.7),
+    "RTX 3090": (71.0, 35.6),
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device, repeats: int) -> tuple[float, object]:
+    """Median seconds of ``fn()`` after one warm-up run, and the last result."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        started = time.perf_counter()
+        out = fn()
+        sync(device)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), out
+
+
+def peak_memory(fn, device) -> tuple[float, object]:
+    """GiB of GPU memory allocated at the peak of ``fn()`` (0 on a CPU)."""
+    if device.type != "cuda":
+        return 0.0, fn()
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    out = fn()
+    sync(device)
+    return torch.cuda.max_memory_allocated(device) / 2**30, out
+
+
+def memory_text(gib: float, cuda: bool) -> str:
+    return f"peak GPU memory {gib:.2f} GiB" if cuda else "GPU memory n/a on the CPU"
+
+
+def gpu_peak_tflops(device: torch.device, dtype: torch.dtype, override: float | None) -> float | None:
+    if override:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, (half, fp32) in PEAK_TFLOPS.items():
+        if key.lower() in name.lower():
+            return fp32 if dtype == torch.float32 else half
+    return None
+
+
+def random_conditioning(s: arch.Sizes, prompt_tokens: int = 11) -> dict[str, torch.Tensor]:
+    """Stored-conditioning tensors of the real shapes (the prompt is ~11 FLAN-T5 tokens)."""
+    g = torch.Generator().manual_seed(1)
+    mask = torch.ones(1, prompt_tokens, dtype=torch.long)
+    negative_mask = mask.clone()
+    negative_mask[:, 4:] = 0  # "Low quality" is shorter and padded, as the pipeline pads it
+    return {
+        "prompt_embeds": torch.randn(1, prompt_tokens, s.t5_dim, generator=g) * 0.2,
+        "attention_mask": mask,
+        "negative_prompt_embeds": torch.randn(1, prompt_tokens, s.t5_dim, generator=g) * 0.2,
+        "negative_attention_mask": negative_mask,
+        "negative_generated_prompt_embeds": torch.randn(1, arch.LOA_TOKENS, s.lm_dim, generator=g),
+    }
+
+
+def stock_pipeline(models: dict, s: arch.Sizes):
+    """diffusers' AudioLDM2Pipeline around the same UNet/VAE/vocoder/GPT-2/scheduler.
+
+    Its text encoders are needed to construct it but are never run (embeddings are passed),
+    so the tiny ones stand in for CLAP and FLAN-T5.
+    """
+    from diffusers import AudioLDM2Pipeline
+
+    from engine.engines.diffusion.tiny_audioldm2 import make_tiny_pipeline
+
+    text = make_tiny_pipeline()
+    pipe = AudioLDM2Pipeline(
+        vae=models["vae"], text_encoder=text.text_encoder, text_encoder_2=text.text_encoder_2,
+        projection_model=text.projection_model, language_model=models["language_model"],
+        tokenizer=text.tokenizer, tokenizer_2=text.tokenizer_2, feature_extractor=text.feature_extractor,
+        unet=models["unet"], scheduler=models["scheduler"], vocoder=models["vocoder"],
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def stock_call(pipe, cond, loa, seeds, steps, duration, guidance):
+    n = len(seeds)
+    return pipe(
+        prompt_embeds=cond["prompt_embeds"].expand(n, -1, -1),
+        attention_mask=cond["attention_mask"].expand(n, -1),
+        generated_prompt_embeds=loa,
+        negative_prompt_embeds=cond["negative_prompt_embeds"].expand(n, -1, -1),
+        negative_attention_mask=cond["negative_attention_mask"].expand(n, -1),
+        negative_generated_prompt_embeds=cond["negative_generated_prompt_embeds"].expand(n, -1, -1),
+        num_inference_steps=steps, guidance_scale=guidance, audio_length_in_s=duration,
+        generator=[torch.Generator("cpu").manual_seed(x) for x in seeds],
+    ).audios
+
+
+def unet_flops_per_step(pipeline: Art2MusPipeline, batch: int, duration: float) -> int:
+    """FLOPs of one guided UNet call (2 x batch latents), counted by PyTorch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layout = pipeline.layout(duration)
+    x = torch.zeros(2 * batch, *layout.latent_shape, device=pipeline.device, dtype=pipeline.dtype)
+    loa = torch.zeros(batch, arch.LOA_TOKENS, pipeline.negative_loa.shape[-1], device=pipeline.device)
+    loa_in, t5_in, mask_in = pipeline._stream_inputs(loa, guided=True)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        pipeline.bundle.unet(x, torch.tensor(500, device=pipeline.device), encoder_hidden_states=loa_in,
+                             encoder_hidden_states_1=t5_in, encoder_attention_mask_1=mask_in)
+    return counter.get_total_flops()
+
+
+def image_conditioning(s: arch.Sizes, device, dtype, tiny: bool):
+    """Vision encoder + aligner at the real size (ImageBind-H, 16 tokens) for the conditioning figure."""
+    from engine.engines.diffusion.aligner import ImageAligner
+    from engine.engines.diffusion.encoders import ImageBindVisionEncoder, load_vision_encoder, make_tiny_encoder
+
+    if tiny:
+        folder = Path(tempfile.mkdtemp(prefix="art2mus-bench-encoder-"))
+        encoder = load_vision_encoder(make_tiny_encoder("imagebind", folder))
+    else:
+        from engine.engines.diffusion.imagebind_vision import ImageBindVision, ImageBindVisionConfig
+
+        encoder = ImageBindVisionEncoder(
+            ImageBindVision(ImageBindVisionConfig()).init_random(torch.Generator().manual_seed(0))
+        )
+    torch.manual_seed(2)
+    aligner = ImageAligner(input_dim=encoder.dim, embed_dim=1024, num_tokens=16, token_dim=s.lm_dim)
+    encoder = encoder.to(device, dtype if device.type == "cuda" else torch.float32).eval()
+    return encoder, aligner.to(device).eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny architecture on the CPU")
+    parser.add_argument("--steps", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--batches", type=int, nargs="+", help="batch sizes for this project's pipeline")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--guidance", type=float, default=3.5)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp16", "bf16", "fp32"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (GPU)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs after one warm-up")
+    parser.add_argument("--no-stock", action="store_true", help="skip the stock pipeline")
+    parser.add_argument("--peak-tflops", type=float, help="the GPU's peak TFLOP/s for the UNet's dtype")
+    args = parser.parse_args()
+
+    cuda = torch.cuda.is_available() and not args.tiny
+    device = torch.device("cuda" if cuda else "cpu")
+    s = arch.FULL if cuda else arch.TINY
+    batches = args.batches or ([1, 4, 8, 16, 32] if cuda else [1, 4])
+    repeats = args.repeats if cuda else 1
+    dtype = resolve_dtype(args.precision, device)
+    where = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {where}; torch {torch.__version__}; size: {'full' if cuda else 'tiny'}; "
+          f"{args.duration:g}-s clips, guidance {args.guidance:g}; this pipeline in {str(dtype)[6:]}")
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+
+    models = arch.build_models(s, seed=0)
+    params = sum(p.numel() for p in models["unet"].parameters())
+    print(f"UNet parameters: {params / 1e6:.1f} M")
+    cond = random_conditioning(s)
+    loa1 = torch.randn(1, arch.LOA_TOKENS, s.lm_dim, generator=torch.Generator().manual_seed(3))
+
+    # ---- stock diffusers pipeline, fp32, batch 1
+    stock = {}
+    if not args.no_stock:
+        pipe = stock_pipeline(models, s).to(device)
+        for steps in args.steps:
+            def run():
+                return stock_call(pipe, cond, loa1.to(device), [7], steps, args.duration, args.guidance)
+            mem, _ = peak_memory(run, device)
+            seconds, audio = timed(run, device, repeats)
+            stock[steps] = (seconds, audio)
+            print(f"[stock AudioLDM2Pipeline fp32, {steps} steps] batch 1: {seconds:.2f} s/clip, "
+                  f"{60 / seconds:.2f} clips/min, {memory_text(mem, cuda)}")
+        pipe.to("cpu")
+        del pipe
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+
+    # ---- this project's pipeline
+    unet = copy.deepcopy(models["unet"]).to(device=device, dtype=dtype)
+    if cuda:
+        unet = unet.to(memory_format=torch.channels_last)
+    bundle = ModelBundle(
+        path=Path("benchmark"), manifest={"components": {"encoder": {"kind": "imagebind"}}}, version="benchmark",
+        unet=unet, vae=models["vae"].to(device), vocoder=models["vocoder"].to(device),
+        language_model=models["language_model"].to(device), scheduler_config=dict(models["scheduler"].config),
+        aligner=None, encoder=None, conditioning={k: v.to(device) for k, v in cond.items()},
+    )
+    ours = Art2MusPipeline(bundle, device)
+    if args.compile and cuda:
+        ours.unet = torch.compile(unet, mode="max-autotune")
+        print("UNet compiled with torch.compile (max-autotune); the first call per batch size compiles")
+    peak = gpu_peak_tflops(device, dtype, args.peak_tflops)
+    flops1 = unet_flops_per_step(ours, 1, args.duration)
+    print(f"UNet FLOPs per guided step at batch 1: {flops1 / 1e9:.1f} GFLOP"
+          f" (FlopCounterMode; 2 x batch latents per call)")
+
+    for steps in args.steps:
+        for batch in batches:
+            seeds = list(range(7, 7 + batch))
+            loa = loa1.expand(batch, -1, -1).to(device)
+
+            def run():
+                return ours.generate_from_loa(loa, seeds, steps=steps, guidance_scale=args.guidance,
+                                              duration=args.duration, batch_size=batch)
+
+            def denoise():
+                return ours.denoise(loa, seeds, steps=steps, guidance_scale=args.guidance, duration=args.duration)
+
+            mem, _ = peak_memory(run, device)
+            seconds, audio = timed(run, device, repeats)
+            unet_seconds, _ = timed(denoise, device, repeats)
+            flops = unet_flops_per_step(ours, batch, args.duration) * steps
+            rate = flops / unet_seconds / 1e12
+            line = (f"[this pipeline {str(dtype)[6:]}, {steps} steps] batch {batch}: {seconds / batch:.2f} s/clip, "
+                    f"{60 * batch / seconds:.2f} clips/min")
+            if steps in stock:
+                line += f", {stock[steps][0] * batch / seconds:.1f}x stock"
+                reference = stock[steps][1][0]
+                n = min(reference.shape[-1], audio.shape[-1])
+                line += f", waveform corr. with stock fp32 {np.corrcoef(reference[:n], audio[0][:n])[0, 1]:.4f}"
+            line += f"; {memory_text(mem, cuda)}; UNet {rate * 1000:.1f} GFLOP/s"
+            line += (f" = {100 * rate / peak:.1f}% of the GPU's peak {peak:g} TFLOP/s" if peak
+                     else " (no GPU peak to compare with)")
+            print(line)
+
+    # ---- image conditioning (encoder + aligner + GPT-2 LoA)
+    encoder, aligner = image_conditioning(s, device, dtype, tiny=not cuda)
+    ours.bundle.encoder, ours.bundle.aligner = encoder, aligner
+    for batch in (1, max(batches)):
+        images = [np.random.default_rng(i).integers(0, 256, (480, 640, 3), dtype=np.uint8) for i in range(batch)]
+        seconds, _ = timed(lambda: ours.loa_embeddings(ours.image_embeddings(images)), device, repeats)
+        print(f"[image conditioning: {encoder.kind} encoder + aligner + GPT-2 LoA] batch {batch}: "
+              f"{1000 * seconds / batch:.1f} ms/image")
+
+    if not cuda:
+        tiny_engine_clip(args)
+
+
+def tiny_engine_clip(args) -> None:
+    """The tiny bundle, through the engine: one 10-s clip at each step count."""
+    from engine.engines.diffusion.bundle import make_tiny_bundle
+    from engine.engines.diffusion.engine import Art2MusEngine
+
+    image = np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    with tempfile.TemporaryDirectory(prefix="art2mus-bench-bundle-") as tmp:
+        make_tiny_bundle(Path(tmp) / "tiny")
+        for steps in args.steps:
+            engine = Art2MusEngine(Path(tmp) / "tiny", steps=steps, device="cpu")
+            engine.generate(image, 10.0, seed=0)  # warm-up
+            started = time.perf_counter()
+            clip = engine.generate(image, 10.0, seed=1)
+            print(f"[tiny bundle, engine.generate on the CPU] one 10-s clip, {steps} steps: "
+                  f"{time.perf_counter() - started:.2f} s ({clip.audio.shape[0] / clip.sample_rate:g} s of "
+                  f"{clip.sample_rate} Hz stereo)")
+
+
+if __name__ == "__main__":
+    main()
