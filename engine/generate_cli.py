@@ -150,7 +150,12 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     click.echo(f"using the {why}", err=True)
     if not no_scan:
         _scan(db, config)
-    worker = Worker(db, engine, config)
+    if engine.name == "art2mus":
+        from engine.batch_worker import BatchWorker
+
+        worker = BatchWorker(db, engine, config)  # several artworks per GPU batch
+    else:
+        worker = Worker(db, engine, config)
     if retry_failed:
         n = JobQueue(db).retry_failed()
         click.echo(f"{n} failed jobs queued again", err=True)

@@ -137,3 +137,46 @@ def test_worker_keeps_the_best_scored_candidate(tmp_path, collection):
     chosen = [c for c in clips if c.chosen]
     assert len(chosen) == 1 and chosen[0].score == max(c.score for c in clips)
     db.close()
+
+
+def test_batch_worker_puts_several_artworks_in_one_engine_call(tmp_path, collection):
+    from engine.batch_worker import BatchWorker
+    from engine.catalog.scanner import scan_collection
+    from engine.config import default_config
+    from engine.engines.diffusion.engine import Art2MusEngine
+    from engine.store import Database
+    from engine.store.clips import ClipStore
+    from engine.store.jobs import JobQueue
+
+    config = default_config()
+    config.collection.path = collection
+    config.engine.duration, config.engine.candidates, config.engine.batch_size = 5.0, 1, 4
+    db = Database(tmp_path / "store.db")
+    scan_collection(db, collection, config.catalog)
+    (collection / "cafe-terrace-at-night.png").write_bytes(b"not a png any more")  # changed after the scan
+    engine = Art2MusEngine(helpers.tiny_bundle(), steps=2)
+    calls = []
+    original = engine.generate_batch
+    engine.generate_batch = lambda images, duration, seeds: calls.append(len(images)) or original(images, duration, seeds)
+    worker = BatchWorker(db, engine, config)
+    assert worker.enqueue_missing() == 8
+    summary = worker.run_until_idle()
+    assert summary.done == 7 and summary.skipped == 1 and summary.clips == 7
+    assert calls == [4, 3]  # 8 jobs claimed, one skipped (its file changed): two batches
+    assert JobQueue(db).counts().get("done") == 8
+    # A batched clip is the clip the artwork gets on its own (same seed, same image).
+    store = ClipStore(db)
+    clip = store.playable_for(1)
+    from engine.store.models import Artwork
+
+    with db.read() as s:
+        path = collection / s.get(Artwork, 1).path
+    from engine.catalog.images import load_rgb
+    from engine.worker import LOAD_MAX_SIDE
+
+    image = load_rgb(path, max_pixels=config.catalog.max_image_pixels, max_side=LOAD_MAX_SIDE)
+    alone = original([image], 5.0, [clip.seed])[0]
+    audio, rate = store.load_audio(clip.id)
+    assert rate == 48000
+    np.testing.assert_allclose(audio, alone.audio, atol=2e-3)
+    db.close()

@@ -84,3 +84,15 @@ def check(folder: Path, quick: bool) -> None:
                f"{manifest['components']['aligner'].get('num_tokens')} tokens")
     click.echo(f"  files          {len(manifest['files'])} verified (sha256)")
     click.echo("  libraries      " + ", ".join(f"{k} {v}" for k, v in sorted(manifest["libraries"].items())))
+
+
+def _add_model_parts() -> None:
+    """The model-part commands (encoder conversion, ONNX) from parts_cli.py, as `models` subcommands."""
+    from .parts_cli import model_parts
+
+    for name, command in model_parts.commands.items():
+        if name not in models.commands:
+            models.add_command(command, name)
+
+
+_add_model_parts()

@@ -117,7 +117,18 @@ def make_tiny_pipeline(seed: int = 0):
 
 
 def save_tiny_snapshot(folder: str | Path, seed: int = 0) -> Path:
-    """Write a tiny AudioLDM 2 snapshot folder, laid out like `cvssp/audioldm2-music`."""
+    """Write a tiny AudioLDM 2 snapshot folder, laid out like `cvssp/audioldm2-music`.
+
+    Like the hub snapshots, its language model is saved as a ``GPT2Model`` (no LM head),
+    which diffusers' own GPT-2 loop cannot run with transformers 5 -- the case the bundle
+    builder has to handle.
+    """
+    from transformers import GPT2Model
+
     folder = Path(folder)
-    make_tiny_pipeline(seed).save_pretrained(folder, safe_serialization=True)
+    pipe = make_tiny_pipeline(seed)
+    base = GPT2Model(pipe.language_model.config).eval()
+    base.load_state_dict(pipe.language_model.transformer.state_dict())
+    pipe.register_modules(language_model=base)
+    pipe.save_pretrained(folder, safe_serialization=True)
     return folder
