@@ -211,12 +211,14 @@ def test_gpu_half_precision_matches_fp32(images):
     fp32 = Art2MusEngine(helpers.tiny_bundle(), steps=4, device="cuda", precision="fp32")
     half = Art2MusEngine(helpers.tiny_bundle(), steps=4, device="cuda", precision="auto")
     assert half.precision in ("bfloat16", "float16")
-    a = fp32.pipeline.generate(images, [1, 2, 3], steps=4, guidance_scale=3.5, duration=5.0)
-    b = half.pipeline.generate(images, [1, 2, 3], steps=4, guidance_scale=3.5, duration=5.0)
-    assert np.isfinite(b).all()
-    # Same noise and conditioning: the half-precision audio follows the fp32 audio closely.
-    corr = [np.corrcoef(x, y)[0, 1] for x, y in zip(a, b)]
-    assert min(corr) > 0.9
+    loa = fp32.pipeline.loa_embeddings(fp32.pipeline.image_embeddings(images))
+    a = fp32.pipeline.denoise(loa, [1, 2, 3], steps=4, guidance_scale=3.5, duration=5.0)
+    b = half.pipeline.denoise(loa, [1, 2, 3], steps=4, guidance_scale=3.5, duration=5.0)
+    assert torch.isfinite(b).all()
+    # Same noise and conditioning: the half-precision latents follow the fp32 ones closely.
+    assert float((a - b).norm() / a.norm()) < 0.05
+    clip = half.generate(images[0], 5.0, seed=1)
+    assert np.isfinite(clip.audio).all() and clip.audio.shape == (5 * 48000, 2)
 
 
 def test_generate_cli_with_a_model_bundle(tmp_path):
