@@ -68,9 +68,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, device, repeats: int) -> tuple[float, object]:
-    """Median seconds of ``fn()`` after one warm-up run, and the last result."""
-    out = fn()
+def measure(fn, device, repeats: int, warmup: bool) -> tuple[float, float, object]:
+    """Median seconds of ``fn()`` and peak GPU memory (GiB) over the timed runs.
+
+    On a GPU one warm-up run comes first (cuDNN autotuning, torch.compile) and is neither timed
+    nor counted in the memory peak; on a CPU there is nothing to warm up.
+    """
+    out = fn() if warmup else None
+    if device.type == "cuda":
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(repeats):
         sync(device)
@@ -78,19 +86,8 @@ def timed(fn, device, repeats: int) -> tuple[float, object]:
         out = fn()
         sync(device)
         times.append(time.perf_counter() - started)
-    return statistics.median(times), out
-
-
-def peak_memory(fn, device) -> tuple[float, object]:
-    """GiB of GPU memory allocated at the peak of ``fn()`` (0 on a CPU)."""
-    if device.type != "cuda":
-        return 0.0, fn()
-    gc.collect()
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats(device)
-    out = fn()
-    sync(device)
-    return torch.cuda.max_memory_allocated(device) / 2**30, out
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
+    return statistics.median(times), peak, out
 
 
 def memory_text(gib: float, cuda: bool) -> str:
@@ -220,6 +217,8 @@ def main() -> None:
     if cuda:
         torch.backends.cudnn.benchmark = True
 
+    if not cuda:
+        tiny_engine_clip(args)
     models = arch.build_models(s, seed=0)
     params = sum(p.numel() for p in models["unet"].parameters())
     print(f"UNet parameters: {params / 1e6:.1f} M")
@@ -233,8 +232,7 @@ def main() -> None:
         for steps in args.steps:
             def run():
                 return stock_call(pipe, cond, loa1.to(device), [7], steps, args.duration, args.guidance)
-            mem, _ = peak_memory(run, device)
-            seconds, audio = timed(run, device, repeats)
+            seconds, mem, audio = measure(run, device, repeats, warmup=cuda)
             stock[steps] = (seconds, audio)
             print(f"[stock AudioLDM2Pipeline fp32, {steps} steps] batch 1: {seconds:.2f} s/clip, "
                   f"{60 / seconds:.2f} clips/min, {memory_text(mem, cuda)}")
@@ -269,15 +267,18 @@ def main() -> None:
             loa = loa1.expand(batch, -1, -1).to(device)
 
             def run():
-                return ours.generate_from_loa(loa, seeds, steps=steps, guidance_scale=args.guidance,
-                                              duration=args.duration, batch_size=batch)
+                """Denoise and decode, timing the denoising (the UNet's share) on its own."""
+                sync(device)
+                started = time.perf_counter()
+                latents = ours.denoise(loa, seeds, steps=steps, guidance_scale=args.guidance,
+                                       duration=args.duration)
+                sync(device)
+                unet_times.append(time.perf_counter() - started)
+                return ours.decode(latents, args.duration)
 
-            def denoise():
-                return ours.denoise(loa, seeds, steps=steps, guidance_scale=args.guidance, duration=args.duration)
-
-            mem, _ = peak_memory(run, device)
-            seconds, audio = timed(run, device, repeats)
-            unet_seconds, _ = timed(denoise, device, repeats)
+            unet_times: list[float] = []
+            seconds, mem, audio = measure(run, device, repeats, warmup=cuda)
+            unet_seconds = statistics.median(unet_times[-repeats:])
             flops = unet_flops_per_step(ours, batch, args.duration) * steps
             rate = flops / unet_seconds / 1e12
             line = (f"[this pipeline {str(dtype)[6:]}, {steps} steps] batch {batch}: {seconds / batch:.2f} s/clip, "
@@ -297,12 +298,10 @@ def main() -> None:
     ours.bundle.encoder, ours.bundle.aligner = encoder, aligner
     for batch in (1, max(batches)):
         images = [np.random.default_rng(i).integers(0, 256, (480, 640, 3), dtype=np.uint8) for i in range(batch)]
-        seconds, _ = timed(lambda: ours.loa_embeddings(ours.image_embeddings(images)), device, repeats)
+        seconds, _, _ = measure(lambda: ours.loa_embeddings(ours.image_embeddings(images)), device,
+                                repeats, warmup=True)
         print(f"[image conditioning: {encoder.kind} encoder + aligner + GPT-2 LoA] batch {batch}: "
               f"{1000 * seconds / batch:.1f} ms/image")
-
-    if not cuda:
-        tiny_engine_clip(args)
 
 
 def tiny_engine_clip(args) -> None:
@@ -315,7 +314,6 @@ def tiny_engine_clip(args) -> None:
         make_tiny_bundle(Path(tmp) / "tiny")
         for steps in args.steps:
             engine = Art2MusEngine(Path(tmp) / "tiny", steps=steps, device="cpu")
-            engine.generate(image, 10.0, seed=0)  # warm-up
             started = time.perf_counter()
             clip = engine.generate(image, 10.0, seed=1)
             print(f"[tiny bundle, engine.generate on the CPU] one 10-s clip, {steps} steps: "
