@@ -460,7 +460,6 @@ def build_bundle(
     an interrupted build never leaves a half-written bundle behind. The input folders are
     only read.
     """
-    import torch
     from diffusers import AudioLDM2Pipeline, DDIMScheduler
     from safetensors.torch import save_file
 
