@@ -180,3 +180,46 @@ def test_batch_worker_puts_several_artworks_in_one_engine_call(tmp_path, collect
     assert rate == 48000
     np.testing.assert_allclose(audio, alone.audio, atol=2e-3)
     db.close()
+
+
+def test_engine_serve_on_two_worker_processes_stops_cleanly(tmp_path, collection):
+    """`engine serve --gpus cpu:2`: the first process syncs the catalog, both generate; SIGTERM stops both."""
+    import signal
+    import time
+
+    from sqlalchemy import func, select
+
+    from engine.store import Database
+    from engine.store.models import Clip
+
+    db_path = tmp_path / "store.db"
+    config = write_config(tmp_path, collection, db_path)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "installation.cli", "-c", str(config), "engine", "serve",
+         "--model", str(helpers.tiny_bundle()), "--gpus", "cpu:2"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 400
+        clips = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(2)
+            if db_path.exists():
+                db = Database(db_path)
+                with db.read() as s:
+                    clips = s.scalar(select(func.count()).select_from(Clip))
+                    per_artwork = s.execute(select(Clip.artwork_id, func.count()).group_by(Clip.artwork_id)).all()
+                db.close()
+                if clips >= 8:
+                    break
+        assert clips == 8, f"only {clips} clips were made"
+        assert all(n == 1 for _, n in per_artwork)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert "engine service stopped" in out
