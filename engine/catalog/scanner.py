@@ -239,10 +239,15 @@ class _Scan:
     def _metadata_for(self, listing: Listing, meta: CollectionMetadata) -> dict[str, ArtworkMetadata]:
         out = {}
         for rel, found in listing.images.items():
-            sidecar = next((s for s in sidecar_names(rel) if s in listing.json_files), None)
+            sidecar = next((s for s in sidecar_names(rel) if self._has_sidecar(listing, s)), None)
             out[rel], found_problems = meta.for_image(rel, sidecar)
             self.problems += found_problems
         return out
+
+    def _has_sidecar(self, listing: Listing, rel: str) -> bool:
+        if self.scope is None or rel in listing.json_files:
+            return rel in listing.json_files
+        return os.path.isfile(os.path.join(self.root, rel))  # a scoped scan lists no sidecars
 
     # --- files that need no reading -----------------------------------------------------
 
