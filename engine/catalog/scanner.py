@@ -262,7 +262,7 @@ class _Scan:
                 self.final[rel] = (row["status"], row["reason"])
                 change = _meta_changes(row, metadata[rel])
                 if change:
-                    updates.append({"id": row["id"], **change})
+                    updates.append({"id": row["id"], **change, "updated_at": utcnow()})
                     self.summary.updated += 1
                 else:
                     self.summary.unchanged += 1
@@ -306,7 +306,10 @@ class _Scan:
             self.claimed.add(row["id"])
             self._move_row(row, found.rel)
             self.final[found.rel] = (row["status"], row["reason"])
-            updates.append({"id": row["id"], "path": found.rel, **metadata[found.rel].as_columns()})
+            updates.append({
+                "id": row["id"], "path": found.rel, "updated_at": utcnow(),
+                **metadata[found.rel].as_columns(),
+            })
             self.summary.renamed += 1
         return rest
 
