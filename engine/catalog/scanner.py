@@ -135,6 +135,10 @@ def read_image_file(found: FoundFile, config: CatalogConfig) -> _Read:
         out.status, out.reason = ArtworkStatus.INVALID, "cannot be read (permission denied)"
     except OSError as exc:
         out.status, out.reason = ArtworkStatus.INVALID, f"cannot be read ({exc.strerror or exc})"
+    except Exception as exc:  # a malformed file can upset a decoder in unforeseen ways
+        log.exception("%s: unexpected error while reading", found.rel)
+        out.status = ArtworkStatus.INVALID
+        out.reason = f"the image cannot be decoded ({type(exc).__name__}: {exc})"
     out.growing = _changed_since_listed(found)
     return out
 
