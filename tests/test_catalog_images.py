@@ -122,3 +122,26 @@ def test_descriptor_is_unit_vector_and_ranks_similar_images_first():
     assert abs(np.linalg.norm(da) - 1) < 1e-5
     assert float(da @ ds) > float(da @ do)
     assert float(da @ ds) > 0.9
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_damaged_files_only_ever_raise_image_error(tmp_path, fmt):
+    out = io.BytesIO()
+    Image.fromarray(picture(6, 96, 64)).save(out, fmt)
+    good = out.getvalue()
+    rng = np.random.default_rng(len(fmt))
+    p = tmp_path / f"damaged.{fmt.lower()}"
+    for i in range(40):
+        data = bytearray(good)
+        if i % 2:
+            for pos in rng.integers(0, len(data), 8):  # flipped bytes
+                data[pos] = int(rng.integers(0, 256))
+        else:
+            data = data[: int(rng.integers(1, len(data)))]  # cut short
+        p.write_bytes(bytes(data))
+        try:
+            rgb = load_rgb(p, max_side=48)
+        except ImageError as exc:
+            assert str(p) in str(exc)
+        else:
+            assert rgb.ndim == 3 and rgb.shape[2] == 3

@@ -94,7 +94,9 @@ def open_checked(
         raise ImageError(name, _bomb_problem(str(exc), max_pixels)) from None
     except UnidentifiedImageError:
         raise ImageError(name, _not_an_image(source)) from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except Exception as exc:  # OSError, SyntaxError, struct.error, ... from a damaged header
         raise ImageError(name, f"the image header cannot be read ({exc})") from None
     width, height = im.size
     if width <= 0 or height <= 0:
@@ -159,6 +161,8 @@ def decode_rgb(im: Image.Image, *, name: str | os.PathLike, max_side: int | None
         raise ImageError(name, _decode_problem(exc)) from None
     except MemoryError:
         raise ImageError(name, "not enough memory to decode the image") from None
+    except Exception as exc:  # damaged files can upset decoders in unforeseen ways
+        raise ImageError(name, f"the image data cannot be decoded ({type(exc).__name__}: {exc})") from None
     arr = np.asarray(rgb, dtype=np.uint8)
     if max_side is not None and max(arr.shape[:2]) > max_side:
         arr = _shrink(arr, max_side)
