@@ -145,3 +145,20 @@ def test_damaged_files_only_ever_raise_image_error(tmp_path, fmt):
             assert str(p) in str(exc)
         else:
             assert rgb.ndim == 3 and rgb.shape[2] == 3
+
+
+@pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
+def test_every_exif_orientation_matches_pillows_exif_transpose(tmp_path, orientation):
+    from PIL import ImageOps
+
+    im = Image.fromarray(picture(orientation, 1200, 800))
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    p = tmp_path / "o.png"
+    im.save(p, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(p)).convert("RGB"))
+    assert np.array_equal(load_rgb(p), expected)
+    small = load_rgb(p, max_side=300)  # reduced before rotating: same picture, smaller
+    assert max(small.shape[:2]) == 300 and (small.shape[0] > small.shape[1]) == (expected.shape[0] > expected.shape[1])
+    shrunk = np.asarray(Image.fromarray(expected).resize(small.shape[1::-1], Image.Resampling.BOX))
+    assert np.abs(small.astype(int) - shrunk.astype(int)).mean() < 8

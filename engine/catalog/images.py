@@ -9,6 +9,7 @@ thousand camera-sized JPEGs fast and small in memory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -18,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 # Pillow warns from ~89 Mpx and refuses at twice that; we apply our own limit (the config's
 # catalog.max_image_pixels) before decoding, so its warning is noise here.
@@ -146,10 +147,15 @@ def decode_rgb(im: Image.Image, *, name: str | os.PathLike, max_side: int | None
             # draft() picks the largest DCT scale (1/2, 1/4, 1/8) that stays >= the request;
             # orientation may swap the sides, so ask for a square.
             im.draft("RGB", (max_side, max_side))
-        im.load()
+        orientation = _orientation(im)
         icc = im.info.get("icc_profile")
-        if _orientation(im) not in (None, 1):
-            im = ImageOps.exif_transpose(im)  # (it copies even when there is nothing to do)
+        big = im.size[0] * im.size[1] > LARGE_IMAGE_PIXELS
+        with _large_image_lock if big else contextlib.nullcontext():
+            im.load()
+            if max_side is not None and max(im.size) >= 2 * max_side:
+                im = _reduce(im, max(im.size) // max_side)  # before any full-size copy
+        if orientation in _TRANSPOSE:
+            im = im.transpose(_TRANSPOSE[orientation])
         rgb = _to_rgb(im)
         if icc:
             rgb = _to_srgb(rgb, icc)
@@ -167,6 +173,32 @@ def decode_rgb(im: Image.Image, *, name: str | os.PathLike, max_side: int | None
     if max_side is not None and max(arr.shape[:2]) > max_side:
         arr = _shrink(arr, max_side)
     return arr
+
+
+# Decoding a very large (non-JPEG) image needs its full size in memory: one at a time.
+LARGE_IMAGE_PIXELS = 40_000_000
+_large_image_lock = threading.Lock()
+
+# EXIF orientation -> the transposition that shows the image upright (as ImageOps does).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _reduce(im: Image.Image, factor: int) -> Image.Image:
+    """Box-average by an integer factor (cheap); modes Pillow cannot reduce are kept."""
+    if im.mode in ("P", "1") or factor < 2:
+        return im
+    try:
+        return im.reduce(factor)
+    except (ValueError, NotImplementedError):
+        return im
 
 
 def _orientation(im: Image.Image) -> int | None:
