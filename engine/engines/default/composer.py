@@ -177,8 +177,10 @@ class Character:
     dark_calm: bool
     timbre_bright: float  # target brightness of timbres
     timbre_odd: float  # target experimental-ness
-    hue: float
-    hue_weight: float  # how much the colour association counts
+    # The colour each voice takes its instrument from: (hue, weight, lightness 0..1). The pad
+    # follows the colour covering most of the canvas, the melody the colour one remembers,
+    # the arpeggio the contrasting accent, the bass the darkest colour.
+    colours: dict[str, tuple[float, float, float]]
     melody_center: int  # MIDI note
     pad_center: int
     melody_pan: float
@@ -214,8 +216,7 @@ def read_character(f: ImageFeatures) -> Character:
         dark_calm=dark_calm,
         timbre_bright=timbre_bright,
         timbre_odd=timbre_odd,
-        hue=f.hue,
-        hue_weight=float(min(1.0, f.hue_chroma / 40.0)),
+        colours=_voice_colours(f),
         melody_center=int(round(74 + shift)),
         pad_center=int(round(62 + 0.5 * shift)),
         melody_pan=float(np.clip(0.6 * f.mass_x, -0.6, 0.6)),
@@ -254,16 +255,39 @@ def _mode(f: ImageFeatures) -> str:
     return "aeolian"
 
 
-def choose_instrument(options: tuple[Instrument, ...], c: Character, avoid: set[int] = frozenset()) -> Instrument:
-    """The instrument whose traits best match the painting's character."""
+def _voice_colours(f: ImageFeatures) -> dict[str, tuple[float, float, float]]:
+    def entry(colour) -> tuple[float, float, float]:
+        # Greys carry no hue: their weight fades out below a chroma of ~30.
+        return colour.hue, float(min(1.0, colour.chroma / 30.0)), colour.lab[0] / 100.0
+
+    palette = f.palette
+    memorable = max(palette, key=lambda c: c.share * c.chroma)
+
+    def hue_gap(a: float, b: float) -> float:
+        return abs((a - b + 180.0) % 360.0 - 180.0)
+
+    contrasting = [c for c in palette if hue_gap(c.hue, memorable.hue) >= 45.0 and c.chroma >= 8.0]
+    accent = max(contrasting, key=lambda c: c.share * c.chroma) if contrasting else memorable
+    return {
+        "pad": entry(palette[0]),
+        "melody": entry(memorable),
+        "arpeggio": entry(accent),
+        "texture": entry(accent),
+        "bass": entry(min(palette, key=lambda c: c.lab[0])),
+    }
+
+
+def choose_instrument(
+    options: tuple[Instrument, ...], c: Character, role: str, avoid: set[int] = frozenset()
+) -> Instrument:
+    """The instrument whose traits best match the painting's character and the voice's colour."""
+    hue, weight, lightness = c.colours[role]
+    # A lighter colour asks for a slightly brighter timbre.
+    bright = float(np.clip(c.timbre_bright + 0.4 * (lightness - 0.55), 0.0, 1.0))
 
     def cost(i: Instrument) -> float:
-        hue_gap = abs((i.hue - c.hue + 180.0) % 360.0 - 180.0) / 180.0
-        return (
-            2.0 * (i.bright - c.timbre_bright) ** 2
-            + 2.0 * (i.odd - c.timbre_odd) ** 2
-            + 0.35 * c.hue_weight * hue_gap**2
-        )
+        hue_gap = abs((i.hue - hue + 180.0) % 360.0 - 180.0) / 180.0
+        return 2.0 * (i.bright - bright) ** 2 + 2.0 * (i.odd - c.timbre_odd) ** 2 + 0.4 * weight * hue_gap**2
 
     candidates = [i for i in options if i.program not in avoid] or list(options)
     return min(candidates, key=lambda i: (cost(i), i.program))
@@ -309,9 +333,9 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
         degrees[-1] = progression[-1]  # always end on the chord that leads home
     chords = [_chord(c.tonic, scale, d, c.colour_chords and i % 2 == 1) for i, d in enumerate(degrees)]
 
-    pad_i = choose_instrument(PADS, c)
-    bass_i = choose_instrument(BASSES, c, {pad_i.program})
-    melody_i = choose_instrument(MELODIES, c, {pad_i.program})
+    pad_i = choose_instrument(PADS, c, "pad")
+    bass_i = choose_instrument(BASSES, c, "bass", {pad_i.program})
+    melody_i = choose_instrument(MELODIES, c, "melody", {pad_i.program})
     voices = [
         Voice("pad", pad_i, 0.0, 0.75, 0.45, tuple(_pad(slots, chords, c, pad_i, rng))),
         Voice("bass", bass_i, 0.0, 0.8, 0.15, tuple(_bass(slots, chords, c, grid, bass_i, rng))),
@@ -321,13 +345,13 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
         ),
     ]
     if c.density >= 0.35 and not c.dark_calm:
-        arp_i = choose_instrument(ARPEGGIOS, c, {melody_i.program, pad_i.program})
+        arp_i = choose_instrument(ARPEGGIOS, c, "arpeggio", {melody_i.program, pad_i.program})
         arp_pan = -0.45 if c.melody_pan >= 0 else 0.45
         voices.append(
             Voice("arpeggio", arp_i, arp_pan, 0.55, 0.3, tuple(_arpeggio(slots, chords, c, grid, arp_i, rng)))
         )
     if c.timbre_odd >= 0.55:
-        tex_i = choose_instrument(TEXTURES, c, {melody_i.program})
+        tex_i = choose_instrument(TEXTURES, c, "texture", {melody_i.program})
         voices.append(
             Voice("texture", tex_i, float(np.clip(-c.melody_pan * 1.2, -0.8, 0.8)) or 0.5, 0.45, 0.6,
                   tuple(_texture(slots, chords, grid, tex_i, rng)))
