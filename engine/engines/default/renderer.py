@@ -36,7 +36,7 @@ import scipy.linalg.blas
 import soxr
 
 from .composer import Composition, Voice
-from .mastering import master
+from .mastering import master_planar
 
 SAMPLE_RATE = 48000
 CHANNELS = 2
@@ -219,11 +219,15 @@ class Renderer:
         send = np.zeros(n, dtype=np.float32)
         for voice, stem in zip(composition.voices, stems):
             left, right = _pan_gains(voice.pan)
-            mix[0] += stem[0] * np.float32(voice.gain * left)
-            mix[1] += stem[1] * np.float32(voice.gain * right)
-            send += (stem[0] + stem[1]) * np.float32(0.5 * voice.gain * voice.reverb_send)
-        mix += np.float32(WET_LEVEL) * self._reverb(send, composition.reverb_seconds)
-        audio, loudness, peak = master(np.ascontiguousarray(mix.T), rate)
+            _axpy(stem[0], mix[0], voice.gain * left)
+            _axpy(stem[1], mix[1], voice.gain * right)
+            for c in range(2):
+                _axpy(stem[c], send, 0.5 * voice.gain * voice.reverb_send)
+        wet = self._reverb(send, composition.reverb_seconds)
+        for c in range(2):
+            _axpy(wet[c], mix[c], WET_LEVEL)
+        mix, loudness, peak = master_planar(mix, rate)
+        audio = np.ascontiguousarray(mix.T)
         return audio, {
             "loudness_lufs": round(loudness, 3),
             "true_peak_dbtp": round(peak, 3),
@@ -267,7 +271,8 @@ class Renderer:
         n = len(send)
         k = REVERB_RATE_DIVISOR if n % REVERB_RATE_DIVISOR == 0 else 1
         rate = self.sample_rate // k
-        low = soxr.resample(send, self.sample_rate, rate, quality="HQ") if k > 1 else send
+        # The reverb's input and output are noise-like tails: soxr's medium quality is plenty.
+        low = soxr.resample(send, self.sample_rate, rate, quality="MQ") if k > 1 else send
         m = len(low)
         spectra = self._ir_spectra(m, round(seconds * 4) / 4, rate)
         wet = scipy.fft.irfft(spectra * scipy.fft.rfft(low)[None, :], n=m, axis=1)
@@ -276,7 +281,7 @@ class Renderer:
         # Resample the loop with one period of context on each side so the ends stay seamless.
         context = min(m, rate // 10)
         padded = np.concatenate([wet[:, -context:], wet, wet[:, :context]], axis=1)
-        up = soxr.resample(np.ascontiguousarray(padded.T, dtype=np.float32), rate, self.sample_rate, quality="HQ")
+        up = soxr.resample(np.ascontiguousarray(padded.T, dtype=np.float32), rate, self.sample_rate, quality="MQ")
         start = context * k
         return np.ascontiguousarray(up[start : start + n].T)
 
