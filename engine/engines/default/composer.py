@@ -313,10 +313,21 @@ class _Grid:
 
 
 def _fit_bars(duration: float, tempo_target: float, beats: int) -> _Grid:
-    """A whole number of bars that fills ``duration`` at a tempo near the target."""
-    bars = max(1, round(duration * tempo_target / (60.0 * beats)))
-    tempo = bars * beats * 60.0 / duration
-    return _Grid(duration, tempo, beats, bars)
+    """A whole number of bars that fills ``duration`` at a tempo near the target.
+
+    Short clips may not hold a whole number of bars of the painting's metre at a sensible
+    tempo (5 s of 3/4 is 36 or 72 bpm); then another metre that fits better is used.
+    """
+    best = None
+    for metre in (beats, 4, 3, 2):
+        bars = max(1, round(duration * tempo_target / (60.0 * metre)))
+        for n in {max(1, bars - 1), bars, bars + 1}:
+            tempo = n * metre * 60.0 / duration
+            miss = abs(np.log(tempo / tempo_target)) + (0.0 if metre == beats else 0.12)
+            if best is None or miss < best[0] - 1e-9:
+                best = (miss, metre, n, tempo)
+    _, metre, bars, tempo = best
+    return _Grid(duration, tempo, metre, bars)
 
 
 def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
