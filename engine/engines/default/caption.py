@@ -20,7 +20,7 @@ def tempo_word(bpm: float) -> str:
 
 
 def colour_word(f: ImageFeatures, c: Composition) -> str:
-    if c.mood.get("dark_calm") == "true":
+    if c.dark_calm:
         return "dark"
     if f.warmth > 0.45:
         return "warm"
@@ -43,7 +43,7 @@ def make_caption(f: ImageFeatures, c: Composition) -> str:
         upper.append(voices["texture"].words)
     lead = _join(upper)
     bass = voices["bass"].words
-    if c.mood.get("dark_calm") == "true":
+    if c.dark_calm:
         bass = _low_drone(bass)
     else:
         bass = _article_low(bass)

@@ -30,7 +30,7 @@ start is taken modulo the loop length, and the renderer wraps sounding tails ont
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -120,7 +120,8 @@ class Composition:
     chords: tuple[str, ...]  # chord symbols of the loop, one per chord slot
     voices: tuple[Voice, ...]
     reverb_seconds: float
-    mood: dict[str, str] = field(default_factory=dict)
+    density: float  # 0 sparse .. 1 busy
+    dark_calm: bool  # slow, low, sparse, over a drone
 
     @property
     def key_name(self) -> str:
@@ -144,7 +145,8 @@ class Composition:
             "pans": {v.role: round(v.pan, 2) for v in self.voices},
             "notes": {v.role: sum(len(n.pitches) for n in v.notes) for v in self.voices},
             "reverb_seconds": round(self.reverb_seconds, 2),
-            **self.mood,
+            "density": round(self.density, 2),
+            "dark_calm": self.dark_calm,
         }
 
 
@@ -363,10 +365,10 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
         )
     if c.timbre_odd >= 0.55:
         tex_i = choose_instrument(TEXTURES, c, "texture", {melody_i.program})
-        voices.append(
-            Voice("texture", tex_i, float(np.clip(-c.melody_pan * 1.2, -0.8, 0.8)) or 0.5, 0.45, 0.6,
-                  tuple(_texture(slots, chords, grid, tex_i, rng)))
-        )
+        # Floating on the side opposite the melody (to the right when the melody is central).
+        tex_pan = -0.6 if c.melody_pan > 0 else 0.6
+        notes = tuple(_texture(slots, chords, grid, tex_i, rng))
+        voices.append(Voice("texture", tex_i, tex_pan, 0.45, 0.6, notes))
     return Composition(
         duration=duration,
         tempo=grid.tempo,
@@ -377,10 +379,8 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
         chords=tuple(_chord_symbol(c.tonic, c.mode, d) for d in degrees),
         voices=tuple(voices),
         reverb_seconds=c.reverb_seconds,
-        mood={
-            "density": f"{c.density:.2f}",
-            "dark_calm": str(c.dark_calm).lower(),
-        },
+        density=c.density,
+        dark_calm=c.dark_calm,
     )
 
 
