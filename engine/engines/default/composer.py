@@ -104,6 +104,8 @@ class Voice:
     role: str  # "pad", "bass", "melody", "arpeggio", "texture"
     instrument: Instrument
     pan: float  # -1 left .. 1 right
+    # Level relative to the melody (1.0), measured while the voice plays: the renderer evens
+    # out how loud the SoundFont's instruments are before applying it.
     gain: float
     reverb_send: float
     notes: tuple[Note, ...]
@@ -350,10 +352,10 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
     bass_i = choose_instrument(BASSES, c, "bass", {pad_i.program})
     melody_i = choose_instrument(MELODIES, c, "melody", {pad_i.program})
     voices = [
-        Voice("pad", pad_i, 0.0, 0.75, 0.45, tuple(_pad(slots, chords, c, pad_i, rng))),
-        Voice("bass", bass_i, 0.0, 0.8, 0.15, tuple(_bass(slots, chords, c, grid, bass_i, rng))),
+        Voice("pad", pad_i, 0.0, 0.8, 0.45, tuple(_pad(slots, chords, c, pad_i, rng))),
+        Voice("bass", bass_i, 0.0, 0.65, 0.15, tuple(_bass(slots, chords, c, grid, bass_i, rng))),
         Voice(
-            "melody", melody_i, c.melody_pan, 0.9, 0.35,
+            "melody", melody_i, c.melody_pan, 1.0, 0.35,
             tuple(_melody(slots, chords, scale, c, grid, melody_i, rng)),
         ),
     ]
@@ -361,14 +363,14 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
         arp_i = choose_instrument(ARPEGGIOS, c, "arpeggio", {melody_i.program, pad_i.program})
         arp_pan = -0.45 if c.melody_pan >= 0 else 0.45
         voices.append(
-            Voice("arpeggio", arp_i, arp_pan, 0.55, 0.3, tuple(_arpeggio(slots, chords, c, grid, arp_i, rng)))
+            Voice("arpeggio", arp_i, arp_pan, 0.5, 0.3, tuple(_arpeggio(slots, chords, c, grid, arp_i, rng)))
         )
     if c.timbre_odd >= 0.55:
         tex_i = choose_instrument(TEXTURES, c, "texture", {melody_i.program})
         # Floating on the side opposite the melody (to the right when the melody is central).
         tex_pan = -0.6 if c.melody_pan > 0 else 0.6
         notes = tuple(_texture(slots, chords, grid, tex_i, rng))
-        voices.append(Voice("texture", tex_i, tex_pan, 0.45, 0.6, notes))
+        voices.append(Voice("texture", tex_i, tex_pan, 0.35, 0.6, notes))
     return Composition(
         duration=duration,
         tempo=grid.tempo,

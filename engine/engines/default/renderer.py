@@ -55,6 +55,8 @@ REVERB_RATE_DIVISOR = 3
 # slightly different (humanised) velocities share one rendering.
 VELOCITY_STEP = 16
 WET_LEVEL = 0.42
+# Playing level of a voice with gain 1.0 (the melody) before mastering.
+VOICE_REFERENCE = 0.05
 SILENCE = 1e-5
 
 
@@ -218,11 +220,12 @@ class Renderer:
         mix = np.zeros((2, n), dtype=np.float32)
         send = np.zeros(n, dtype=np.float32)
         for voice, stem in zip(composition.voices, stems):
+            level = voice.gain * VOICE_REFERENCE / max(_playing_level(stem, rate), 1e-9)
             left, right = _pan_gains(voice.pan)
-            _axpy(stem[0], mix[0], voice.gain * left)
-            _axpy(stem[1], mix[1], voice.gain * right)
+            _axpy(stem[0], mix[0], level * left)
+            _axpy(stem[1], mix[1], level * right)
             for c in range(2):
-                _axpy(stem[c], send, 0.5 * voice.gain * voice.reverb_send)
+                _axpy(stem[c], send, 0.5 * level * voice.reverb_send)
         wet = self._reverb(send, composition.reverb_seconds)
         for c in range(2):
             _axpy(wet[c], mix[c], WET_LEVEL)
@@ -300,6 +303,19 @@ class Renderer:
         while len(self._ir_cache) > 8:
             self._ir_cache.popitem(last=False)
         return spectra
+
+
+def _playing_level(stem: np.ndarray, rate: int) -> float:
+    """RMS of a voice while it plays: the louder half of its 100-ms blocks (every 4th frame
+    is enough to measure it), so a sparse melody is not judged quiet for its rests."""
+    step = rate // 10
+    x = stem[:, ::4]
+    blocks = x[:, : x.shape[1] // (step // 4) * (step // 4)].reshape(2, -1, step // 4)
+    energy = np.square(blocks, dtype=np.float32).mean(axis=(0, 2))
+    if energy.size == 0:
+        return 0.0
+    loud = np.sort(energy)[energy.size // 2 :]
+    return float(np.sqrt(loud.mean()))
 
 
 def _pan_gains(pan: float) -> tuple[float, float]:
