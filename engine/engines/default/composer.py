@@ -238,8 +238,8 @@ def _tonic(f: ImageFeatures) -> int:
     key_colour = max(f.palette, key=lambda c: c.share * c.chroma)
     lightness = key_colour.lab[0]
     # Dark shades of the colour turn the key flatwards, light ones sharpwards (a fifth for
-    # every 12 units of L* away from a middle lightness of 62).
-    position += (lightness - 62.0) / 12.0
+    # every 16 units of L* away from a middle lightness of 62).
+    position += (lightness - 62.0) / 16.0
     fifths = int(math.floor(position + 0.5)) % 12
     return (fifths * 7) % 12
 
