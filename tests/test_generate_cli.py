@@ -128,3 +128,57 @@ def test_engine_serve_generates_and_stops_cleanly_on_sigterm(tmp_path, collectio
     assert proc.returncode == 0, err
     assert "SIGTERM received, stopping" in err
     assert "engine service stopped" in err
+
+
+def _clip_count(db_path: Path) -> int:
+    if not db_path.exists():
+        return 0
+    con = sqlite3.connect(db_path)
+    try:
+        return con.execute("SELECT count(*) FROM clips").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def _wait_for(predicate, proc, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def test_engine_serve_follows_the_collection_folder(tmp_path, collection, db_path):
+    """A painting added while the service runs gets its clip without a restart."""
+    import pytest
+
+    pytest.importorskip("engine.catalog.watcher")
+    from PIL import Image
+
+    cfg = write_config(tmp_path, collection, db_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "installation.cli", "--config", str(cfg), "engine", "serve", "--db", str(db_path)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for(lambda: _clip_count(db_path) >= 8, proc, 240, "the demo collection's clips")
+        # A curator adds a new painting (a mirrored copy: new pixels, new content hash).
+        src = Image.open(collection / "church-at-auvers.png")
+        staging = tmp_path / "new-painting.png"
+        src.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(staging)
+        os.replace(staging, collection / "new-painting.png")
+        _wait_for(lambda: _clip_count(db_path) >= 9, proc, 120, "the new painting's clip")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    con = sqlite3.connect(db_path)
+    path = con.execute(
+        "SELECT a.path FROM clips c JOIN artworks a ON a.id = c.artwork_id ORDER BY c.id DESC LIMIT 1"
+    ).fetchone()[0]
+    assert path == "new-painting.png"
