@@ -182,3 +182,11 @@ def test_engine_serve_follows_the_collection_folder(tmp_path, collection, db_pat
         "SELECT a.path FROM clips c JOIN artworks a ON a.id = c.artwork_id ORDER BY c.id DESC LIMIT 1"
     ).fetchone()[0]
     assert path == "new-painting.png"
+
+
+def test_explicit_art2mus_that_cannot_load_is_a_clear_error(tmp_path, demo_paintings):
+    cfg = tmp_path / "art2mus.toml"
+    cfg.write_text(f'[engine]\nname = "art2mus"\nmodel = "{tmp_path / "no-bundle-here"}"\n')
+    r = CliRunner().invoke(main, ["--config", str(cfg), "generate", str(demo_paintings[0]), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1
+    assert "cannot load the art2mus engine" in r.output and str(tmp_path / "no-bundle-here") in r.output
