@@ -199,3 +199,14 @@ def test_model_version_follows_the_soundfont(tmp_path):
     assert DefaultEngine(changed).model_version != DefaultEngine().model_version
     with pytest.raises(RendererError, match="missing.sf2"):
         DefaultEngine(tmp_path / "missing.sf2")
+
+
+def test_warm_colour_schemes_get_brighter_timbres():
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 12, (240, 320, 1))  # the same light brushwork for both
+    warm = np.clip(base + np.array([215, 140, 60]), 0, 255).astype(np.uint8)
+    cool = np.clip(base + np.array([60, 120, 200]), 0, 255).astype(np.uint8)
+    c_warm = compose(extract_features(warm), 30.0, 0)
+    c_cool = compose(extract_features(cool), 30.0, 0)
+    brightness = lambda c: np.mean([v.instrument.bright for v in c.voices])  # noqa: E731
+    assert brightness(c_warm) > brightness(c_cool) + 0.1
