@@ -388,10 +388,10 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
 
 @dataclass(frozen=True)
 class _Slot:
+    """The time span of one chord."""
+
     start: float
     length: float
-    bar: int  # bar index it starts in
-    phrase_end: bool  # last slot of a 4-bar phrase (or of the loop)
 
 
 def _chord_slots(grid: _Grid, c: Character) -> list[_Slot]:
@@ -403,14 +403,7 @@ def _chord_slots(grid: _Grid, c: Character) -> list[_Slot]:
         slot_beats /= 2
     n = int(round(total_beats / slot_beats))
     length = grid.duration / n
-    slots = []
-    for i in range(n):
-        start = i * length
-        bar = int(start / grid.bar + 1e-9)
-        end_bar = int((start + length) / grid.bar - 1e-9)
-        phrase_end = i == n - 1 or (end_bar % 4 == 3 and ((i + 1) * length / grid.bar) % 4 < 1e-6)
-        slots.append(_Slot(start, length, bar, phrase_end))
-    return slots
+    return [_Slot(i * length, length) for i in range(n)]
 
 
 def _progression(c: Character, seed: int) -> tuple[int, ...]:
