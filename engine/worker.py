@@ -207,13 +207,13 @@ class Worker:
             path, made = self._do(job)
         except JobSkipped as exc:
             beat.stop()
-            self.jobs.complete(job.id)
+            self.jobs.complete(job.id, self.worker_id)
             log.info("job %d skipped: %s", job.id, exc)
             return JobResult(job.id, job.artwork_id, path or str(exc), "skipped", 0, "", time.monotonic() - started)
         except Exception as exc:
             beat.stop()
             error = _describe(exc)
-            status = self.jobs.fail(job.id, error)
+            status = self.jobs.fail(job.id, error, self.worker_id)
             log.warning(
                 "job %d (artwork %s) attempt %d/%d failed: %s",
                 job.id, job.artwork_id, job.attempts, job.max_attempts, error,
@@ -221,7 +221,7 @@ class Worker:
             log.debug("%s", traceback.format_exc())
             return JobResult(job.id, job.artwork_id, path, status, 0, error, time.monotonic() - started)
         beat.stop()
-        self.jobs.complete(job.id)
+        self.jobs.complete(job.id, self.worker_id)
         return JobResult(job.id, job.artwork_id, path, JobStatus.DONE, made, "", time.monotonic() - started)
 
     def run(self, stop_event: threading.Event, idle_poll_s: float = 1.0) -> None:

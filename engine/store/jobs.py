@@ -166,18 +166,23 @@ class JobQueue:
         )
         return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
 
-    def complete(self, job_id: int) -> None:
+    def complete(self, job_id: int, worker_id: str | None = None) -> bool:
+        """Mark the job done. With ``worker_id``, only if that worker still holds it (a worker
+        thought dead whose job was handed on must not overwrite the new holder's state)."""
+        conditions = [Job.id == job_id]
+        if worker_id is not None:
+            conditions += [Job.claimed_by == worker_id, Job.status == JobStatus.RUNNING]
         stmt = (
             update(Job)
-            .where(Job.id == job_id)
+            .where(*conditions)
             .values(status=JobStatus.DONE, finished_at=utcnow(), error="")
         )
-        self.db.run_write(lambda s: s.execute(stmt))
+        return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
 
-    def fail(self, job_id: int, error: str) -> str:
+    def fail(self, job_id: int, error: str, worker_id: str | None = None) -> str:
         """Record an error: requeue the job, or mark it failed after its last attempt.
 
-        Returns the job's new status.
+        Returns the job's new status (unchanged if ``worker_id`` no longer holds it).
         """
         error = error[-MAX_ERROR_CHARS:]
 
@@ -185,6 +190,8 @@ class JobQueue:
             job = s.get(Job, job_id)
             if job is None:
                 raise KeyError(f"no job with id {job_id}")
+            if worker_id is not None and (job.claimed_by != worker_id or job.status != JobStatus.RUNNING):
+                return job.status
             job.error = error
             job.claimed_by = ""
             if job.attempts >= job.max_attempts:
