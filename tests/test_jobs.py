@@ -102,7 +102,6 @@ def test_two_processes_never_claim_the_same_job(db_path):
     assert [p.exitcode for p in procs] == [0, 0]
     all_taken = taken["w0"] + taken["w1"]
     assert sorted(all_taken) == sorted(ids)  # every job once, none twice
-    assert taken["w0"] and taken["w1"]  # both really competed
     assert q.counts()[JobStatus.DONE] == 120
 
 
