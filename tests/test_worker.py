@@ -8,6 +8,7 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -154,7 +155,10 @@ def _clip_rows(db_path):
         con.close()
 
 
-def test_worker_killed_mid_clip_leaves_no_partial_clip_and_job_is_retried(tmp_path, demo_dir):
+@pytest.mark.parametrize("victim_id", ["victim", None], ids=["stale-heartbeat", "restarted-service"])
+def test_worker_killed_mid_clip_leaves_no_partial_clip_and_job_is_retried(tmp_path, demo_dir, victim_id):
+    """SIGKILL mid-clip. Another worker takes the job over when its heartbeat is stale (a
+    worker elsewhere), or at once when it sees the process is gone (same machine, own id)."""
     collection = tmp_path / "one"
     collection.mkdir()
     shutil.copy(demo_dir / "portrait-of-pere-tanguy.png", collection)
@@ -165,7 +169,7 @@ def test_worker_killed_mid_clip_leaves_no_partial_clip_and_job_is_retried(tmp_pa
     assert worker.enqueue_missing() == 1
 
     ctx = mp.get_context("spawn")
-    victim = ctx.Process(target=_worker_process, args=(str(collection), str(db_path), "victim", settings))
+    victim = ctx.Process(target=_worker_process, args=(str(collection), str(db_path), victim_id, settings))
     victim.start()
     try:
         # Kill it with SIGKILL as soon as its first clip is stored: it is then busy with the
@@ -189,11 +193,19 @@ def test_worker_killed_mid_clip_leaves_no_partial_clip_and_job_is_retried(tmp_pa
         assert decoded.shape == (int(duration * rate), 2)
     queue = JobQueue(db)
     job = queue.latest_for(1)
-    assert job.status == JobStatus.RUNNING and job.claimed_by == "victim"
-
-    # Another worker finds the dead worker's heartbeat stale and takes the job over.
-    worker.stale_seconds = 0.5
-    time.sleep(1.0)
+    assert job.status == JobStatus.RUNNING
+    if victim_id is not None:
+        assert job.claimed_by == victim_id
+        # A worker id this machine cannot check: its job returns when the heartbeat is stale.
+        worker.stale_seconds = 0.5
+        time.sleep(1.0)
+    else:
+        assert job.claimed_by.startswith(f"{socket.gethostname()}:{victim.pid}:")
+        # Same machine, the process is gone: taken back at once, long before it is stale.
+        worker.stale_seconds = 600
+        assert worker.recover_orphans() == 1
+        back = queue.get(job.id)
+        assert back.status == JobStatus.QUEUED and "ended during attempt 1" in back.error
     summary = worker.run_until_idle()
     assert summary.done == 1
     job = queue.get(job.id)
