@@ -308,10 +308,7 @@ class Worker:
         best = max(scored)[1] if scored else made[0][0]
         if job.kind == "regenerate":
             self.clips.choose(best)
-            with self.db.write() as s:
-                old = [c.id for c in existing]
-                if old:
-                    s.execute(Clip.__table__.delete().where(Clip.id.in_(old)))
+            self.clips.delete([c.id for c in existing])
         elif not existing and len(made) > 1 and scored:
             self.clips.choose(best)
 

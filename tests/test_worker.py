@@ -237,3 +237,20 @@ def test_two_worker_processes_share_the_queue_without_duplicates(collection, db_
     assert all(status == "done" and attempts == 1 for status, attempts, _ in jobs)
     clips = con.execute("SELECT image_hash, seed FROM clips").fetchall()
     assert len(clips) == 8 and len(set(clips)) == 8
+
+
+def test_regenerate_replaces_the_clips_with_new_takes(tmp_path, demo_dir, engine):
+    collection = tmp_path / "one"
+    collection.mkdir()
+    shutil.copy(demo_dir / "harvest-at-la-crau.png", collection)
+    db, config = scanned(collection, tmp_path / "db.sqlite")
+    worker = Worker(db, engine, config)
+    worker.enqueue_missing()
+    worker.run_until_idle()
+    store = ClipStore(db)
+    (old,) = store.clips_for_image(hashlib.sha256((collection / "harvest-at-la-crau.png").read_bytes()).hexdigest())
+    JobQueue(db).enqueue("regenerate", artwork_id=old.artwork_id, image_hash=old.image_hash, engine="", priority=50)
+    assert worker.run_until_idle().clips == 1
+    (new,) = store.clips_for_image(old.image_hash)
+    assert new.id != old.id and new.seed != old.seed and new.chosen
+    assert store.playable_for(old.artwork_id).id == new.id
