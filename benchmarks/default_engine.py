@@ -76,6 +76,27 @@ def spectrum(audio: np.ndarray) -> np.ndarray:
     return mag / np.linalg.norm(mag)
 
 
+def _digest(audio: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes()).hexdigest()
+
+
+def _other_process_digest(name: str, duration: float) -> str:
+    """The same clip made in a fresh Python process (its sha256)."""
+    import subprocess
+
+    code = (
+        "import hashlib, numpy as np; from engine.catalog.images import load_rgb; "
+        "from engine.engines.default.engine import DefaultEngine; "
+        f"a = DefaultEngine().generate(load_rgb('content/demo/{name}.png', max_side=1024), {duration}, 0).audio; "
+        "print(hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest())"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0)
@@ -139,6 +160,7 @@ def main() -> None:
     print(f"{name}: same engine bit-identical: {np.array_equal(clips[name].audio, again.audio)}; "
           f"fresh engine bit-identical: {np.array_equal(clips[name].audio, fresh.audio)}; "
           f"seed 1 differs: {not np.array_equal(clips[name].audio, other.audio)}")
+    print(f"{name}: another process bit-identical: {_other_process_digest(name, d) == _digest(clips[name].audio)}")
 
     print("\n== musical choices ==")
     for name, clip in clips.items():
