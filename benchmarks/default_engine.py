@@ -185,6 +185,8 @@ def main() -> None:
               f"{np.median(steps):8.5f} {'yes' if ok else 'NO'}")
 
     print("\n== listening by proxy ==")
+    print("(heard key: the major/minor key whose profile best matches the audio's pitch classes;")
+    print(" a modal key is heard as the major/minor key with the same notes, e.g. E Dorian = D major)")
     specs = {}
     print(f"{'painting':34} {'composed key':>18} {'heard key':>10} {'centroid Hz':>11} {'notes':>6}")
     for name, clip in clips.items():
