@@ -236,7 +236,10 @@ class Worker:
     def run(self, stop_event: threading.Event, idle_poll_s: float = 1.0) -> None:
         """Work until ``stop_event`` is set, polling the queue while it is empty."""
         log.info("worker %s running the %s engine", self.worker_id, self.engine.name)
-        self.recover_orphans()
+        try:
+            self.recover_orphans()
+        except Exception:
+            log.exception("worker: cannot check for jobs of ended workers")
         while not stop_event.is_set():
             try:
                 result = self.run_once()
