@@ -18,6 +18,9 @@ from engine.cli_support import CliState
 COMMANDS: dict[str, tuple[str, str]] = {
     "catalog": ("engine.catalog.cli:catalog", "Scan, list and watch a collection folder."),
     "config": ("engine.config_cli:config", "Check a configuration file; hash a curator PIN."),
+    "engine": ("engine.generate_cli:engine_group", "The engine service: catalog sync and clip generation."),
+    "generate": ("engine.generate_cli:generate", "Make a clip for each image file (no database needed)."),
+    "pregenerate": ("engine.generate_cli:pregenerate", "Fill the clip cache for the whole collection."),
 }
 
 

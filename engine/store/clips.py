@@ -1,0 +1,300 @@
+"""The clip cache: generated audio stored as FLAC in the shared SQLite database.
+
+A clip is found by what made it — the image's content hash, the engine's name and model
+version, and the hash of the generation parameters (the engine's settings plus the duration) —
+never by file name, so a renamed painting or a restarted service reuses its clips, and a new
+model version does not. Several clips (candidates with different seeds) may share one key;
+exactly one of them is *chosen* to play.
+
+Every write is one transaction: a crash leaves the whole clip or none of it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import soundfile as sf
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from .models import Artwork, Clip
+
+if TYPE_CHECKING:
+    from engine.engines.base import Engine, GeneratedClip
+
+    from .db import Database
+
+
+class ClipNotFound(KeyError):
+    """No clip with that id (it may have been deleted for regeneration)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain words
+        return str(self.args[0]) if self.args else "clip not found"
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """A stored clip's description, without its audio bytes."""
+
+    id: int
+    image_hash: str
+    artwork_id: int | None
+    engine: str
+    model_version: str
+    seed: int
+    duration: float
+    sample_rate: int
+    channels: int
+    caption: str
+    score: float | None
+    chosen: bool
+    created_at: datetime
+    params_hash: str = ""
+    loudness_lufs: float | None = None
+
+
+def clip_params(engine: Engine, duration: float) -> dict[str, Any]:
+    """The parameters that key a clip: the engine's settings plus the clip's duration."""
+    return {**engine.params(), "duration": round(float(duration), 3)}
+
+
+def clip_params_hash(engine: Engine, duration: float) -> str:
+    """The ``params_hash`` under which ``engine`` stores a clip of ``duration`` seconds.
+
+    Use it with :meth:`ClipStore.find` to ask whether a clip is already cached.
+    """
+    from engine.engines.base import params_hash
+
+    return params_hash(clip_params(engine, duration))
+
+
+def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:
+    """Float audio (frames, channels) as a complete 24-bit FLAC file."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_24")
+    return buf.getvalue()
+
+
+def decode_flac(data: bytes) -> tuple[np.ndarray, int]:
+    audio, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return audio, rate
+
+
+_INFO_COLUMNS = (
+    Clip.id,
+    Clip.image_hash,
+    Clip.artwork_id,
+    Clip.engine,
+    Clip.model_version,
+    Clip.seed,
+    Clip.duration,
+    Clip.sample_rate,
+    Clip.channels,
+    Clip.caption,
+    Clip.score,
+    Clip.chosen,
+    Clip.created_at,
+    Clip.params_hash,
+    Clip.loudness_lufs,
+)
+
+
+def _info(row: Any) -> ClipInfo:
+    return ClipInfo(*row)
+
+
+class ClipStore:
+    """Put, find and load clips in the shared database."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def put(
+        self,
+        *,
+        image_hash: str,
+        artwork_id: int | None,
+        engine: Engine,
+        clip: GeneratedClip,
+        chosen: bool | None = None,
+    ) -> int:
+        """Store ``clip`` (encoded as FLAC) in one transaction; returns its id.
+
+        ``chosen=None`` makes it the chosen clip only if its key has none yet; ``True`` makes it
+        the chosen one (unchoosing the others); ``False`` never.
+        """
+        audio = np.asarray(clip.audio, dtype=np.float32)
+        if audio.ndim == 1:
+            audio = audio[:, None]
+        # Encoding happens before the transaction so the write lock is held only briefly.
+        flac = encode_flac(audio, clip.sample_rate)
+        params = clip_params(engine, clip.duration)
+        from engine.engines.base import params_hash
+
+        key_hash = params_hash(params)
+        loudness = clip.details.get("loudness_lufs") if clip.details else None
+
+        def write(s: Session) -> int:
+            key = _key_filter(image_hash, engine.name, engine.model_version, key_hash)
+            # The same key and seed is the same clip: two workers racing on one job store it once.
+            same = s.scalar(select(Clip.id).where(*key, Clip.seed == int(clip.seed)).limit(1))
+            if same is not None:
+                if chosen:
+                    s.execute(update(Clip).where(*key).values(chosen=False))
+                    s.execute(update(Clip).where(Clip.id == same).values(chosen=True))
+                return same
+            has_chosen = s.scalar(select(Clip.id).where(*key, Clip.chosen.is_(True)).limit(1))
+            make_chosen = (has_chosen is None) if chosen is None else chosen
+            if make_chosen:
+                s.execute(update(Clip).where(*key).values(chosen=False))
+            row = Clip(
+                image_hash=image_hash,
+                artwork_id=artwork_id,
+                engine=engine.name,
+                model_version=engine.model_version,
+                params_hash=key_hash,
+                params_json=json.dumps(params, sort_keys=True),
+                seed=int(clip.seed),
+                duration=float(clip.duration),
+                sample_rate=int(clip.sample_rate),
+                channels=int(audio.shape[1]),
+                audio_format="flac",
+                audio=flac,
+                caption=clip.caption,
+                loudness_lufs=None if loudness is None else float(loudness),
+                score=clip.score,
+                chosen=bool(make_chosen),
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+        return self.db.run_write(write)
+
+    def choose(self, clip_id: int) -> None:
+        """Make ``clip_id`` the one that plays for its key (a curator's pick)."""
+
+        def write(s: Session) -> None:
+            clip = s.get(Clip, clip_id)
+            if clip is None:
+                raise ClipNotFound(f"no clip with id {clip_id}")
+            key = _key_filter(clip.image_hash, clip.engine, clip.model_version, clip.params_hash)
+            s.execute(update(Clip).where(*key).values(chosen=False))
+            clip.chosen = True
+
+        self.db.run_write(write)
+
+    def delete_for(
+        self,
+        image_hash: str,
+        engine_name: str | None = None,
+        model_version: str | None = None,
+        params_hash: str | None = None,
+    ) -> int:
+        """Delete the clips of an image (narrowed by engine/version/params); returns how many."""
+        conditions = [Clip.image_hash == image_hash]
+        if engine_name is not None:
+            conditions.append(Clip.engine == engine_name)
+        if model_version is not None:
+            conditions.append(Clip.model_version == model_version)
+        if params_hash is not None:
+            conditions.append(Clip.params_hash == params_hash)
+        return self.db.run_write(lambda s: s.execute(delete(Clip).where(*conditions)).rowcount)
+
+    def delete(self, clip_ids: list[int]) -> int:
+        """Delete these clips (one transaction); returns how many there were."""
+        if not clip_ids:
+            return 0
+        return self.db.run_write(lambda s: s.execute(delete(Clip).where(Clip.id.in_(clip_ids))).rowcount)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def find(
+        self, image_hash: str, engine_name: str, model_version: str, params_hash: str
+    ) -> list[ClipInfo]:
+        """The clips stored under one key, the chosen one first, then by score and age."""
+        with self.db.read() as s:
+            rows = s.execute(
+                select(*_INFO_COLUMNS)
+                .where(*_key_filter(image_hash, engine_name, model_version, params_hash))
+                .order_by(Clip.chosen.desc(), Clip.score.desc().nulls_last(), Clip.id)
+            ).all()
+        return [_info(r) for r in rows]
+
+    def get(self, clip_id: int) -> ClipInfo | None:
+        with self.db.read() as s:
+            row = s.execute(select(*_INFO_COLUMNS).where(Clip.id == clip_id)).first()
+        return None if row is None else _info(row)
+
+    def clips_for_image(self, image_hash: str) -> list[ClipInfo]:
+        """Every clip of an image, any engine (newest first); for the curator panel."""
+        with self.db.read() as s:
+            rows = s.execute(
+                select(*_INFO_COLUMNS)
+                .where(Clip.image_hash == image_hash)
+                .order_by(Clip.id.desc())
+            ).all()
+        return [_info(r) for r in rows]
+
+    def playable_for(
+        self,
+        artwork_id: int,
+        engine_name: str | None = None,
+        model_version: str | None = None,
+    ) -> ClipInfo | None:
+        """The clip to play for an artwork, or None when it has none yet.
+
+        Preference: the chosen clip of the artwork's image for the given engine (and model
+        version, when given), then any clip of that engine, then the chosen clip of any engine,
+        then the newest clip of the image. Without ``engine_name`` any engine will do.
+        """
+        with self.db.read() as s:
+            image_hash = s.scalar(select(Artwork.image_hash).where(Artwork.id == artwork_id))
+            if image_hash is None:
+                return None
+            rows = s.execute(
+                select(*_INFO_COLUMNS).where(Clip.image_hash == image_hash)
+            ).all()
+        if not rows:
+            return None
+        clips = [_info(r) for r in rows]
+
+        def rank(c: ClipInfo) -> tuple:
+            same_engine = engine_name is None or c.engine == engine_name
+            same_version = model_version is None or c.model_version == model_version
+            return (same_engine and same_version, same_engine, c.chosen, c.id)
+
+        return max(clips, key=rank)
+
+    def load_audio(self, clip_id: int) -> tuple[np.ndarray, int]:
+        """The clip's audio as float32 (frames, channels) and its sample rate."""
+        with self.db.read() as s:
+            data = s.scalar(select(Clip.audio).where(Clip.id == clip_id))
+        if data is None:
+            raise ClipNotFound(f"no clip with id {clip_id}")
+        return decode_flac(data)
+
+    def count(self, engine_name: str | None = None) -> int:
+        from sqlalchemy import func
+
+        stmt = select(func.count()).select_from(Clip)
+        if engine_name is not None:
+            stmt = stmt.where(Clip.engine == engine_name)
+        with self.db.read() as s:
+            return int(s.scalar(stmt))
+
+
+def _key_filter(image_hash: str, engine_name: str, model_version: str, params_hash: str):
+    return (
+        Clip.image_hash == image_hash,
+        Clip.engine == engine_name,
+        Clip.model_version == model_version,
+        Clip.params_hash == params_hash,
+    )

@@ -1,0 +1,297 @@
+"""The job queue in the shared database: what the engine service should generate next.
+
+Jobs survive restarts (they are rows). A worker *claims* the most urgent queued job in one
+``UPDATE ... RETURNING`` statement inside a ``BEGIN IMMEDIATE`` transaction, so two worker
+processes can never take the same job. While it works it sends heartbeats; a worker that dies
+(killed, power cut) stops sending them, and :meth:`JobQueue.requeue_stale` puts its job back in
+the queue. Each claim counts as an attempt; after ``max_attempts`` a job is marked failed with
+the last error text, so one bad image cannot keep the worker busy forever.
+
+Engine names on jobs: ``""`` or ``"auto"`` mean "whichever engine the service runs".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from .models import Job, JobStatus, utcnow
+
+if TYPE_CHECKING:
+    from .db import Database
+
+PRIORITY_CAPTURE = 100
+PRIORITY_VISITOR = 50
+PRIORITY_PREGENERATE = 0
+
+# Job engine names that any worker may take.
+ANY_ENGINE = ("", "auto")
+
+OPEN_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+# Error text is for people; keep the column small.
+MAX_ERROR_CHARS = 4000
+
+
+def _put_back(job: Job, error: str) -> None:
+    """Requeue a job whose worker is gone, or fail it if that was its last attempt."""
+    job.error = error
+    job.claimed_by = ""
+    if job.attempts >= job.max_attempts:
+        job.status = JobStatus.FAILED
+        job.finished_at = utcnow()
+    else:
+        job.status = JobStatus.QUEUED
+
+
+def _params_json(params: dict[str, Any] | None) -> str:
+    return json.dumps(params or {}, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class JobQueue:
+    """Enqueue, claim and finish jobs; every call is its own short write transaction."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def enqueue(
+        self,
+        kind: str,
+        *,
+        artwork_id: int | None,
+        image_hash: str | None,
+        engine: str,
+        params: dict[str, Any] | None = None,
+        priority: int = PRIORITY_PREGENERATE,
+        max_attempts: int = 3,
+    ) -> int:
+        """Queue a job and return its id.
+
+        If an open (queued or running) job for the same artwork, engine and parameters exists,
+        no second one is made: its id is returned, and its priority raised if this one is higher
+        (a visitor now waiting for what was pregeneration).
+        """
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts {max_attempts} is out of range; allowed: 1 or more")
+        pj = _params_json(params)
+
+        def write(s: Session) -> int:
+            existing = s.scalars(
+                select(Job).where(
+                    Job.artwork_id.is_(None) if artwork_id is None else Job.artwork_id == artwork_id,
+                    Job.image_hash.is_(None) if image_hash is None else Job.image_hash == image_hash,
+                    Job.engine == engine,
+                    Job.params_json == pj,
+                    Job.status.in_(OPEN_STATUSES),
+                )
+            ).first()
+            if existing is not None:
+                if priority > existing.priority:
+                    existing.priority = priority
+                return existing.id
+            job = Job(
+                kind=kind,
+                artwork_id=artwork_id,
+                image_hash=image_hash,
+                engine=engine,
+                params_json=pj,
+                priority=priority,
+                status=JobStatus.QUEUED,
+                attempts=0,
+                max_attempts=max_attempts,
+            )
+            s.add(job)
+            s.flush()
+            return job.id
+
+        return self.db.run_write(write)
+
+    def find(
+        self,
+        *,
+        artwork_id: int | None,
+        image_hash: str | None,
+        engine: str,
+        params: dict[str, Any] | None = None,
+        statuses: Sequence[str] = OPEN_STATUSES,
+    ) -> Job | None:
+        """The newest job for this artwork, image, engine and parameters in ``statuses``."""
+        with self.db.read() as s:
+            return s.scalars(
+                select(Job)
+                .where(
+                    Job.artwork_id.is_(None) if artwork_id is None else Job.artwork_id == artwork_id,
+                    Job.image_hash.is_(None) if image_hash is None else Job.image_hash == image_hash,
+                    Job.engine == engine,
+                    Job.params_json == _params_json(params),
+                    Job.status.in_(list(statuses)),
+                )
+                .order_by(Job.id.desc())
+                .limit(1)
+            ).first()
+
+    def claim(self, worker_id: str, engines: Sequence[str] | None = None) -> Job | None:
+        """Take the most urgent queued job for ``worker_id`` (atomic across processes).
+
+        ``engines`` limits it to jobs for those engine names (plus the "any engine" names);
+        None takes any job. Returns the job (detached, as it is after the claim) or None.
+        """
+        now = utcnow()
+        conditions = [Job.status == JobStatus.QUEUED]
+        if engines is not None:
+            conditions.append(Job.engine.in_([*engines, *ANY_ENGINE]))
+        next_id = (
+            select(Job.id)
+            .where(*conditions)
+            .order_by(Job.priority.desc(), Job.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(Job)
+            .where(Job.id == next_id, Job.status == JobStatus.QUEUED)
+            .values(
+                status=JobStatus.RUNNING,
+                claimed_by=worker_id,
+                attempts=Job.attempts + 1,
+                heartbeat_at=now,
+                started_at=now,
+                finished_at=None,
+            )
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+        return self.db.run_write(lambda s: s.scalars(stmt).first())
+
+    def heartbeat(self, job_id: int, worker_id: str) -> bool:
+        """Say the worker still works on the job; False if the job is no longer its own."""
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, Job.claimed_by == worker_id, Job.status == JobStatus.RUNNING)
+            .values(heartbeat_at=utcnow())
+        )
+        return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
+
+    def complete(self, job_id: int, worker_id: str | None = None) -> bool:
+        """Mark the job done. With ``worker_id``, only if that worker still holds it (a worker
+        thought dead whose job was handed on must not overwrite the new holder's state)."""
+        conditions = [Job.id == job_id]
+        if worker_id is not None:
+            conditions += [Job.claimed_by == worker_id, Job.status == JobStatus.RUNNING]
+        stmt = (
+            update(Job)
+            .where(*conditions)
+            .values(status=JobStatus.DONE, finished_at=utcnow(), error="")
+        )
+        return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
+
+    def fail(self, job_id: int, error: str, worker_id: str | None = None) -> str:
+        """Record an error: requeue the job, or mark it failed after its last attempt.
+
+        Returns the job's new status (unchanged if ``worker_id`` no longer holds it).
+        """
+        error = error[-MAX_ERROR_CHARS:]
+
+        def write(s: Session) -> str:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise KeyError(f"no job with id {job_id}")
+            if worker_id is not None and (job.claimed_by != worker_id or job.status != JobStatus.RUNNING):
+                return job.status
+            job.error = error
+            job.claimed_by = ""
+            if job.attempts >= job.max_attempts:
+                job.status = JobStatus.FAILED
+                job.finished_at = utcnow()
+            else:
+                job.status = JobStatus.QUEUED
+            return job.status
+
+        return self.db.run_write(write)
+
+    def requeue_stale(self, older_than_s: float) -> int:
+        """Put back running jobs whose worker sent no heartbeat for ``older_than_s`` seconds.
+
+        A job that has used all its attempts is marked failed instead. Returns how many jobs
+        were put back or failed.
+        """
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        stale = and_(
+            Job.status == JobStatus.RUNNING,
+            or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
+        )
+
+        def write(s: Session) -> int:
+            jobs = s.scalars(select(Job).where(stale)).all()
+            for job in jobs:
+                _put_back(
+                    job,
+                    f"worker {job.claimed_by or '?'} stopped responding "
+                    f"(no heartbeat for {older_than_s:g} s) during attempt {job.attempts}",
+                )
+            return len(jobs)
+
+        return self.db.run_write(write)
+
+    def requeue_orphans(self, claimed_by_prefix: str, alive: Callable[[str], bool]) -> int:
+        """Put back running jobs of workers known to be dead, without waiting for staleness.
+
+        ``claimed_by_prefix`` selects the workers this caller can judge (e.g. those of this
+        machine), ``alive(worker_id)`` says whether one still runs. A restarted service uses
+        it to take back at once what its killed predecessor held.
+        """
+
+        def write(s: Session) -> int:
+            jobs = s.scalars(
+                select(Job).where(
+                    Job.status == JobStatus.RUNNING, Job.claimed_by.startswith(claimed_by_prefix)
+                )
+            ).all()
+            orphans = [job for job in jobs if not alive(job.claimed_by)]
+            for job in orphans:
+                _put_back(job, f"worker {job.claimed_by} ended during attempt {job.attempts}")
+            return len(orphans)
+
+        return self.db.run_write(write)
+
+    def retry_failed(self, artwork_id: int | None = None) -> int:
+        """Give failed jobs a fresh set of attempts (after the curator fixed the image)."""
+        conditions = [Job.status == JobStatus.FAILED]
+        if artwork_id is not None:
+            conditions.append(Job.artwork_id == artwork_id)
+        stmt = update(Job).where(*conditions).values(status=JobStatus.QUEUED, attempts=0)
+        return self.db.run_write(lambda s: s.execute(stmt).rowcount)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per status (every status present, zero when none)."""
+        with self.db.read() as s:
+            rows = s.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+        counts = {st: 0 for st in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED)}
+        counts.update({status: n for status, n in rows})
+        return counts
+
+    def get(self, job_id: int) -> Job | None:
+        with self.db.read() as s:
+            return s.get(Job, job_id)
+
+    def latest_for(self, artwork_id: int) -> Job | None:
+        """The artwork's most relevant job: an open one first, else the newest."""
+        with self.db.read() as s:
+            return s.scalars(
+                select(Job)
+                .where(Job.artwork_id == artwork_id)
+                .order_by(Job.status.in_(OPEN_STATUSES).desc(), Job.id.desc())
+                .limit(1)
+            ).first()
+
+    def status_for(self, artwork_id: int) -> str | None:
+        """"queued", "running", "done" or "failed" for the artwork's latest job; None if none."""
+        job = self.latest_for(artwork_id)
+        return None if job is None else job.status
