@@ -313,3 +313,12 @@ def test_unreadable_or_foreign_pth_is_refused(tmp_path: Path):
         convert_imagebind_checkpoint(audio_only, tmp_path / "out")
     with pytest.raises(CheckpointError, match="absent.pth: missing"):
         convert_imagebind_checkpoint(tmp_path / "absent.pth", tmp_path / "out")
+
+
+def test_clip_processor_that_does_not_fit_the_model_is_refused(tmp_path: Path):
+    folder = make_tiny_encoder("clip", tmp_path / "clip")
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    config["crop_size"] = {"height": 336, "width": 336}
+    (folder / "preprocessor_config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"preprocessor_config.json: crop_size .*336.* image_size 224"):
+        load_vision_encoder(folder)

@@ -19,13 +19,13 @@ class SchemaError(RuntimeError):
     """The database cannot be used by this version of the program."""
 
 
-# Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
-# at version 0 with no tables is simply new.
 def _add_artwork_file_inode(conn: Connection) -> None:
     """2: artworks.file_inode, so that two files swapped by name are noticed by the catalog."""
     conn.exec_driver_sql("ALTER TABLE artworks ADD COLUMN file_inode INTEGER")
 
 
+# Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
+# at version 0 with no tables is simply new.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_artwork_file_inode,
 }
@@ -56,7 +56,13 @@ def migrate(conn: Connection, path: str) -> int:
             f"{path}: database schema version {version} is newer than this program "
             f"understands ({LATEST}); upgrade art2mus"
         )
-    if version == 0 and not _has_tables(conn):
+    if version == 0:
+        if _has_tables(conn):
+            # Not made by any released version (which all stamp user_version): do not guess.
+            raise SchemaError(
+                f"{path}: the database has art2mus tables but no schema version; it was not "
+                "made by a released art2mus, so it is left untouched (use another --db file)"
+            )
         Base.metadata.create_all(conn)
         _stamp(conn, LATEST)
         return 0

@@ -30,7 +30,7 @@ start is taken modulo the loop length, and the renderer wraps sounding tails ont
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -104,6 +104,8 @@ class Voice:
     role: str  # "pad", "bass", "melody", "arpeggio", "texture"
     instrument: Instrument
     pan: float  # -1 left .. 1 right
+    # Level relative to the melody (1.0), measured while the voice plays: the renderer evens
+    # out how loud the SoundFont's instruments are before applying it.
     gain: float
     reverb_send: float
     notes: tuple[Note, ...]
@@ -120,7 +122,8 @@ class Composition:
     chords: tuple[str, ...]  # chord symbols of the loop, one per chord slot
     voices: tuple[Voice, ...]
     reverb_seconds: float
-    mood: dict[str, str] = field(default_factory=dict)
+    density: float  # 0 sparse .. 1 busy
+    dark_calm: bool  # slow, low, sparse, over a drone
 
     @property
     def key_name(self) -> str:
@@ -144,7 +147,8 @@ class Composition:
             "pans": {v.role: round(v.pan, 2) for v in self.voices},
             "notes": {v.role: sum(len(n.pitches) for n in v.notes) for v in self.voices},
             "reverb_seconds": round(self.reverb_seconds, 2),
-            **self.mood,
+            "density": round(self.density, 2),
+            "dark_calm": self.dark_calm,
         }
 
 
@@ -177,8 +181,10 @@ class Character:
     dark_calm: bool
     timbre_bright: float  # target brightness of timbres
     timbre_odd: float  # target experimental-ness
-    hue: float
-    hue_weight: float  # how much the colour association counts
+    # The colour each voice takes its instrument from: (hue, weight, lightness 0..1). The pad
+    # follows the colour covering most of the canvas, the melody the colour one remembers,
+    # the arpeggio the contrasting accent, the bass the darkest colour.
+    colours: dict[str, tuple[float, float, float]]
     melody_center: int  # MIDI note
     pad_center: int
     melody_pan: float
@@ -214,8 +220,7 @@ def read_character(f: ImageFeatures) -> Character:
         dark_calm=dark_calm,
         timbre_bright=timbre_bright,
         timbre_odd=timbre_odd,
-        hue=f.hue,
-        hue_weight=float(min(1.0, f.hue_chroma / 40.0)),
+        colours=_voice_colours(f),
         melody_center=int(round(74 + shift)),
         pad_center=int(round(62 + 0.5 * shift)),
         melody_pan=float(np.clip(0.6 * f.mass_x, -0.6, 0.6)),
@@ -233,8 +238,8 @@ def _tonic(f: ImageFeatures) -> int:
     key_colour = max(f.palette, key=lambda c: c.share * c.chroma)
     lightness = key_colour.lab[0]
     # Dark shades of the colour turn the key flatwards, light ones sharpwards (a fifth for
-    # every 12 units of L* away from a middle lightness of 62).
-    position += (lightness - 62.0) / 12.0
+    # every 16 units of L* away from a middle lightness of 62).
+    position += (lightness - 62.0) / 16.0
     fifths = int(math.floor(position + 0.5)) % 12
     return (fifths * 7) % 12
 
@@ -254,16 +259,39 @@ def _mode(f: ImageFeatures) -> str:
     return "aeolian"
 
 
-def choose_instrument(options: tuple[Instrument, ...], c: Character, avoid: set[int] = frozenset()) -> Instrument:
-    """The instrument whose traits best match the painting's character."""
+def _voice_colours(f: ImageFeatures) -> dict[str, tuple[float, float, float]]:
+    def entry(colour) -> tuple[float, float, float]:
+        # Greys carry no hue: their weight fades out below a chroma of ~30.
+        return colour.hue, float(min(1.0, colour.chroma / 30.0)), colour.lab[0] / 100.0
+
+    palette = f.palette
+    memorable = max(palette, key=lambda c: c.share * c.chroma)
+
+    def hue_gap(a: float, b: float) -> float:
+        return abs((a - b + 180.0) % 360.0 - 180.0)
+
+    contrasting = [c for c in palette if hue_gap(c.hue, memorable.hue) >= 45.0 and c.chroma >= 8.0]
+    accent = max(contrasting, key=lambda c: c.share * c.chroma) if contrasting else memorable
+    return {
+        "pad": entry(palette[0]),
+        "melody": entry(memorable),
+        "arpeggio": entry(accent),
+        "texture": entry(accent),
+        "bass": entry(min(palette, key=lambda c: c.lab[0])),
+    }
+
+
+def choose_instrument(
+    options: tuple[Instrument, ...], c: Character, role: str, avoid: set[int] = frozenset()
+) -> Instrument:
+    """The instrument whose traits best match the painting's character and the voice's colour."""
+    hue, weight, lightness = c.colours[role]
+    # A lighter colour asks for a slightly brighter timbre.
+    bright = float(np.clip(c.timbre_bright + 0.4 * (lightness - 0.55), 0.0, 1.0))
 
     def cost(i: Instrument) -> float:
-        hue_gap = abs((i.hue - c.hue + 180.0) % 360.0 - 180.0) / 180.0
-        return (
-            2.0 * (i.bright - c.timbre_bright) ** 2
-            + 2.0 * (i.odd - c.timbre_odd) ** 2
-            + 0.35 * c.hue_weight * hue_gap**2
-        )
+        hue_gap = abs((i.hue - hue + 180.0) % 360.0 - 180.0) / 180.0
+        return 2.0 * (i.bright - bright) ** 2 + 2.0 * (i.odd - c.timbre_odd) ** 2 + 0.4 * weight * hue_gap**2
 
     candidates = [i for i in options if i.program not in avoid] or list(options)
     return min(candidates, key=lambda i: (cost(i), i.program))
@@ -289,10 +317,21 @@ class _Grid:
 
 
 def _fit_bars(duration: float, tempo_target: float, beats: int) -> _Grid:
-    """A whole number of bars that fills ``duration`` at a tempo near the target."""
-    bars = max(1, round(duration * tempo_target / (60.0 * beats)))
-    tempo = bars * beats * 60.0 / duration
-    return _Grid(duration, tempo, beats, bars)
+    """A whole number of bars that fills ``duration`` at a tempo near the target.
+
+    Short clips may not hold a whole number of bars of the painting's metre at a sensible
+    tempo (5 s of 3/4 is 36 or 72 bpm); then another metre that fits better is used.
+    """
+    best = None
+    for metre in (beats, 4, 3, 2):
+        bars = max(1, round(duration * tempo_target / (60.0 * metre)))
+        for n in {max(1, bars - 1), bars, bars + 1}:
+            tempo = n * metre * 60.0 / duration
+            miss = abs(np.log(tempo / tempo_target)) + (0.0 if metre == beats else 0.12)
+            if best is None or miss < best[0] - 1e-9:
+                best = (miss, metre, n, tempo)
+    _, metre, bars, tempo = best
+    return _Grid(duration, tempo, metre, bars)
 
 
 def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
@@ -309,29 +348,29 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
         degrees[-1] = progression[-1]  # always end on the chord that leads home
     chords = [_chord(c.tonic, scale, d, c.colour_chords and i % 2 == 1) for i, d in enumerate(degrees)]
 
-    pad_i = choose_instrument(PADS, c)
-    bass_i = choose_instrument(BASSES, c, {pad_i.program})
-    melody_i = choose_instrument(MELODIES, c, {pad_i.program})
+    pad_i = choose_instrument(PADS, c, "pad")
+    bass_i = choose_instrument(BASSES, c, "bass", {pad_i.program})
+    melody_i = choose_instrument(MELODIES, c, "melody", {pad_i.program})
     voices = [
-        Voice("pad", pad_i, 0.0, 0.75, 0.45, tuple(_pad(slots, chords, c, pad_i, rng))),
-        Voice("bass", bass_i, 0.0, 0.8, 0.15, tuple(_bass(slots, chords, c, grid, bass_i, rng))),
+        Voice("pad", pad_i, 0.0, 0.8, 0.45, tuple(_pad(slots, chords, c, pad_i, rng))),
+        Voice("bass", bass_i, 0.0, 0.65, 0.15, tuple(_bass(slots, chords, c, grid, bass_i, rng))),
         Voice(
-            "melody", melody_i, c.melody_pan, 0.9, 0.35,
+            "melody", melody_i, c.melody_pan, 1.0, 0.35,
             tuple(_melody(slots, chords, scale, c, grid, melody_i, rng)),
         ),
     ]
     if c.density >= 0.35 and not c.dark_calm:
-        arp_i = choose_instrument(ARPEGGIOS, c, {melody_i.program, pad_i.program})
+        arp_i = choose_instrument(ARPEGGIOS, c, "arpeggio", {melody_i.program, pad_i.program})
         arp_pan = -0.45 if c.melody_pan >= 0 else 0.45
         voices.append(
-            Voice("arpeggio", arp_i, arp_pan, 0.55, 0.3, tuple(_arpeggio(slots, chords, c, grid, arp_i, rng)))
+            Voice("arpeggio", arp_i, arp_pan, 0.5, 0.3, tuple(_arpeggio(slots, chords, c, grid, arp_i, rng)))
         )
     if c.timbre_odd >= 0.55:
-        tex_i = choose_instrument(TEXTURES, c, {melody_i.program})
-        voices.append(
-            Voice("texture", tex_i, float(np.clip(-c.melody_pan * 1.2, -0.8, 0.8)) or 0.5, 0.45, 0.6,
-                  tuple(_texture(slots, chords, grid, tex_i, rng)))
-        )
+        tex_i = choose_instrument(TEXTURES, c, "texture", {melody_i.program})
+        # Floating on the side opposite the melody (to the right when the melody is central).
+        tex_pan = -0.6 if c.melody_pan > 0 else 0.6
+        notes = tuple(_texture(slots, chords, grid, tex_i, rng))
+        voices.append(Voice("texture", tex_i, tex_pan, 0.35, 0.6, notes))
     return Composition(
         duration=duration,
         tempo=grid.tempo,
@@ -342,19 +381,17 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
         chords=tuple(_chord_symbol(c.tonic, c.mode, d) for d in degrees),
         voices=tuple(voices),
         reverb_seconds=c.reverb_seconds,
-        mood={
-            "density": f"{c.density:.2f}",
-            "dark_calm": str(c.dark_calm).lower(),
-        },
+        density=c.density,
+        dark_calm=c.dark_calm,
     )
 
 
 @dataclass(frozen=True)
 class _Slot:
+    """The time span of one chord."""
+
     start: float
     length: float
-    bar: int  # bar index it starts in
-    phrase_end: bool  # last slot of a 4-bar phrase (or of the loop)
 
 
 def _chord_slots(grid: _Grid, c: Character) -> list[_Slot]:
@@ -366,14 +403,7 @@ def _chord_slots(grid: _Grid, c: Character) -> list[_Slot]:
         slot_beats /= 2
     n = int(round(total_beats / slot_beats))
     length = grid.duration / n
-    slots = []
-    for i in range(n):
-        start = i * length
-        bar = int(start / grid.bar + 1e-9)
-        end_bar = int((start + length) / grid.bar - 1e-9)
-        phrase_end = i == n - 1 or (end_bar % 4 == 3 and ((i + 1) * length / grid.bar) % 4 < 1e-6)
-        slots.append(_Slot(start, length, bar, phrase_end))
-    return slots
+    return [_Slot(i * length, length) for i in range(n)]
 
 
 def _progression(c: Character, seed: int) -> tuple[int, ...]:
@@ -410,6 +440,11 @@ def _place(pc: int, low: int, high: int, near: float) -> int:
     return min(options, key=lambda p: (abs(p - near), p))
 
 
+def _arc(t: float, duration: float) -> float:
+    """0 at the loop's start and end, 1 in its middle: a swell that keeps the seam level."""
+    return float(np.sin(np.pi * t / duration) ** 2)
+
+
 def _vel(base: float, spread: float, rng: np.random.Generator) -> int:
     return int(np.clip(round(base + spread * rng.uniform(-1, 1)), 20, 120))
 
@@ -422,7 +457,7 @@ def _pad(slots, chords, c: Character, inst: Instrument, rng) -> list[Note]:
     for slot, pcs in zip(slots, chords):
         voicing = _voice(pcs, low, high, c.pad_center, prev)
         prev = voicing
-        vel = _vel(58 + 8 * c.dynamics, 4, rng)
+        vel = _vel(54 + 8 * c.dynamics + 10 * c.dynamics * _arc(slot.start, slots[-1].start + slot.length), 3, rng)
         notes.append(Note(slot.start, slot.length, tuple(voicing), vel))
     return notes
 
@@ -566,7 +601,8 @@ def _arpeggio(slots, chords, c: Character, grid: _Grid, inst: Instrument, rng) -
             pitch = tones[order[k % len(order)]]
             accent = 8 if (k * step) % grid.beat < 1e-6 else 0
             start = slot.start + k * step + rng.uniform(-0.005, 0.005)
-            notes.append(Note(start % grid.duration, step * 1.8, (pitch,), _vel(48 + accent + 6 * c.dynamics, 4, rng)))
+            swell = 8 * c.dynamics * _arc(slot.start + k * step, grid.duration)
+            notes.append(Note(start % grid.duration, step * 1.8, (pitch,), _vel(46 + accent + swell, 4, rng)))
     return notes
 
 

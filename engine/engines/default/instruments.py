@@ -42,7 +42,7 @@ PADS = (
     Instrument(94, "Pad 7 (halo)", "a halo pad", 0.60, 0.70, 250, 40, 88),
     Instrument(95, "Pad 8 (sweep)", "a sweeping pad", 0.45, 0.85, 320, 36, 84),
     Instrument(50, "Synth Strings 1", "synth strings", 0.75, 0.45, 90, 40, 88),
-    Instrument(19, "Church Organ", "organ", 0.60, 0.20, 110, 36, 84),
+    Instrument(19, "Church Organ", "organ", 0.55, 0.20, 265, 36, 84),
     Instrument(61, "Brass Section", "soft brass", 0.85, 0.15, 80, 45, 80),
 )
 

@@ -101,50 +101,44 @@ def _interpolators() -> np.ndarray:
     return np.array(kernels, dtype=np.float64)
 
 
-def _local_true_peaks(x: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate sample indices and the true peak (all channels) just around each of them."""
-    sample_peak = np.abs(x[:, 0])
-    for c in range(1, x.shape[1]):
-        np.maximum(sample_peak, np.abs(x[:, c]), out=sample_peak)
+def _local_true_peaks(x: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """For planar (channels, frames) audio: the candidate frames (sample peak over
+    ``threshold``), the true peak around each, and the overall sample peak."""
+    sample_peak = np.abs(x[0])
+    for c in range(1, x.shape[0]):
+        np.maximum(sample_peak, np.abs(x[c]), out=sample_peak)
+    overall = float(sample_peak.max()) if sample_peak.size else 0.0
     idx = np.flatnonzero(sample_peak > threshold)
     if idx.size == 0:
-        return idx, np.zeros(0)
+        return idx, np.zeros(0), overall
     offsets = np.arange(-HALF_TAPS + 1, HALF_TAPS + 1)
-    windows = np.take(x, (idx[:, None] + offsets[None, :]) % len(x), axis=0)  # (K, taps, ch)
-    between = np.einsum("ktc,pt->kpc", windows.astype(np.float64), _interpolators())
-    peaks = np.maximum(np.abs(between).max(axis=(1, 2)), sample_peak[idx])
-    return idx, peaks
+    windows = np.take(x, (idx[:, None] + offsets[None, :]) % x.shape[1], axis=1)  # (ch, K, taps)
+    between = np.einsum("ckt,pt->ckp", windows.astype(np.float64), _interpolators())
+    peaks = np.maximum(np.abs(between).max(axis=(0, 2)), sample_peak[idx])
+    return idx, peaks, overall
 
 
 def true_peak(audio: np.ndarray, ceiling: float = db_to_gain(CEILING_DBTP)) -> float:
-    """The true peak (linear) of a looping clip wherever it comes within 6 dB of ``ceiling``;
-    below that, the sample peak (then the true peak is certainly under the ceiling)."""
-    x = np.asarray(audio)
-    if x.ndim == 1:
-        x = x[:, None]
-    _, peaks = _local_true_peaks(x, ceiling / 2.0)
-    sample_peak = float(np.abs(x).max()) if x.size else 0.0
-    return max(sample_peak, float(peaks.max()) if peaks.size else 0.0)
+    """The true peak (linear) of a looping (frames, channels) clip wherever it comes within
+    6 dB of ``ceiling``; below that, the sample peak (the true peak is then surely under it)."""
+    x = np.asarray(audio, dtype=np.float32)
+    planar = np.ascontiguousarray(x[None, :] if x.ndim == 1 else x.T)
+    _, peaks, overall = _local_true_peaks(planar, ceiling / 2.0)
+    return max(overall, float(peaks.max()) if peaks.size else 0.0)
 
 
-def limit(audio: np.ndarray, rate: int, ceiling: float) -> tuple[np.ndarray, bool]:
-    """Turn down only the moments whose true peak passes ``ceiling``; returns (audio, limited)."""
-    idx, peaks = _local_true_peaks(audio, ceiling / 2.0)
+def _limit_gain(idx: np.ndarray, peaks: np.ndarray, n: int, rate: int, ceiling: float) -> np.ndarray:
+    """A smooth, circular gain curve that brings every peak over ``ceiling`` down to it."""
     over = peaks > ceiling
-    if not over.any():
-        return audio, False
-    n = len(audio)
     need = np.ones(n, dtype=np.float32)
     g = (ceiling / peaks[over]).astype(np.float32)
     for shift in (-1, 0, 1):  # the peak may lie on either side of the candidate sample
-        pos = (idx[over] + shift) % n
-        np.minimum.at(need, pos, g)
+        np.minimum.at(need, (idx[over] + shift) % n, g)
     width = max(3, int(LIMITER_WINDOW_S * rate) | 1)
     gain = ndimage.minimum_filter1d(need, width, mode="wrap")
     gain = ndimage.uniform_filter1d(gain, width, mode="wrap")
     # The moving average can overshoot the minimum by float rounding; never allow that.
-    gain = np.minimum(gain, need)
-    return (audio * gain[:, None]).astype(np.float32), True
+    return np.minimum(gain, need)
 
 
 def master(
@@ -153,29 +147,41 @@ def master(
     target_lufs: float = TARGET_LUFS,
     ceiling_dbtp: float = CEILING_DBTP,
 ) -> tuple[np.ndarray, float, float]:
-    """Normalise to ``target_lufs`` with the true peak under ``ceiling_dbtp``.
+    """Normalise (frames, channels) audio to ``target_lufs`` with the true peak under
+    ``ceiling_dbtp``. Returns (audio float32, integrated loudness LUFS, true peak dBTP)."""
+    planar = np.array(np.asarray(audio, dtype=np.float32).T, order="C")
+    out, loudness, peak = master_planar(planar, rate, target_lufs, ceiling_dbtp)
+    return np.ascontiguousarray(out.T), loudness, peak
 
-    Returns (audio float32, integrated loudness LUFS, true peak dBTP).
-    """
-    x = np.asarray(audio, dtype=np.float32)
-    loudness = integrated_loudness(x, rate)
+
+def master_planar(
+    x: np.ndarray,
+    rate: int,
+    target_lufs: float = TARGET_LUFS,
+    ceiling_dbtp: float = CEILING_DBTP,
+) -> tuple[np.ndarray, float, float]:
+    """As :func:`master`, for planar (channels, frames) float32 audio, changed in place."""
+    loudness = _loudness_planar(x, rate)
     if not np.isfinite(loudness):
         return x, loudness, gain_to_db(float(np.abs(x).max()) if x.size else 0.0)
     ceiling = db_to_gain(ceiling_dbtp - CEILING_MARGIN_DB)
-    x = (x * db_to_gain(target_lufs - loudness)).astype(np.float32)
-    x, limited = limit(x, rate, ceiling)
-    loudness = target_lufs  # a pure gain change hits the target exactly
-    for _ in range(6):
-        if not limited:
-            break
-        # Limiting took a little loudness away: give it back, then check the peaks again.
-        loudness = integrated_loudness(x, rate)
-        if abs(loudness - target_lufs) < 0.05:
-            break
-        x = (x * db_to_gain(target_lufs - loudness)).astype(np.float32)
-        x, limited = limit(x, rate, ceiling)
-        loudness = target_lufs
-    if limited:
-        x, _ = limit(x, rate, ceiling)
-        loudness = integrated_loudness(x, rate)
-    return x, loudness, gain_to_db(true_peak(x, ceiling))
+    x *= np.float32(db_to_gain(target_lufs - loudness))
+    loudness = target_lufs  # a pure gain change moves the loudness by exactly that gain
+    for _ in range(8):
+        idx, peaks, overall = _local_true_peaks(x, ceiling / 2.0)
+        peak = max(overall, float(peaks.max()) if peaks.size else 0.0)
+        if peak <= ceiling:
+            return x, loudness, gain_to_db(peak)
+        x *= _limit_gain(idx, peaks, x.shape[1], rate, ceiling)[None, :]
+        # Limiting took a little loudness away: give it back (then check the peaks again).
+        loudness = _loudness_planar(x, rate)
+        if abs(loudness - target_lufs) >= 0.05:
+            x *= np.float32(db_to_gain(target_lufs - loudness))
+            loudness = target_lufs
+    # Pathological material the limiter cannot tame within its passes: turn it all down.
+    idx, peaks, overall = _local_true_peaks(x, ceiling / 2.0)
+    peak = max(overall, float(peaks.max()) if peaks.size else 0.0)
+    if peak > ceiling:
+        x *= np.float32(ceiling / peak)
+        peak = ceiling
+    return x, _loudness_planar(x, rate), gain_to_db(peak)

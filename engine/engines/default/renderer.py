@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import scipy.fft
-import scipy.linalg.blas
 import soxr
 
 from .composer import Composition, Voice
-from .mastering import master
+from .mastering import master_planar
 
 SAMPLE_RATE = 48000
 CHANNELS = 2
@@ -55,6 +54,8 @@ REVERB_RATE_DIVISOR = 3
 # slightly different (humanised) velocities share one rendering.
 VELOCITY_STEP = 16
 WET_LEVEL = 0.42
+# Playing level of a voice with gain 1.0 (the melody) before mastering.
+VOICE_REFERENCE = 0.05
 SILENCE = 1e-5
 
 
@@ -217,13 +218,19 @@ class Renderer:
         # Planar (2, frames) buffers throughout: contiguous channels are fast to mix.
         mix = np.zeros((2, n), dtype=np.float32)
         send = np.zeros(n, dtype=np.float32)
+        scratch = np.empty(n, dtype=np.float32)
         for voice, stem in zip(composition.voices, stems):
+            level = voice.gain * VOICE_REFERENCE / max(_playing_level(stem, rate), 1e-9)
             left, right = _pan_gains(voice.pan)
-            mix[0] += stem[0] * np.float32(voice.gain * left)
-            mix[1] += stem[1] * np.float32(voice.gain * right)
-            send += (stem[0] + stem[1]) * np.float32(0.5 * voice.gain * voice.reverb_send)
-        mix += np.float32(WET_LEVEL) * self._reverb(send, composition.reverb_seconds)
-        audio, loudness, peak = master(np.ascontiguousarray(mix.T), rate)
+            _axpy(stem[0], mix[0], level * left, scratch)
+            _axpy(stem[1], mix[1], level * right, scratch)
+            for c in range(2):
+                _axpy(stem[c], send, 0.5 * level * voice.reverb_send, scratch)
+        wet = self._reverb(send, composition.reverb_seconds)
+        for c in range(2):
+            _axpy(wet[c], mix[c], WET_LEVEL, scratch)
+        mix, loudness, peak = master_planar(mix, rate)
+        audio = np.ascontiguousarray(mix.T)
         return audio, {
             "loudness_lufs": round(loudness, 3),
             "true_peak_dbtp": round(peak, 3),
@@ -267,7 +274,8 @@ class Renderer:
         n = len(send)
         k = REVERB_RATE_DIVISOR if n % REVERB_RATE_DIVISOR == 0 else 1
         rate = self.sample_rate // k
-        low = soxr.resample(send, self.sample_rate, rate, quality="HQ") if k > 1 else send
+        # The reverb's input and output are noise-like tails: soxr's medium quality is plenty.
+        low = soxr.resample(send, self.sample_rate, rate, quality="MQ") if k > 1 else send
         m = len(low)
         spectra = self._ir_spectra(m, round(seconds * 4) / 4, rate)
         wet = scipy.fft.irfft(spectra * scipy.fft.rfft(low)[None, :], n=m, axis=1)
@@ -276,7 +284,7 @@ class Renderer:
         # Resample the loop with one period of context on each side so the ends stay seamless.
         context = min(m, rate // 10)
         padded = np.concatenate([wet[:, -context:], wet, wet[:, :context]], axis=1)
-        up = soxr.resample(np.ascontiguousarray(padded.T, dtype=np.float32), rate, self.sample_rate, quality="HQ")
+        up = soxr.resample(np.ascontiguousarray(padded.T, dtype=np.float32), rate, self.sample_rate, quality="MQ")
         start = context * k
         return np.ascontiguousarray(up[start : start + n].T)
 
@@ -297,6 +305,19 @@ class Renderer:
         return spectra
 
 
+def _playing_level(stem: np.ndarray, rate: int) -> float:
+    """RMS of a voice while it plays: the louder half of its 100-ms blocks (every 4th frame
+    is enough to measure it), so a sparse melody is not judged quiet for its rests."""
+    step = rate // 10
+    x = stem[:, ::4]
+    blocks = x[:, : x.shape[1] // (step // 4) * (step // 4)].reshape(2, -1, step // 4)
+    energy = np.square(blocks, dtype=np.float32).mean(axis=(0, 2))
+    if energy.size == 0:
+        return 0.0
+    loud = np.sort(energy)[energy.size // 2 :]
+    return float(np.sqrt(loud.mean()))
+
+
 def _pan_gains(pan: float) -> tuple[float, float]:
     """Equal-power balance: (1, 1) in the centre, sqrt(2) and 0 at the sides."""
     angle = (np.clip(pan, -1.0, 1.0) + 1.0) * np.pi / 4.0
@@ -307,21 +328,29 @@ def _place_looped(placed: list[tuple[int, np.ndarray, float]], n: int) -> np.nda
     """Sum (2, frames) sounds at their start frames into a loop of ``n`` frames; what
     overhangs the end is wrapped onto the start."""
     loop = np.zeros((2, n), dtype=np.float32)
+    scratch = np.empty(max((s.shape[1] for _, s, _ in placed), default=0), dtype=np.float32)
     for start, sound, gain in placed:
         pos, done = start, 0
         while done < sound.shape[1]:
             take = min(n - pos, sound.shape[1] - done)
-            for c in range(2):  # y += a*x in place (BLAS), no temporary arrays
-                _axpy(sound[c, done : done + take], loop[c, pos : pos + take], a=gain)
+            for c in range(2):
+                _axpy(sound[c, done : done + take], loop[c, pos : pos + take], gain, scratch)
             done += take
             pos = 0
     return loop
 
 
-def _axpy(x: np.ndarray, y: np.ndarray, a: float) -> None:
-    out = scipy.linalg.blas.saxpy(x, y, a=a)
-    if out is not y and not np.shares_memory(out, y):  # BLAS could not work in place
-        y[...] = out
+def _axpy(x: np.ndarray, y: np.ndarray, a: float, scratch: np.ndarray) -> None:
+    """y += a * x in place, using ``scratch`` (at least as long as x) instead of a new array.
+
+    (Plain numpy on purpose: BLAS's saxpy would start its thread pool for every sound.)
+    """
+    if a == 1.0:
+        y += x
+        return
+    tmp = scratch[: x.shape[-1]]
+    np.multiply(x, np.float32(a), out=tmp)
+    y += tmp
 
 
 @lru_cache(maxsize=8)

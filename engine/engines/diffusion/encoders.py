@@ -119,6 +119,12 @@ class ClipVisionEncoder(VisionEncoder):
             processor = CLIPImageProcessorPil.from_pretrained(folder, local_files_only=True)
         except Exception as exc:
             raise CheckpointError(f"{folder}: CLIP encoder could not be loaded: {exc}") from exc
+        crop = processor.crop_size.get("height")
+        if crop != config.image_size or processor.crop_size.get("width") != config.image_size:
+            raise CheckpointError(
+                f"{folder / 'preprocessor_config.json'}: crop_size {dict(processor.crop_size)} does not match "
+                f"the model's image_size {config.image_size} in config.json"
+            )
         return cls(model, processor)
 
 
