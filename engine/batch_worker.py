@@ -101,7 +101,7 @@ class BatchWorker(Worker):
                          if s not in have]
         except JobSkipped as exc:
             beat.stop()
-            self.jobs.complete(job.id)
+            self.jobs.complete(job.id, self.worker_id)
             log.info("job %d skipped: %s", job.id, exc)
             results.append(JobResult(job.id, job.artwork_id, str(path) or str(exc), "skipped", 0, "",
                                      time.monotonic() - started))
@@ -111,7 +111,7 @@ class BatchWorker(Worker):
             return None
         if not seeds:  # every candidate is cached already
             beat.stop()
-            self.jobs.complete(job.id)
+            self.jobs.complete(job.id, self.worker_id)
             results.append(JobResult(job.id, job.artwork_id, str(path), JobStatus.DONE, 0, "",
                                      time.monotonic() - started))
             return None
@@ -135,7 +135,7 @@ class BatchWorker(Worker):
                 results.append(self._failed(item.job, item.beat, str(item.path), exc, item.started))
                 continue
             item.beat.stop()
-            self.jobs.complete(item.job.id)
+            self.jobs.complete(item.job.id, self.worker_id)
             results.append(JobResult(item.job.id, item.job.artwork_id, str(item.path), JobStatus.DONE,
                                      len(item.made), "", time.monotonic() - item.started))
         log.info("batch of %d clips for %d artworks in %.1f s", len(clips), len(group),
@@ -162,7 +162,7 @@ class BatchWorker(Worker):
     def _failed(self, job: Job, beat: _Heartbeat, path: str, exc: Exception, started: float) -> JobResult:
         beat.stop()
         error = _describe(exc)
-        status = self.jobs.fail(job.id, error)
+        status = self.jobs.fail(job.id, error, self.worker_id)
         log.warning("job %d (artwork %s) attempt %d/%d failed: %s",
                     job.id, job.artwork_id, job.attempts, job.max_attempts, error)
         return JobResult(job.id, job.artwork_id, path, status, 0, error, time.monotonic() - started)

@@ -102,7 +102,7 @@ def run_pool(
     level = logging.getLogger().getEffectiveLevel()
     children = []
     for index, device in enumerate(devices):
-        worker_id = f"{socket.gethostname()}:{device}:{index}"
+        worker_id = f"{device}#{index}"  # the child adds "host:pid:" in front
         child = ctx.Process(
             target=_child_main,
             name=f"art2mus-worker-{index}",
@@ -141,6 +141,8 @@ def run_pool(
 
 def _child_main(index, device, worker_id, config_path, db_path, engine_name, model, until_idle,
                 queued, stop, results, level) -> None:
+    # "host:pid:..." like every worker id, so a restarted service can tell ours are gone.
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{worker_id}"
     # Before anything imports torch: this process sees only its own GPU, as cuda:0.
     if device.startswith("cuda:"):
         os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
