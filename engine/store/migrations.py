@@ -21,9 +21,16 @@ class SchemaError(RuntimeError):
 
 # Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
 # at version 0 with no tables is simply new.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+def _add_artwork_file_inode(conn: Connection) -> None:
+    """2: artworks.file_inode, so that two files swapped by name are noticed by the catalog."""
+    conn.exec_driver_sql("ALTER TABLE artworks ADD COLUMN file_inode INTEGER")
 
-LATEST = 1
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _add_artwork_file_inode,
+}
+
+LATEST = 2
 
 
 def current_version(conn: Connection) -> int:

@@ -64,6 +64,9 @@ class Artwork(Base):
     file_size: Mapped[int | None] = mapped_column(Integer)
     # Modification time (ns) and size seen at the last scan: an unchanged file is not re-read.
     file_mtime_ns: Mapped[int | None] = mapped_column(Integer)
+    # The file's inode at the last scan: with size and mtime it tells a rename (same inode at
+    # a new path, no need to re-read) and a swap of two names (same path, other inode).
+    file_inode: Mapped[int | None] = mapped_column(Integer)
     # Where the metadata came from (e.g. "catalog.csv:12", "NAME.json"), for curators.
     metadata_source: Mapped[str] = mapped_column(Text, default="")
     # JPEG thumbnail bytes for the kiosk gallery.
