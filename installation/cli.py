@@ -18,6 +18,7 @@ from engine.cli_support import CliState
 COMMANDS: dict[str, tuple[str, str]] = {
     "catalog": ("engine.catalog.cli:catalog", "Scan, list and watch a collection folder."),
     "config": ("engine.config_cli:config", "Check a configuration file; hash a curator PIN."),
+    "kiosk": ("installation.kiosk.cli:kiosk", "Open the touchscreen kiosk (demo mode with --collection)."),
 }
 
 
