@@ -1,0 +1,157 @@
+"""Fixtures shared by the kiosk tests: a real store scanned from the demo paintings, clips
+made by a tiny tone engine, a player, and a kiosk window on them (Qt offscreen)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from engine.catalog.scanner import scan_collection  # noqa: E402
+from engine.config import default_config  # noqa: E402
+from engine.engines.base import GeneratedClip  # noqa: E402
+from engine.store import Artwork, Database  # noqa: E402
+from engine.store.clips import ClipStore  # noqa: E402
+
+
+class ToneEngine:
+    """A tiny engine (the Engine protocol): a chord whose root depends on the artwork."""
+
+    name = "tone"
+    model_version = "tone-1"
+
+    def params(self):
+        return {}
+
+    def generate(self, image, duration, seed):
+        rate = 24000
+        t = np.arange(int(duration * rate)) / rate
+        root = 110.0 * 2 ** ((seed % 12) / 12)
+        mono = sum(0.08 * np.sin(2 * np.pi * root * r * t) for r in (1, 1.25, 1.5))
+        audio = np.stack([mono, mono], axis=1).astype(np.float32)
+        return GeneratedClip(audio, rate, seed, duration, caption=f"A tone chord on {root:.0f} Hz")
+
+    def generate_batch(self, images, duration, seeds):
+        return [self.generate(i, duration, s) for i, s in zip(images, seeds)]
+
+
+def kiosk_config(**kiosk):
+    config = default_config()
+    config.kiosk = dataclasses.replace(config.kiosk, **kiosk)
+    return config
+
+
+def artworks(db: Database) -> dict[str, tuple[int, str]]:
+    """file name -> (artwork id, image hash)."""
+    from sqlalchemy import select
+
+    with db.read() as s:
+        rows = s.execute(select(Artwork.path, Artwork.id, Artwork.image_hash)).all()
+    return {path: (id_, h) for path, id_, h in rows}
+
+
+def add_clip(db: Database, artwork_id: int, image_hash: str, seed: int = 0, duration: float = 5.0) -> int:
+    clip = ToneEngine().generate(None, duration, seed)
+    return ClipStore(db).put(image_hash=image_hash, artwork_id=artwork_id, engine=ToneEngine(), clip=clip)
+
+
+@pytest.fixture
+def store(collection: Path, db_path: Path) -> Database:
+    """A real store scanned from a writable copy of the demo collection."""
+    db = Database(db_path)
+    summary = scan_collection(db, collection, default_config().catalog)
+    assert summary.added == 8
+    yield db
+    db.close()
+
+
+class RecordingPlayer:
+    """Records what the kiosk asks of the player, delegating to a real one when given."""
+
+    def __init__(self, inner=None):
+        self.inner = inner
+        self.prepared: list[str] = []
+        self.crossfades: list[str] = []
+        self.volumes: list[float] = []
+        self._cache: dict[str, object] = {}
+
+    def prepare(self, key, loader):
+        self.prepared.append(key)
+        if self.inner is not None:
+            clip = self.inner.prepare(key, loader)
+        else:
+            clip = self._cache.get(key) or (key, loader())
+            self._cache[key] = clip
+        return clip
+
+    def is_prepared(self, key):
+        return self.inner.is_prepared(key) if self.inner is not None else key in self._cache
+
+    def crossfade_to(self, clip, seconds=None):
+        key = getattr(clip, "key", None) or clip[0]
+        self.crossfades.append(key)
+        if self.inner is not None:
+            self.inner.crossfade_to(clip, seconds)
+
+    def set_volume(self, v, ramp_seconds=None):
+        self.volumes.append(v)
+        if self.inner is not None:
+            self.inner.set_volume(v, ramp_seconds)
+
+    def level(self):
+        return self.inner.level() if self.inner is not None else 0.0
+
+    def spectrum(self, bands):
+        return self.inner.spectrum(bands) if self.inner is not None else np.zeros(bands, np.float32)
+
+    def telemetry(self):
+        return self.inner.telemetry() if self.inner is not None else {"device": "none"}
+
+    @property
+    def now_playing(self):
+        return self.inner.now_playing if self.inner is not None else (self.crossfades or [None])[-1]
+
+    def close(self):
+        if self.inner is not None:
+            self.inner.close()
+
+
+@pytest.fixture
+def player():
+    rec = RecordingPlayer()
+    yield rec
+    rec.close()
+
+
+@pytest.fixture
+def kiosk(qtbot, store, collection, player):
+    """A locked-down kiosk window (1920x1080, offscreen) on the store, normal mode."""
+    from installation.kiosk.app import build_window, create_application
+    from installation.kiosk.backend import KioskBackend
+
+    create_application()
+    config = kiosk_config()
+    config.collection.path = collection
+    backend = KioskBackend(config, collection=None, db_path=store.path, player=player)
+    window = build_window(backend, config, windowed=False)
+    qtbot.addWidget(window)
+    window.resize(1920, 1080)
+    window.show()
+    qtbot.waitExposed(window)
+    window.backend = backend
+    yield window
+    from PyQt6.QtWidgets import QApplication
+
+    QApplication.instance().removeEventFilter(window.filter)
+    QApplication.instance().restoreOverrideCursor()
+    window.allow_close = True
+    window.close()
+    window.thumbnails.wait_idle()
+    window.playback.pool.waitForDone(5000)
+    window.images.pool.waitForDone(5000)
+    backend.db.close()
