@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -41,6 +42,10 @@ def build_window(backend, config: Config, *, windowed: bool):
     window = KioskWindow(backend.services, config, locked=not windowed)
     backend.notify = window.notifier.changed.emit
     app.installEventFilter(window.filter)
+    # The catalog rows and widgets live as long as the app: keep them out of the cyclic
+    # garbage collector's full passes, which would otherwise pause scrolling now and then.
+    gc.collect()
+    gc.freeze()
     if not windowed:
         window.setWindowFlags(Qt.WindowType.FramelessWindowHint | Qt.WindowType.WindowStaysOnTopHint)
         if config.kiosk.hide_cursor:

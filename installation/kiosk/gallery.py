@@ -9,6 +9,8 @@ for the cards on screen.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from PyQt6.QtCore import (
     QAbstractListModel,
     QEvent,
@@ -20,7 +22,7 @@ from PyQt6.QtCore import (
     Qt,
     pyqtSignal,
 )
-from PyQt6.QtGui import QFontMetrics, QInputDevice, QPainter, QPainterPath, QPen
+from PyQt6.QtGui import QFontMetrics, QImage, QInputDevice, QPainter, QPainterPath, QPen
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -167,6 +169,9 @@ class CardDelegate(QStyledItemDelegate):
         self.meta_metrics = QFontMetrics(self.meta_font)
         self.status_metrics = QFontMetrics(self.status_font)
         self.pressed_row = -1
+        # Rendered cards by artwork id: (what they show, image); about three screens' worth.
+        self._sprites: OrderedDict[int, tuple[tuple, QImage]] = OrderedDict()
+        self.max_sprites = 64
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         return QSize(self.theme.card_width, self.theme.card_height)
@@ -175,22 +180,46 @@ class CardDelegate(QStyledItemDelegate):
         return QRect(card.left(), card.top(), card.width(), self.theme.card_image_height)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        """Blit the card's sprite; render it first if its looks changed.
+
+        A card is rendered once (mat, thumbnail, three lines of text, status icon) into an
+        image of its own, so a scrolling frame costs one image copy per visible card.
+        """
         entry: ArtworkEntry = index.data(ENTRY_ROLE)
-        theme = self.theme
-        card = QRect(option.rect.topLeft(), QSize(theme.card_width, theme.card_height))
         pressed = bool(option.state & QStyle.StateFlag.State_Sunken) or index.row() == self.pressed_row
-        painter.save()
+        playing = getattr(index.model(), "playing_id", None) == entry.id
+        image = self.thumbnails.get(entry.id)
+        dpr = option.widget.devicePixelRatioF() if option.widget is not None else 1.0
+        key = (entry, image is not None and image.cacheKey(), pressed, playing, dpr)
+        sprite = self._sprites.get(entry.id)
+        if sprite is None or sprite[0] != key:
+            sprite = (key, self._render(entry, image, pressed, playing, dpr))
+            self._sprites[entry.id] = sprite
+            while len(self._sprites) > self.max_sprites:
+                self._sprites.popitem(last=False)
+        else:
+            self._sprites.move_to_end(entry.id)
+        painter.drawImage(option.rect.topLeft(), sprite[1])
+
+    def _render(self, entry: ArtworkEntry, image, pressed: bool, playing: bool, dpr: float) -> QImage:
+        theme = self.theme
+        sprite = QImage(
+            round(theme.card_width * dpr), round(theme.card_height * dpr), QImage.Format.Format_RGB32
+        )
+        sprite.setDevicePixelRatio(dpr)
+        sprite.fill(style.WALL)
+        painter = QPainter(sprite)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        card = QRect(0, 0, theme.card_width, theme.card_height)
 
         # The thumbnail on its mat, fitted without cropping (paintings are not cropped).
         mat = self.image_rect(card)
         painter.fillRect(mat, style.MAT_PRESSED if pressed else style.MAT)
-        image = self.thumbnails.get(entry.id)
         inner = mat.adjusted(18, 18, -18, -18)
         if image is not None:
-            size = image.size().scaled(inner.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, size.width(), size.height())
+            target = QRect(0, 0, image.width(), image.height())  # decoded at this size
             target.moveCenter(inner.center())
-            painter.drawImage(target, image)
+            painter.drawImage(target.topLeft(), image)
         else:
             painter.setPen(QPen(style.RULE, 1))
             painter.drawRect(inner.adjusted(inner.width() // 3, inner.height() // 3,
@@ -212,7 +241,6 @@ class CardDelegate(QStyledItemDelegate):
         painter.drawText(QRect(x, y, width, self.meta_metrics.height()), 0, meta)
         y += self.meta_metrics.height() + 12
 
-        playing = index.model().playing_id == entry.id if hasattr(index.model(), "playing_id") else False
         kind = "playing" if playing else entry.music
         icon_size = self.status_metrics.height() * 0.8
         painter.setFont(self.status_font)
@@ -223,7 +251,8 @@ class CardDelegate(QStyledItemDelegate):
         painter.drawText(
             QRect(text_x, y, width - text_x + x, self.status_metrics.height()), 0, STATUS_TEXT[kind]
         )
-        painter.restore()
+        painter.end()
+        return sprite
 
 
 class GalleryView(QListView):

@@ -12,6 +12,7 @@ gives every thread its own connection, and the player's ``prepare`` is thread-sa
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,19 +139,30 @@ class KioskServices:
         self.demo = demo
         self._embeddings: tuple[tuple, dict[int, np.ndarray]] | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()  # one raw read-only connection per thread
+
+    def _raw(self) -> sqlite3.Connection:
+        """A read-only sqlite3 connection for this thread.
+
+        The two hottest reads bypass the ORM: thumbnails (one per card, from the decoder
+        threads; the sqlite3 module releases the GIL while it reads, so the UI thread keeps
+        painting) and the change counter polled by the window.
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                f"file:{self.db.path}?mode=ro", uri=True, check_same_thread=False, timeout=30
+            )
+            self._local.conn = conn
+        return conn
 
     # -- catalog ---------------------------------------------------------------------------
-    def signature(self) -> tuple:
-        """A cheap fingerprint of everything the gallery shows; it changes when they do."""
-        with self.db.read() as s:
-            artworks = s.execute(select(func.count(Artwork.id), func.max(Artwork.updated_at))).one()
-            clips = s.execute(select(func.count(Clip.id), func.max(Clip.id))).one()
-            jobs = s.execute(
-                select(Job.status, func.count(Job.id), func.max(Job.id))
-                .where(Job.status != JobStatus.DONE)
-                .group_by(Job.status)
-            ).all()
-        return (tuple(artworks), tuple(clips), tuple(sorted(tuple(r) for r in jobs)))
+    def signature(self) -> int:
+        """A number that changes whenever any connection (this process or the engine
+        service) commits to the store: SQLite's ``PRAGMA data_version``, which costs
+        microseconds however large the collection is. (A query such as max(updated_at)
+        would read past every thumbnail blob in the table.)"""
+        return self._raw().execute("PRAGMA data_version").fetchone()[0]
 
     def entries(self, *, include_unavailable: bool = False) -> list[ArtworkEntry]:
         """The collection in gallery order (title, then path).
@@ -215,10 +227,10 @@ class KioskServices:
 
     def thumbnail(self, artwork_id: int) -> bytes | None:
         """The stored JPEG thumbnail (called from the thumbnail threads)."""
-        with self.db.read() as s:
-            return s.execute(
-                select(Artwork.thumbnail).where(Artwork.id == artwork_id)
-            ).scalar_one_or_none()
+        row = self._raw().execute(
+            "SELECT thumbnail FROM artworks WHERE id = ?", (artwork_id,)
+        ).fetchone()
+        return row[0] if row else None
 
     def rescan(self) -> Any:
         """Read the collection folder again now (curator panel)."""

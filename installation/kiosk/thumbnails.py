@@ -15,14 +15,24 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 
-from PyQt6.QtCore import QBuffer, QByteArray, QObject, QRunnable, QSize, Qt, QThreadPool, pyqtSignal
+from PyQt6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QObject,
+    QRunnable,
+    QSize,
+    Qt,
+    QThread,
+    QThreadPool,
+    pyqtSignal,
+)
 from PyQt6.QtGui import QImage, QImageReader
 
 log = logging.getLogger(__name__)
 
 
 def decode_thumbnail(data: bytes, size: QSize) -> QImage:
-    """JPEG/PNG bytes -> a premultiplied QImage fitting inside ``size`` (aspect kept)."""
+    """JPEG/PNG bytes -> an RGB32 QImage fitting inside ``size`` (aspect kept)."""
     buffer = QBuffer()
     buffer.setData(QByteArray(data))
     buffer.open(QBuffer.OpenModeFlag.ReadOnly)
@@ -37,7 +47,8 @@ def decode_thumbnail(data: bytes, size: QSize) -> QImage:
         image = image.scaled(
             size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
         )
-    return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    # Opaque RGB32 is what the window's backing store holds: drawing it is a plain copy.
+    return image.convertToFormat(QImage.Format.Format_RGB32)
 
 
 class _Signals(QObject):
@@ -55,6 +66,8 @@ class _DecodeJob(QRunnable):
 
     def run(self) -> None:
         cache = self.cache
+        if cache.closed:
+            return
         if not cache._still_wanted(self.artwork_id, self.generation):
             cache._signals.decoded.emit(self.artwork_id, QImage(), True)  # scrolled away
             return
@@ -64,7 +77,8 @@ class _DecodeJob(QRunnable):
         except Exception:  # a bad thumbnail must not take the pool thread down
             log.exception("thumbnail for artwork %s could not be decoded", self.artwork_id)
             image = QImage()
-        cache._signals.decoded.emit(self.artwork_id, image, False)
+        if not cache.closed:
+            cache._signals.decoded.emit(self.artwork_id, image, False)
 
 
 class ThumbnailCache(QObject):
@@ -93,8 +107,11 @@ class ThumbnailCache(QObject):
         self._generation = 0
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(threads)
+        # A visitor's scrolling comes first: decoders yield the CPU to the UI thread.
+        self.pool.setThreadPriority(QThread.Priority.LowestPriority)
         self._signals = _Signals()
         self._signals.decoded.connect(self._on_decoded, Qt.ConnectionType.QueuedConnection)
+        self.closed = False
 
     def get(self, artwork_id: int) -> QImage | None:
         """The thumbnail if decoded; otherwise schedule it and return None."""
@@ -150,3 +167,9 @@ class ThumbnailCache(QObject):
 
     def wait_idle(self, msecs: int = 5000) -> bool:
         return self.pool.waitForDone(msecs)
+
+    def close(self) -> None:
+        """Drop queued decodes and wait for the running ones (window closing)."""
+        self.closed = True
+        self.pool.clear()
+        self.pool.waitForDone(5000)

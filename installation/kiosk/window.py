@@ -214,6 +214,7 @@ class KioskWindow(QWidget):
         self.poll.stop()
         self.idle.stop()
         self.attract.stop()
+        self.thumbnails.close()
         super().closeEvent(event)
 
     def changeEvent(self, event) -> None:
