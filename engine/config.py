@@ -54,6 +54,8 @@ class CatalogConfig:
     max_image_pixels: int = field(default=178_956_970, metadata=_range(1_000_000, 1_000_000_000))
     # A file must keep its size and mtime this long before the watcher reads it as final.
     settle_seconds: float = field(default=1.0, metadata=_range(0.1, 60.0))
+    # While watching, a full re-scan this often catches changes the OS did not report (0: never).
+    rescan_seconds: float = field(default=600.0, metadata=_range(0.0, 86400.0))
 
 
 @dataclass

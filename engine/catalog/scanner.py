@@ -36,12 +36,15 @@ from .images import (
     read_image_bytes,
 )
 from .metadata import ArtworkMetadata, CollectionMetadata, Problem, sidecar_names
-from .walk import FoundFile, Listing, walk_collection
+from .walk import FoundFile, Listing, display_path, walk_collection
 
 log = logging.getLogger(__name__)
 
 SOURCE = "collection"
 BATCH_SIZE = 64
+# A file that fails to decode and was written less than this long ago (or 3 x settle_seconds)
+# is taken to be still arriving: it is read again later instead of being marked invalid.
+RECENT_SECONDS = 5.0
 # ``progress(done, total)``: files read so far out of the files that need reading.
 Progress = Callable[[int, int], None]
 
@@ -122,6 +125,9 @@ def read_image_file(found: FoundFile, config: CatalogConfig) -> _Read:
         out.embedding = image_descriptor(rgb).tobytes()
     except ImageError as exc:
         out.status, out.reason = ArtworkStatus.INVALID, exc.problem
+        if "decompression bomb" not in exc.problem and _recently_written(found, config):
+            out.growing = True  # most likely still being copied in: read it again later
+            return out
     except FileNotFoundError:
         out.gone = True
         return out
@@ -141,6 +147,12 @@ def _display_size(im) -> tuple[int, int]:
     except Exception:  # a broken EXIF block only loses the rotation, as in the decoder
         pass
     return width, height
+
+
+def _recently_written(found: FoundFile, config: CatalogConfig) -> bool:
+    """Modified so recently that a copy may still be under way (or stalled for a moment)."""
+    grace_ns = max(RECENT_SECONDS, 3 * config.settle_seconds) * 1e9
+    return time.time_ns() - found.mtime_ns < grace_ns
 
 
 def _changed_since_listed(found: FoundFile) -> bool:
@@ -176,6 +188,8 @@ class _Scan:
         self.config = config
         self.progress = progress
         self.scope = None if paths is None else sorted({p.strip("/") for p in paths if p.strip("/")})
+        # The scope as stored paths (non-UTF-8 names are stored with \xNN escapes).
+        self.scope_shown = None if self.scope is None else [display_path(p) for p in self.scope]
         self.force = force
         self.workers = workers or _default_workers()
         self.summary = ScanSummary(folder=self.root)
@@ -211,7 +225,7 @@ class _Scan:
     def _in_scope(self, path: str) -> bool:
         if self.scope is None:
             return True
-        return any(path == s or path.startswith(s + "/") for s in self.scope)
+        return any(path == s or path.startswith(s + "/") for s in self.scope_shown)
 
     def _load_rows(self) -> None:
         columns = [getattr(Artwork, c) for c in _ROW_COLUMNS]
@@ -433,6 +447,7 @@ class _Scan:
             and row["status"] != ArtworkStatus.MISSING
             and self._in_scope(path)
             and not any(path.startswith(u + "/") or path == u or not u for u in unlisted)
+            and not (self.scope is not None and os.path.lexists(os.path.join(self.root, path)))
         ]
         if not gone:
             return
@@ -462,7 +477,7 @@ class _Scan:
                 seen.add((p.path, p.reason))
                 s.problems.append((p.path, p.reason))
         for rel in s.growing:
-            s.problems.append((rel, "changed while it was read (still being copied?); "
+            s.problems.append((rel, "incomplete or changing right now (still being copied?); "
                                "it will be read again on the next scan"))
         s.seconds = time.monotonic() - started
         log.info(

@@ -104,7 +104,7 @@ def walk_collection(root: str, subpaths: list[str] | None = None) -> Listing:
             continue  # gone: its rows become missing
         except OSError as exc:
             listing.problems.append(Problem(display_path(rel), _error_text(exc)))
-            listing.unlisted.append(rel)
+            listing.unlisted.append(display_path(rel))
             continue
         if stat.S_ISDIR(st.st_mode):
             _walk_dir(root, rel, st, listing, visited)
@@ -131,7 +131,7 @@ def _walk_dir(root: str, rel_dir: str, st: os.stat_result, listing: Listing, vis
                 entries = list(it)
         except OSError as exc:
             listing.problems.append(Problem(display_path(rel_dir) or ".", "folder " + _error_text(exc)))
-            listing.unlisted.append(rel_dir)
+            listing.unlisted.append(display_path(rel_dir))
             continue
         for entry in entries:
             name = entry.name
@@ -141,13 +141,20 @@ def _walk_dir(root: str, rel_dir: str, st: os.stat_result, listing: Listing, vis
             try:
                 est = entry.stat()  # follows symlinks
             except OSError as exc:
-                if _looks_like_image(name) or entry.is_symlink():
+                if _looks_like_image(name) or entry.is_symlink() or _is_dir_entry(entry):
                     listing.problems.append(Problem(display_path(rel), _error_text(exc)))
                 continue
             if stat.S_ISDIR(est.st_mode):
                 stack.append((rel, est))
             else:
                 _add_file(listing, rel, entry.path, est, top=not rel_dir)
+
+
+def _is_dir_entry(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _looks_like_image(name: str) -> bool:
