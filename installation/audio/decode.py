@@ -25,10 +25,10 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
 def read_audio_file(path) -> tuple[np.ndarray, int]:
     """Read an audio file to float32 (frames, channels) and the sample rate."""
     path = Path(path)
+    if not path.is_file():
+        raise ClipError(f"{path}: file not found")
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise ClipError(f"{path}: file not found") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise ClipError(f"{path}: not a readable audio file ({exc})") from None
     if audio.shape[0] == 0:

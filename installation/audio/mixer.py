@@ -99,7 +99,8 @@ class Mixer:
         self._mix = np.zeros((MAX_BLOCK, self.channels), np.float32)
         self._voice_buf = np.zeros((MAX_BLOCK, self.channels), np.float32)
         self._gain = np.zeros((MAX_BLOCK, 1), np.float32)
-        self._ramp = np.arange(MAX_BLOCK, dtype=np.float32).reshape(-1, 1)
+        # 1..n: a fade's k-th sample (k from 1) sits at phase k/len, so it ends exactly on 1 or 0.
+        self._ramp = np.arange(1, MAX_BLOCK + 1, dtype=np.float32).reshape(-1, 1)
         self._mono = np.zeros(MAX_BLOCK, np.float32)
         self._history = np.zeros(HISTORY, np.float32)
         self.history_pos = 0
@@ -109,7 +110,9 @@ class Mixer:
         self.underruns = 0
         self.errors = 0
         self.last_error = ""
-        self.load_mean = 0.0
+        self.busy_seconds = 0.0  # time spent in the callback...
+        self.audio_seconds = 0.0  # ...for this much audio: load = busy / audio
+        self.load_recent = 0.0  # moving average over about the last 50 callbacks
         self.load_max = 0.0
         self.last_callback = 0.0  # time.monotonic() of the last callback
         self.now_playing: str | None = None
@@ -118,6 +121,8 @@ class Mixer:
 
     # -- control side (any thread) ------------------------------------------------------
     def crossfade_to(self, clip, seconds: float, loop: bool = True) -> None:
+        # Readers see the new clip at once, not only after the next callback picks it up.
+        self.now_playing, self.position_frames = clip.key, 0
         self._commands.append(("xfade", clip, self._frames(seconds), loop))
 
     def stop_all(self, seconds: float) -> None:
@@ -147,6 +152,11 @@ class Mixer:
         return max(0, int(round(seconds * self.sample_rate)))
 
     @property
+    def load_mean(self) -> float:
+        """Callback time over audio time since the mixer started."""
+        return self.busy_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    @property
     def master_gain(self) -> float:
         return self._volume.value * self._fade.value * self._schedule.value
 
@@ -165,9 +175,13 @@ class Mixer:
             outdata.fill(0)
             self.errors += 1
             self.last_error = repr(exc)
-        end = time.perf_counter()
-        load = (end - start) * self.sample_rate / max(frames, 1)
-        self.load_mean += 0.01 * (load - self.load_mean)
+            self._drop_voices()  # whatever broke is not tried again on every block
+        busy = time.perf_counter() - start
+        block = frames / self.sample_rate
+        load = busy / block if block > 0 else 0.0
+        self.busy_seconds += busy
+        self.audio_seconds += block
+        self.load_recent += 0.02 * (load - self.load_recent)
         if load > self.load_max:
             self.load_max = load
         self.callbacks += 1
@@ -215,6 +229,13 @@ class Mixer:
         self.position_frames = 0
         self._newest = slot
 
+    def _drop_voices(self) -> None:
+        try:
+            for v in self._voices:
+                self._retire(v)
+        except Exception:
+            pass
+
     def _free_voice(self) -> _Voice:
         for v in self._voices:
             if v.samples is None:
@@ -248,6 +269,7 @@ class Mixer:
                 np.sin(g, out=g)
             else:
                 np.cos(g, out=g)
+                np.maximum(g, np.float32(0.0), out=g)  # cos(pi/2) is -4e-8 in float32
                 np.multiply(g, np.float32(v.gain), out=g)
             np.multiply(buf, g, out=buf)
             v.fade_pos += n

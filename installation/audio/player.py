@@ -225,6 +225,7 @@ class Player:
             "restarts": s.restarts,
             "callbacks": m.callbacks,
             "callback_load": m.load_mean,
+            "callback_load_recent": m.load_recent,
             "callback_load_max": m.load_max,
             "seconds_since_callback": (time.monotonic() - m.last_callback) if m.last_callback else None,
             "now_playing": m.now_playing,
