@@ -33,8 +33,11 @@ class JackServer:
     """A jackd process on the dummy driver: start, kill, restart."""
 
     def __init__(self, name: str = SERVER_NAME, rate: int = RATE, period: int = PERIOD,
-                 log_path: str | None = None) -> None:
+                 log_path: str | None = None, realtime: bool = False) -> None:
         self.name, self.rate, self.period = name, rate, period
+        # Real-time scheduling (as on the exhibition PC) where the machine allows it; the
+        # tests use --no-realtime, which needs no privileges.
+        self.realtime = realtime
         self.log_path = log_path or f"/tmp/{name}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -45,7 +48,7 @@ class JackServer:
     def start(self, timeout: float = 20.0) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                ["jackd", "-n", self.name, "--no-realtime", "-t", "5000",
+                ["jackd", "-n", self.name, "-R" if self.realtime else "--no-realtime", "-t", "5000",
                  "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
@@ -97,6 +100,7 @@ class JackRecorder:
         self.data = np.zeros((int(seconds * self.rate), channels), np.float32)
         self.block_frame = np.zeros(len(self.data) // 16 + 16, np.int64)  # JACK frame time per block
         self.block_index = np.zeros_like(self.block_frame)  # where each block starts in data
+        self.block_time = np.zeros(len(self.block_frame))  # time.monotonic() when it arrived
         self.blocks = 0
         self.pos = 0
         self.recording = False
@@ -114,6 +118,7 @@ class JackRecorder:
         if self.blocks < len(self.block_frame):
             self.block_frame[self.blocks] = self.client.last_frame_time
             self.block_index[self.blocks] = self.pos
+            self.block_time[self.blocks] = time.monotonic()
             self.blocks += 1
         for i, port in enumerate(self.ports):
             self.data[self.pos : self.pos + frames, i] = port.get_array()

@@ -13,7 +13,9 @@ keeps the stream alive and applies the quiet hours.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
+import sys
 import threading
 import time
 from typing import Callable
@@ -30,11 +32,15 @@ log = logging.getLogger(__name__)
 
 Loader = Callable[[], tuple[np.ndarray, int]]
 
+# Seconds a Python thread may hold the GIL while the audio callback waits for it.
+SWITCH_INTERVAL = 0.0005
+
 
 class Player:
     def __init__(self, config, *, on_fatal: Callable[[str], None] | None = None,
-                 clock: Callable[[], dt.datetime] = dt.datetime.now) -> None:
+                 clock: Callable[[], dt.datetime] = dt.datetime.now, freeze_gc: bool = True) -> None:
         self.config = config
+        self.freeze_gc = freeze_gc
         self.on_fatal = on_fatal
         self.clock = clock
         self.schedule = QuietSchedule(config.quiet_hours)
@@ -59,6 +65,17 @@ class Player:
         if self._started:
             return self.supervisor.healthy
         self._choose_format()
+        if self.freeze_gc:
+            # The callback needs the GIL, and a full garbage collection holds it for as long as
+            # it takes to walk every object (30 ms for a bare kiosk process: longer than a
+            # block). Objects alive now (modules, classes, caches) are moved out of the
+            # collector's sight, so later collections walk only what is created from here on.
+            gc.collect()
+            gc.freeze()
+        # Each numpy call in the callback lets go of the GIL; getting it back waits until the
+        # thread holding it is asked to switch, by default after 5 ms. Ask sooner.
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         self.mixer = Mixer(self.sample_rate, self.channels, volume=self.config.volume)
         self._schedule_level = self.schedule.factor_at(self.clock())
         self.mixer.set_schedule(self._schedule_level, 0.0)
