@@ -16,6 +16,7 @@ from engine.cli_support import CliState
 
 # name -> ("module:attribute", one-line help shown by `art2mus --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "audio": ("installation.audio.cli:audio", "List output devices; play audio files to test speakers."),
     "catalog": ("engine.catalog.cli:catalog", "Scan, list and watch a collection folder."),
     "config": ("engine.config_cli:config", "Check a configuration file; hash a curator PIN."),
     "kiosk": ("installation.kiosk.cli:kiosk", "Open the touchscreen kiosk (demo mode with --collection)."),
