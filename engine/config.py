@@ -73,6 +73,10 @@ class EngineConfig:
     batch_size: int = field(default=4, metadata=_range(1, 64))
     # Attempts before a pregeneration job is marked failed.
     max_attempts: int = field(default=3, metadata=_range(1, 20))
+    # General-MIDI SoundFont (.sf2) for the default engine; empty = TimGM6mb from pretty_midi.
+    soundfont: Path | None = None
+    # A running job whose worker sent no heartbeat for this long is given to another worker.
+    stale_seconds: float = field(default=120.0, metadata=_range(10.0, 3600.0))
 
 
 @dataclass
@@ -162,6 +166,8 @@ def _resolve_paths(config: Config, base: Path) -> None:
     config.store.database = resolve(config.store.database)
     if config.engine.model is not None:
         config.engine.model = resolve(config.engine.model)
+    if config.engine.soundfont is not None:
+        config.engine.soundfont = resolve(config.engine.soundfont)
 
 
 def _build(cls: type, table: Any, file: Path, prefix: str) -> Any:

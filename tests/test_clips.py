@@ -131,3 +131,13 @@ def test_failed_write_leaves_no_clip(db, monkeypatch, db_path):
     monkeypatch.undo()
     con = sqlite3.connect(db_path)
     assert con.execute("SELECT count(*) FROM clips").fetchone()[0] == 0
+
+
+def test_same_key_and_seed_is_stored_once(db):
+    """Two workers racing on one job store the clip once."""
+    store, engine = ClipStore(db), ToneEngine()
+    clip = engine.generate(None, 5.0, 9)
+    first = store.put(image_hash="a" * 64, artwork_id=None, engine=engine, clip=clip)
+    again = store.put(image_hash="a" * 64, artwork_id=None, engine=engine, clip=clip)
+    assert first == again
+    assert len(store.find("a" * 64, "tone", "tone-1", clip_params_hash(engine, 5.0))) == 1

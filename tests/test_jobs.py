@@ -104,3 +104,22 @@ def test_two_processes_never_claim_the_same_job(db_path):
     assert sorted(all_taken) == sorted(ids)  # every job once, none twice
     assert taken["w0"] and taken["w1"]  # both really competed
     assert q.counts()[JobStatus.DONE] == 120
+
+
+def test_find_and_status_for(db_path):
+    from engine.store import Artwork
+
+    db = Database(db_path)
+    art = db.run_write(lambda s: (s.add(a := Artwork(path="x.png", image_hash="h")), s.flush(), a.id)[2])
+    q = JobQueue(db)
+    assert q.status_for(art) is None
+    j = q.enqueue("pregenerate", artwork_id=art, image_hash="h", engine="default", max_attempts=1)
+    assert q.find(artwork_id=art, image_hash="h", engine="default").id == j
+    assert q.find(artwork_id=art, image_hash="h", engine="art2mus") is None
+    assert q.status_for(art) == JobStatus.QUEUED
+    q.claim("w")
+    assert q.status_for(art) == JobStatus.RUNNING
+    q.fail(j, "boom")
+    assert q.status_for(art) == JobStatus.FAILED
+    assert q.find(artwork_id=art, image_hash="h", engine="default") is None  # not open
+    assert q.find(artwork_id=art, image_hash="h", engine="default", statuses=[JobStatus.FAILED]).id == j

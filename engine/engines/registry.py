@@ -45,8 +45,6 @@ def create_engine(name: str, config: Config) -> Engine:
         factory = getattr(importlib.import_module(module_name), factory_name)
     except (ImportError, AttributeError) as exc:
         raise EngineLoadError(_load_message(name, config, f"cannot import {ENGINES[name]}: {exc}")) from exc
-    if name == "default":
-        return factory(config)
     try:
         return factory(config)
     except EngineLoadError:

@@ -143,6 +143,13 @@ class ClipStore:
 
         def write(s: Session) -> int:
             key = _key_filter(image_hash, engine.name, engine.model_version, key_hash)
+            # The same key and seed is the same clip: two workers racing on one job store it once.
+            same = s.scalar(select(Clip.id).where(*key, Clip.seed == int(clip.seed)).limit(1))
+            if same is not None:
+                if chosen:
+                    s.execute(update(Clip).where(*key).values(chosen=False))
+                    s.execute(update(Clip).where(Clip.id == same).values(chosen=True))
+                return same
             has_chosen = s.scalar(select(Clip.id).where(*key, Clip.chosen.is_(True)).limit(1))
             make_chosen = (has_chosen is None) if chosen is None else chosen
             if make_chosen:

@@ -100,6 +100,30 @@ class JobQueue:
 
         return self.db.run_write(write)
 
+    def find(
+        self,
+        *,
+        artwork_id: int | None,
+        image_hash: str | None,
+        engine: str,
+        params: dict[str, Any] | None = None,
+        statuses: Sequence[str] = OPEN_STATUSES,
+    ) -> Job | None:
+        """The newest job for this artwork, image, engine and parameters in ``statuses``."""
+        with self.db.read() as s:
+            return s.scalars(
+                select(Job)
+                .where(
+                    Job.artwork_id.is_(None) if artwork_id is None else Job.artwork_id == artwork_id,
+                    Job.image_hash.is_(None) if image_hash is None else Job.image_hash == image_hash,
+                    Job.engine == engine,
+                    Job.params_json == _params_json(params),
+                    Job.status.in_(list(statuses)),
+                )
+                .order_by(Job.id.desc())
+                .limit(1)
+            ).first()
+
     def claim(self, worker_id: str, engines: Sequence[str] | None = None) -> Job | None:
         """Take the most urgent queued job for ``worker_id`` (atomic across processes).
 

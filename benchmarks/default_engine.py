@@ -1,0 +1,188 @@
+"""Benchmark of the default engine on the demo collection, on one CPU core.
+
+Prints, for 30-s clips of every demo painting:
+- the time per clip (wall and CPU, best and median of the repeats) and the real-time factor,
+  plus the first clip of a fresh process (one-time set-up included);
+- whether the same image, duration and seed give a bit-identical clip (same engine, and a
+  fresh engine);
+- the musical choices (key, mode, tempo, metre, instruments, notes, caption);
+- loudness (pyloudnorm) and true peak (4x oversampling), and the loop seam: the jump from the
+  last sample to the first against the clip's own sample-to-sample steps;
+- "listening by proxy": the key heard in the audio (chroma against Krumhansl's key profiles),
+  the spectral centroid, and how alike the clips' long-term spectra are.
+
+Run:  PYTHONPATH=. python benchmarks/default_engine.py [--duration 30] [--repeats 3] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core, one thread: set before numpy/scipy/OpenCV start their thread pools.
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[var] = "1"
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def pin_to_one_core() -> str:
+    import cv2
+
+    cv2.setNumThreads(1)
+    try:
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return f"pinned to CPU {cpu}"
+    except (AttributeError, OSError):
+        return "not pinned (no sched_setaffinity)"
+
+
+def heard_key(audio: np.ndarray, rate: int) -> tuple[str, np.ndarray]:
+    """The key whose Krumhansl-Kessler profile best matches the clip's pitch-class energy."""
+    mono = audio.mean(axis=1)
+    n = 8192
+    frames = mono[: len(mono) // n * n].reshape(-1, n) * np.hanning(n)
+    power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
+    freqs = np.fft.rfftfreq(n, 1 / rate)
+    band = (freqs > 60) & (freqs < 2000)
+    midi = 69 + 12 * np.log2(freqs[band] / 440.0)
+    chroma = np.bincount(np.round(midi).astype(int) % 12, weights=np.sqrt(power[band]), minlength=12)
+    best, best_r = "", -2.0
+    for tonic in range(12):
+        for profile, mode in ((MAJOR, "major"), (MINOR, "minor")):
+            r = np.corrcoef(np.roll(profile, tonic), chroma)[0, 1]
+            if r > best_r:
+                best, best_r = f"{NOTE_NAMES[tonic]} {mode}", r
+    return best, chroma / chroma.sum()
+
+
+def spectrum(audio: np.ndarray) -> np.ndarray:
+    mono = audio.mean(axis=1)
+    frames = mono[: len(mono) // 4096 * 4096].reshape(-1, 4096)
+    mag = np.abs(np.fft.rfft(frames * np.hanning(4096), axis=1)).mean(axis=0)
+    return mag / np.linalg.norm(mag)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, help="also write the clips as WAV files here")
+    args = ap.parse_args()
+    core = pin_to_one_core()
+
+    import pyloudnorm
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from engine.catalog.images import load_rgb
+    from engine.engines.default.engine import DefaultEngine
+
+    paths = sorted((ROOT / "content" / "demo").glob("*.png"))
+    images = {p.stem: load_rgb(p, max_side=1024) for p in paths}
+    d = args.duration
+    print(f"default engine benchmark: {len(images)} demo paintings, {d:g}-s clips, one thread, {core}")
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    engine = DefaultEngine()
+    first = engine.generate(next(iter(images.values())), d, 0)
+    print(
+        f"first clip of a fresh process (engine set-up, OpenCV and FFT tables included): "
+        f"{time.perf_counter() - t0:.3f} s wall, {time.process_time() - c0:.3f} s CPU"
+    )
+    print(f"model version {engine.model_version}")
+
+    walls, cpus, clips = {}, {}, {}
+    for name, rgb in images.items():
+        w, c = [], []
+        for _ in range(args.repeats):
+            t, p = time.perf_counter(), time.process_time()
+            clips[name] = engine.generate(rgb, d, 0)
+            w.append(time.perf_counter() - t)
+            c.append(time.process_time() - p)
+        walls[name], cpus[name] = w, c
+
+    print(f"\n== speed ({args.repeats} runs per painting; the machine may be shared: see CPU time) ==")
+    print(f"{'painting':34} {'wall best':>9} {'wall med':>9} {'CPU best':>9} {'x real time (best wall)':>24}")
+    for name in images:
+        print(
+            f"{name:34} {min(walls[name]):9.3f} {statistics.median(walls[name]):9.3f} "
+            f"{min(cpus[name]):9.3f} {d / min(walls[name]):24.0f}"
+        )
+    best_wall = statistics.median(min(w) for w in walls.values())
+    best_cpu = statistics.median(min(c) for c in cpus.values())
+    all_wall = statistics.median(x for w in walls.values() for x in w)
+    print(
+        f"median over paintings: {best_wall:.3f} s wall (best of {args.repeats}), {all_wall:.3f} s wall "
+        f"(all runs), {best_cpu:.3f} s CPU -> {d / best_wall:.0f}x real time (wall), "
+        f"{d / best_cpu:.0f}x (CPU)"
+    )
+
+    print("\n== determinism ==")
+    name = "the-night-cafe" if "the-night-cafe" in images else next(iter(images))
+    again = engine.generate(images[name], d, 0)
+    fresh = DefaultEngine().generate(images[name].copy(), d, 0)
+    other = engine.generate(images[name], d, 1)
+    print(f"{name}: same engine bit-identical: {np.array_equal(clips[name].audio, again.audio)}; "
+          f"fresh engine bit-identical: {np.array_equal(clips[name].audio, fresh.audio)}; "
+          f"seed 1 differs: {not np.array_equal(clips[name].audio, other.audio)}")
+
+    print("\n== musical choices ==")
+    for name, clip in clips.items():
+        x = clip.details
+        inst = ", ".join(f"{role}: {prog}" for role, prog in x["instruments"].items())
+        print(f"{name}\n    {x['key_name']}, {x['tempo_bpm']:g} bpm in {x['metre']}, {x['bars']} bars, "
+              f"chords {' '.join(x['chords'])}\n    {inst}\n    notes {x['notes']}\n    \"{clip.caption}\"")
+
+    print("\n== loudness, true peak, loop seam ==")
+    meter = pyloudnorm.Meter(clip.sample_rate)
+    print(f"{'painting':34} {'LUFS':>7} {'dBTP':>6} {'seam L':>8} {'seam R':>8} {'p99|diff|':>9} {'median':>8} ok")
+    for name, clip in clips.items():
+        a = clip.audio
+        loud = meter.integrated_loudness(a.astype(np.float64))
+        looped = np.concatenate([a[-256:], a, a[:256]])
+        tp = 20 * np.log10(np.abs(resample_poly(looped, 4, 1, axis=0)).max())
+        seam = np.abs(a[0] - a[-1])
+        steps = np.abs(np.diff(a, axis=0))
+        p99 = np.percentile(steps, 99, axis=0)
+        ok = bool((seam <= p99).all())
+        print(f"{name:34} {loud:7.2f} {tp:6.2f} {seam[0]:8.5f} {seam[1]:8.5f} {p99.max():9.5f} "
+              f"{np.median(steps):8.5f} {'yes' if ok else 'NO'}")
+
+    print("\n== listening by proxy ==")
+    specs = {}
+    print(f"{'painting':34} {'composed key':>18} {'heard key':>10} {'centroid Hz':>11} {'notes':>6}")
+    for name, clip in clips.items():
+        key, _ = heard_key(clip.audio, clip.sample_rate)
+        mag = np.abs(np.fft.rfft(clip.audio.mean(axis=1)))
+        freqs = np.fft.rfftfreq(len(clip.audio), 1 / clip.sample_rate)
+        centroid = float((mag * freqs).sum() / mag.sum())
+        specs[name] = spectrum(clip.audio)
+        print(f"{name:34} {clip.details['key_name']:>18} {key:>10} {centroid:11.0f} {clip.details['note_count']:6d}")
+    names = list(specs)
+    sims = [float(specs[a] @ specs[b]) for i, a in enumerate(names) for b in names[i + 1:]]
+    print(f"long-term spectra, cosine similarity between paintings: max {max(sims):.3f}, "
+          f"median {statistics.median(sims):.3f} (1.0 = identical)")
+
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name, clip in clips.items():
+            sf.write(args.out / f"{name}.wav", clip.audio, clip.sample_rate, subtype="FLOAT")
+        print(f"\nwrote {len(clips)} clips to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

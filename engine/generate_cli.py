@@ -1,0 +1,225 @@
+"""CLI: `art2mus generate`, `art2mus pregenerate` and `art2mus engine serve`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from engine.cli_support import get_config, open_database
+from engine.engines.base import MAX_DURATION, MAX_SEED, MIN_DURATION
+
+log = logging.getLogger(__name__)
+
+ENGINE_CHOICES = click.Choice(["auto", "default", "art2mus"])
+
+
+def _check_duration(ctx, param, value):
+    if value is not None and not (MIN_DURATION <= value <= MAX_DURATION):
+        raise click.BadParameter(
+            f"{value:g} s is out of range; allowed: {MIN_DURATION:g} to {MAX_DURATION:g} seconds"
+        )
+    return value
+
+
+def _check_seed(ctx, param, value):
+    if value is not None and not (0 <= value <= MAX_SEED):
+        raise click.BadParameter(f"{value} is out of range; allowed: 0 to {MAX_SEED}")
+    return value
+
+
+def _engine_for(config, name: str | None):
+    """The engine asked for on the command line (or by the configuration), and why."""
+    from engine.engines.registry import EngineLoadError, create_engine, resolve_engine
+
+    try:
+        if name and name != "auto":
+            engine = create_engine(name, config)
+            return engine, f"{engine.name} engine (--engine {name})"
+        return resolve_engine(config)
+    except EngineLoadError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--engine", "engine_name", type=ENGINE_CHOICES, help="Engine (default: engine.name from the configuration).")
+@click.option("--duration", type=float, callback=_check_duration, help=f"Clip length in seconds ({MIN_DURATION:g}-{MAX_DURATION:g}; default from the configuration).")
+@click.option("--seed", type=int, callback=_check_seed, help="Seed (0 or more; default from the configuration).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the WAV files (created if needed).")
+@click.pass_context
+def generate(ctx, images, engine_name, duration, seed, out_dir):
+    """Make a clip for each IMAGE and write OUT/<image name>.wav (no database needed).
+
+    A file that cannot be read is reported and skipped; the exit status is 1 if any failed.
+    """
+    import soundfile as sf
+
+    from engine.catalog.images import ImageError, load_rgb
+    from engine.engines.base import GenerationError
+
+    config = get_config(ctx)
+    duration = config.engine.duration if duration is None else duration
+    seed = config.engine.seed if seed is None else seed
+    engine, why = _engine_for(config, engine_name)
+    click.echo(f"using the {why}", err=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"{out_dir}: cannot create the output folder: {exc.strerror}") from None
+
+    failed = 0
+    written: dict[str, Path] = {}
+    for path in images:
+        target = out_dir / f"{path.stem}.wav"
+        if target.name in written:
+            click.echo(f"error: {path}: same output name as {written[target.name]} ({target}); skipped", err=True)
+            failed += 1
+            continue
+        started = time.perf_counter()
+        try:
+            image = load_rgb(path, max_pixels=config.catalog.max_image_pixels, max_side=1024)
+            clip = engine.generate(image, duration, seed)
+        except (ImageError, GenerationError, ValueError) as exc:
+            message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            click.echo(f"error: {message}", err=True)
+            failed += 1
+            continue
+        _write_wav_atomically(target, clip.audio, clip.sample_rate, sf)
+        written[target.name] = path
+        details = clip.details
+        choices = ", ".join(
+            x for x in (details.get("key_name"), f"{details['tempo_bpm']:g} bpm" if "tempo_bpm" in details else None) if x
+        )
+        click.echo(
+            f"{target}  {clip.duration:g} s{' (' + choices + ')' if choices else ''}  "
+            f"{time.perf_counter() - started:.2f} s  {clip.caption}"
+        )
+    if failed:
+        click.echo(f"{failed} of {len(images)} images failed", err=True)
+        ctx.exit(1)
+
+
+def _write_wav_atomically(target: Path, audio, rate: int, sf) -> None:
+    """Write a float32 WAV next to ``target`` and rename it into place (never half a file)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".wav.part")
+    os.close(fd)
+    try:
+        sf.write(tmp, audio, rate, format="WAV", subtype="FLOAT")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@click.command()
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database from the configuration).")
+@click.option("--engine", "engine_name", type=ENGINE_CHOICES, help="Engine (default: engine.name from the configuration).")
+@click.option("--no-scan", is_flag=True, help="Do not scan the collection folder first.")
+@click.option("--retry-failed", is_flag=True, help="Give artworks whose generation failed another set of attempts.")
+@click.pass_context
+def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed):
+    """Fill the clip cache for every ready artwork of the collection.
+
+    Scans the collection folder, queues every artwork that has no clip for this engine and
+    model version, and generates them. Clips already cached are never made again.
+    """
+    from tqdm import tqdm
+
+    from engine.store.jobs import JobQueue
+    from engine.worker import Worker
+
+    config = get_config(ctx)
+    db = open_database(ctx, db_path)
+    engine, why = _engine_for(config, engine_name)
+    click.echo(f"using the {why}", err=True)
+    if not no_scan:
+        _scan(db, config)
+    worker = Worker(db, engine, config)
+    if retry_failed:
+        n = JobQueue(db).retry_failed()
+        click.echo(f"{n} failed jobs queued again", err=True)
+    worker.enqueue_missing()
+    total = worker.pending()
+    if total == 0:
+        click.echo("nothing to do: every ready artwork already has its clips")
+        db.close()
+        return
+    bar = tqdm(total=total, unit="artwork", disable=not sys.stderr.isatty(), file=sys.stderr)
+
+    def progress(result):
+        bar.update(1)
+        bar.set_postfix_str(Path(result.path).name if result.path else str(result.artwork_id))
+
+    try:
+        summary = worker.run_until_idle(progress=progress)
+    finally:
+        bar.close()
+        db.close()
+    click.echo(
+        f"generated {summary.clips} clips for {summary.done} artworks in {summary.seconds:.1f} s"
+        f"; {summary.skipped} skipped, {summary.retrying} to retry, {summary.failed} failed"
+    )
+    for path, error in summary.errors:
+        click.echo(f"error: {path}: {error}" if path and path not in error else f"error: {error}", err=True)
+    if summary.failed or summary.retrying:
+        ctx.exit(1)
+
+
+def _scan(db, config) -> None:
+    from engine.catalog.scanner import ScanError, scan_collection
+
+    try:
+        s = scan_collection(db, config.collection.path, config.catalog)
+    except ScanError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"catalog {config.collection.path}: {s.added} added, {s.updated} updated, {s.renamed} renamed, "
+        f"{s.missing} missing, {s.invalid} invalid, {s.unchanged} unchanged",
+        err=True,
+    )
+    for path, reason in s.invalid_items:
+        click.echo(f"invalid: {path}: {reason}", err=True)
+
+
+@click.group("engine")
+def engine_group():
+    """The engine service: catalog sync and clip generation."""
+
+
+@engine_group.command()
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database from the configuration).")
+@click.pass_context
+def serve(ctx, db_path):
+    """Keep the catalog in step with the collection folder and generate clips until stopped.
+
+    Stops cleanly on SIGTERM or Ctrl-C after finishing the clip in hand.
+    """
+    from engine.service import EngineService
+
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("engine").setLevel(logging.INFO)
+    config = get_config(ctx)
+    db = open_database(ctx, db_path)
+    engine, why = _engine_for(config, None)
+    log.info("engine service: %s, model %s, database %s", why, engine.model_version, db.path)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("engine service: %s received, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        EngineService(db, engine, config).run(stop)
+    finally:
+        db.close()
+    log.info("engine service stopped")

@@ -1,0 +1,105 @@
+"""The engine service (`art2mus engine serve`): catalog in step, clips generated, jobs served.
+
+One process on the exhibition PC, run by systemd (systemd/art2mus-engine.service):
+
+1. scans the collection folder into the catalog, then keeps watching it (watchdog, through
+   ``engine.catalog.watcher.CatalogWatcher``; if that is unavailable it rescans every
+   ``RESCAN_SECONDS`` instead);
+2. queues pregeneration for every new or changed artwork;
+3. runs the worker loop, which also serves the kiosk's jobs (camera captures and visitors
+   first).
+
+SIGTERM (systemd stop) sets the stop event: the job in hand is finished and stored, then the
+watcher and the database are closed and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from engine.worker import Worker
+
+if TYPE_CHECKING:
+    from engine.config import Config
+    from engine.engines.base import Engine
+    from engine.store.db import Database
+
+log = logging.getLogger(__name__)
+
+RESCAN_SECONDS = 30.0
+
+
+class EngineService:
+    def __init__(self, db: Database, engine: Engine, config: Config, worker_id: str | None = None):
+        self.db = db
+        self.engine = engine
+        self.config = config
+        self.folder = config.collection.path
+        self.worker = Worker(db, engine, config, worker_id=worker_id)
+        self._watcher = None
+        self._poller: threading.Thread | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set."""
+        self._scan()
+        self._start_watching(stop)
+        try:
+            self.worker.enqueue_missing()
+            self.worker.run(stop)
+        finally:
+            self._stop_watching()
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    def _scan(self) -> None:
+        from engine.catalog.scanner import ScanError, scan_collection
+
+        try:
+            summary = scan_collection(self.db, self.folder, self.config.catalog)
+        except ScanError as exc:
+            log.error("cannot scan the collection: %s", exc)
+            return
+        log.info(
+            "catalog %s: %d added, %d updated, %d renamed, %d missing, %d invalid, %d unchanged",
+            self.folder, summary.added, summary.updated, summary.renamed, summary.missing,
+            summary.invalid, summary.unchanged,
+        )
+        for path, reason in summary.invalid_items:
+            log.warning("invalid artwork %s: %s", path, reason)
+        if summary.changed:
+            self.worker.enqueue_missing()
+
+    def _changed(self, summary=None) -> None:
+        try:
+            queued = self.worker.enqueue_missing()
+        except Exception:
+            log.exception("cannot queue the changed artworks")
+            return
+        if queued:
+            log.info("collection changed: %d artworks queued for clips", queued)
+
+    def _start_watching(self, stop: threading.Event) -> None:
+        try:
+            from engine.catalog.watcher import CatalogWatcher
+        except ImportError:
+            log.warning("no catalog watcher available; rescanning every %.0f s", RESCAN_SECONDS)
+            self._poller = threading.Thread(target=self._poll, args=(stop,), name="catalog-poll", daemon=True)
+            self._poller.start()
+            return
+        self._watcher = CatalogWatcher(self.db, self.folder, self.config.catalog, on_change=self._changed)
+        self._watcher.start()
+
+    def _poll(self, stop: threading.Event) -> None:
+        while not stop.wait(RESCAN_SECONDS):
+            try:
+                self._scan()
+            except Exception:
+                log.exception("rescan failed")
+
+    def _stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._poller is not None:
+            self._poller.join(timeout=5)

@@ -1,0 +1,362 @@
+"""The pregeneration worker: fills the clip cache for every ready artwork.
+
+The worker takes jobs from the queue in the shared database (highest priority first: camera
+captures, then visitors waiting, then pregeneration), generates the missing clips with its
+engine and stores each one in a single transaction. What is cached is skipped: clips are
+found by image hash, engine, model version and parameters, so renaming files or restarting
+the service reuses them.
+
+Crash safety: a clip is written only once it is complete, so a worker killed mid-clip leaves
+nothing behind. While it works it sends heartbeats; if it dies, the next worker to look at the
+queue finds the job's heartbeat stale and puts it back (each claim counts as an attempt; after
+``engine.max_attempts`` the job is marked failed with the error text).
+
+Job kinds: "pregenerate", "visitor", "capture" fill what is missing; "regenerate" makes new
+candidates with fresh seeds, chooses the best of them and removes the clips they replace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from engine.engines.base import Engine, GeneratedClip
+from engine.store.clips import ClipStore, clip_params_hash
+from engine.store.jobs import PRIORITY_PREGENERATE, JobQueue
+from engine.store.models import Artwork, ArtworkStatus, Clip, Job, JobStatus
+
+if TYPE_CHECKING:
+    from engine.config import Config
+    from engine.store.db import Database
+
+log = logging.getLogger(__name__)
+
+# Images are decoded at most this large for the engines (features and encoders need less).
+LOAD_MAX_SIDE = 1024
+
+
+class JobSkipped(Exception):
+    """The job no longer applies (the artwork is gone or its file changed since it was queued)."""
+
+
+@dataclass
+class JobResult:
+    job_id: int
+    artwork_id: int | None
+    path: str
+    status: str  # "done", "skipped", "queued" (will retry) or "failed"
+    clips: int = 0  # clips generated
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class WorkerSummary:
+    jobs: int = 0
+    done: int = 0
+    skipped: int = 0
+    retrying: int = 0
+    failed: int = 0
+    clips: int = 0
+    seconds: float = 0.0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (artwork path, error)
+
+    def add(self, r: JobResult) -> None:
+        self.jobs += 1
+        self.clips += r.clips
+        if r.status == JobStatus.DONE:
+            self.done += 1
+        elif r.status == "skipped":
+            self.skipped += 1
+        elif r.status == JobStatus.QUEUED:
+            self.retrying += 1
+        else:
+            self.failed += 1
+        if r.error:
+            self.errors.append((r.path, r.error))
+
+
+def candidate_seed(image_hash: str, base_seed: int, index: int | str) -> int:
+    """The seed of candidate ``index`` for an image: from its content hash and the config seed."""
+    digest = hashlib.sha256(f"{image_hash}:{base_seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+class Worker:
+    """Generates clips for queued jobs with one engine; see the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        engine: Engine,
+        config: Config,
+        worker_id: str | None = None,
+        on_clip: Callable[[int, int | None], None] | None = None,
+    ):
+        self.db = db
+        self.engine = engine
+        self.config = config
+        self.clips = ClipStore(db)
+        self.jobs = JobQueue(db)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        #: Called with (clip_id, artwork_id) after each clip is stored (the kiosk's demo mode).
+        self.on_clip = on_clip
+        settings = config.engine
+        self.duration = float(settings.duration)
+        self.seed = int(settings.seed)
+        self.candidates = int(settings.candidates)
+        self.batch_size = int(settings.batch_size)
+        self.max_attempts = int(settings.max_attempts)
+        self.stale_seconds = float(getattr(settings, "stale_seconds", 120.0))
+
+    # -- queueing --------------------------------------------------------------------------
+
+    @property
+    def params_hash(self) -> str:
+        return clip_params_hash(self.engine, self.duration)
+
+    def enqueue_missing(self) -> int:
+        """Queue pregeneration for every ready artwork that lacks clips; returns how many.
+
+        Artworks with enough clips, with an open job, or whose job already failed for the same
+        image are left alone (a failed image is not retried forever; see ``retry_failed``).
+        """
+        e = self.engine
+        with self.db.read() as s:
+            artworks = s.execute(
+                select(Artwork.id, Artwork.image_hash).where(
+                    Artwork.status == ArtworkStatus.READY, Artwork.image_hash.is_not(None)
+                ).order_by(Artwork.id)
+            ).all()
+            have = dict(
+                s.execute(
+                    select(Clip.image_hash, func.count())
+                    .where(
+                        Clip.engine == e.name,
+                        Clip.model_version == e.model_version,
+                        Clip.params_hash == self.params_hash,
+                    )
+                    .group_by(Clip.image_hash)
+                ).all()
+            )
+            taken = set(
+                s.execute(
+                    select(Job.artwork_id, Job.image_hash).where(
+                        Job.engine == e.name,
+                        Job.params_json == "{}",
+                        Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED)),
+                    )
+                ).all()
+            )
+        missing = [
+            (aid, h) for aid, h in artworks if have.get(h, 0) < self.candidates and (aid, h) not in taken
+        ]
+        for artwork_id, image_hash in missing:
+            self.jobs.enqueue(
+                "pregenerate",
+                artwork_id=artwork_id,
+                image_hash=image_hash,
+                engine=e.name,
+                params=None,
+                priority=PRIORITY_PREGENERATE,
+                max_attempts=self.max_attempts,
+            )
+        if missing:
+            log.info("queued %d artworks for the %s engine", len(missing), e.name)
+        return len(missing)
+
+    def pending(self) -> int:
+        """Jobs this worker could take now or that are running."""
+        names = [self.engine.name, "", "auto"]
+        with self.db.read() as s:
+            return int(
+                s.scalar(
+                    select(func.count()).select_from(Job).where(
+                        Job.engine.in_(names),
+                        Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+                    )
+                )
+            )
+
+    # -- working ---------------------------------------------------------------------------
+
+    def run_once(self) -> JobResult | None:
+        """Take and do one job; None when the queue has nothing for this worker."""
+        self.jobs.requeue_stale(self.stale_seconds)
+        job = self.jobs.claim(self.worker_id, engines=[self.engine.name])
+        if job is None:
+            return None
+        started = time.monotonic()
+        path = ""
+        beat = _Heartbeat(self.jobs, job.id, self.worker_id, self.stale_seconds / 4)
+        beat.start()
+        try:
+            path, made = self._do(job)
+        except JobSkipped as exc:
+            beat.stop()
+            self.jobs.complete(job.id)
+            log.info("job %d skipped: %s", job.id, exc)
+            return JobResult(job.id, job.artwork_id, path or str(exc), "skipped", 0, "", time.monotonic() - started)
+        except Exception as exc:
+            beat.stop()
+            error = _describe(exc)
+            status = self.jobs.fail(job.id, error)
+            log.warning(
+                "job %d (artwork %s) attempt %d/%d failed: %s",
+                job.id, job.artwork_id, job.attempts, job.max_attempts, error,
+            )
+            log.debug("%s", traceback.format_exc())
+            return JobResult(job.id, job.artwork_id, path, status, 0, error, time.monotonic() - started)
+        beat.stop()
+        self.jobs.complete(job.id)
+        return JobResult(job.id, job.artwork_id, path, JobStatus.DONE, made, "", time.monotonic() - started)
+
+    def run(self, stop_event: threading.Event, idle_poll_s: float = 1.0) -> None:
+        """Work until ``stop_event`` is set, polling the queue while it is empty."""
+        log.info("worker %s running the %s engine", self.worker_id, self.engine.name)
+        while not stop_event.is_set():
+            try:
+                result = self.run_once()
+            except Exception:  # the database went away for a moment: wait, then go on
+                log.exception("worker: cannot use the job queue")
+                result = None
+            if result is None:
+                stop_event.wait(idle_poll_s)
+
+    def run_until_idle(self, progress: Callable[[JobResult], None] | None = None) -> WorkerSummary:
+        """Do jobs until none is left for this worker; returns what was done."""
+        summary = WorkerSummary()
+        started = time.monotonic()
+        while (result := self.run_once()) is not None:
+            summary.add(result)
+            if progress is not None:
+                progress(result)
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    # -- one job ---------------------------------------------------------------------------
+
+    def _do(self, job: Job) -> tuple[str, int]:
+        artwork = self._artwork(job)
+        path = self._image_path(artwork)
+        image = self._load(path, job.image_hash)
+        params = json.loads(job.params_json or "{}")
+        duration = float(params.get("duration", self.duration))
+        base_seed = int(params.get("seed", self.seed))
+        count = int(params.get("candidates", self.candidates))
+        e = self.engine
+        key = (job.image_hash, e.name, e.model_version, clip_params_hash(e, duration))
+        existing = self.clips.find(*key)
+        if job.kind == "regenerate":
+            # Fresh seeds, different for every regenerate job (and still reproducible).
+            seeds = [candidate_seed(job.image_hash, base_seed, f"regenerate-{job.id}-{i}") for i in range(count)]
+        else:
+            have = {c.seed for c in existing}
+            seeds = [
+                s for s in (candidate_seed(job.image_hash, base_seed, i) for i in range(count))
+                if s not in have
+            ]
+        made: list[tuple[int, GeneratedClip]] = []
+        for start in range(0, len(seeds), self.batch_size):
+            batch = seeds[start : start + self.batch_size]
+            for clip in e.generate_batch([image] * len(batch), duration, batch):
+                clip_id = self.clips.put(
+                    image_hash=job.image_hash,
+                    artwork_id=artwork.id,
+                    engine=e,
+                    clip=clip,
+                    chosen=False if (existing or made) else None,
+                )
+                made.append((clip_id, clip))
+                if self.on_clip is not None:
+                    try:
+                        self.on_clip(clip_id, artwork.id)
+                    except Exception:
+                        log.exception("on_clip callback failed")
+        self._choose(job, existing, made)
+        return str(path), len(made)
+
+    def _choose(self, job: Job, existing, made: list[tuple[int, GeneratedClip]]) -> None:
+        """Pick the clip to play: the best-scored new one (regenerate: and drop the old)."""
+        if not made:
+            return
+        scored = [(c.score, cid) for cid, c in made if c.score is not None]
+        best = max(scored)[1] if scored else made[0][0]
+        if job.kind == "regenerate":
+            self.clips.choose(best)
+            with self.db.write() as s:
+                old = [c.id for c in existing]
+                if old:
+                    s.execute(Clip.__table__.delete().where(Clip.id.in_(old)))
+        elif not existing and len(made) > 1 and scored:
+            self.clips.choose(best)
+
+    def _artwork(self, job: Job) -> Artwork:
+        if job.artwork_id is None:
+            raise JobSkipped(f"job {job.id} names no artwork")
+        with self.db.read() as s:
+            artwork = s.get(Artwork, job.artwork_id)
+        if artwork is None:
+            raise JobSkipped(f"artwork {job.artwork_id} was removed from the catalog")
+        if artwork.image_hash != job.image_hash:
+            raise JobSkipped(f"{artwork.path}: the image changed since the job was queued")
+        if artwork.status == ArtworkStatus.INVALID:
+            raise JobSkipped(f"{artwork.path}: marked invalid ({artwork.reason})")
+        return artwork
+
+    def _image_path(self, artwork: Artwork) -> Path:
+        path = Path(artwork.path)
+        return path if path.is_absolute() else Path(self.config.collection.path) / path
+
+    def _load(self, path: Path, image_hash: str | None):
+        from engine.catalog.images import load_rgb, sha256_file
+
+        if not path.exists():
+            raise JobSkipped(f"{path}: the file is gone (the catalog will mark it missing)")
+        if image_hash is not None and sha256_file(path) != image_hash:
+            raise JobSkipped(f"{path}: the file changed since the job was queued")
+        return load_rgb(path, max_pixels=self.config.catalog.max_image_pixels, max_side=LOAD_MAX_SIDE)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, (ValueError, RuntimeError, OSError)) else f"{type(exc).__name__}: {text}"
+
+
+class _Heartbeat:
+    """Tells the queue every ``interval`` seconds that the job is still being worked on."""
+
+    def __init__(self, jobs: JobQueue, job_id: int, worker_id: str, interval: float):
+        self.jobs, self.job_id, self.worker_id = jobs, job_id, worker_id
+        self.interval = max(0.2, interval)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.jobs.heartbeat(self.job_id, self.worker_id):
+                    log.warning("job %d is no longer held by %s", self.job_id, self.worker_id)
+                    return
+            except Exception:
+                log.exception("heartbeat for job %d failed", self.job_id)
