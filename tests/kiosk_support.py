@@ -71,61 +71,44 @@ def store(collection: Path, db_path: Path) -> Database:
 
 
 class RecordingPlayer:
-    """Records what the kiosk asks of the player, delegating to a real one when given."""
+    """The real player, with a record of what the kiosk asked of it."""
 
-    def __init__(self, inner=None):
+    def __init__(self, inner):
         self.inner = inner
         self.prepared: list[str] = []
         self.crossfades: list[str] = []
         self.volumes: list[float] = []
-        self._cache: dict[str, object] = {}
 
     def prepare(self, key, loader):
         self.prepared.append(key)
-        if self.inner is not None:
-            clip = self.inner.prepare(key, loader)
-        else:
-            clip = self._cache.get(key) or (key, loader())
-            self._cache[key] = clip
-        return clip
+        return self.inner.prepare(key, loader)
 
     def is_prepared(self, key):
-        return self.inner.is_prepared(key) if self.inner is not None else key in self._cache
+        return self.inner.is_prepared(key)
 
     def crossfade_to(self, clip, seconds=None):
-        key = getattr(clip, "key", None) or clip[0]
-        self.crossfades.append(key)
-        if self.inner is not None:
-            self.inner.crossfade_to(clip, seconds)
+        self.crossfades.append(clip.key)
+        self.inner.crossfade_to(clip, seconds)
 
     def set_volume(self, v, ramp_seconds=None):
         self.volumes.append(v)
-        if self.inner is not None:
-            self.inner.set_volume(v, ramp_seconds)
+        self.inner.set_volume(v, ramp_seconds)
 
-    def level(self):
-        return self.inner.level() if self.inner is not None else 0.0
-
-    def spectrum(self, bands):
-        return self.inner.spectrum(bands) if self.inner is not None else np.zeros(bands, np.float32)
-
-    def telemetry(self):
-        return self.inner.telemetry() if self.inner is not None else {"device": "none"}
-
-    @property
-    def now_playing(self):
-        return self.inner.now_playing if self.inner is not None else (self.crossfades or [None])[-1]
-
-    def close(self):
-        if self.inner is not None:
-            self.inner.close()
+    def __getattr__(self, name):  # level, spectrum, telemetry, now_playing, close, ...
+        return getattr(self.inner, name)
 
 
 @pytest.fixture
-def player():
-    rec = RecordingPlayer()
+def player(jack):
+    """The real player on the session's private JACK dummy server (tests/jack_fixtures.py)."""
+    from engine.config import AudioConfig
+    from installation.audio import Player
+
+    inner = Player(AudioConfig(crossfade_seconds=1.0), on_fatal=lambda reason: None)
+    assert inner.start(), "the player could not open the JACK dummy device"
+    rec = RecordingPlayer(inner)
     yield rec
-    rec.close()
+    inner.close()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from PyQt6.QtCore import QEvent, QObject, QPoint, Qt
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtTest import QTest
@@ -128,7 +130,9 @@ def test_invalid_files_show_their_reason_to_the_curator(qtbot, kiosk, store, col
     from engine.catalog.scanner import scan_collection
     from engine.config import default_config
 
-    (collection / "torn.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    torn_file = collection / "torn.png"
+    torn_file.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    os.utime(torn_file, (1_600_000_000, 1_600_000_000))  # not a file still being copied in
     scan_collection(store, collection, default_config().catalog)
     kiosk.refresh_from_store()
     assert kiosk.model.rowCount() == 8  # visitors never see a broken file

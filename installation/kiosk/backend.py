@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -147,25 +148,36 @@ class KioskBackend:
             self.services.engine_info = EngineInfo("none", f"the engine cannot start: {exc}")
             return
         self.services.engine_info = EngineInfo(engine.name, reason, engine.model_version)
-        worker = Worker(self.db, engine, self.config)
-        worker.on_clip = lambda clip_id, artwork_id: self.notify()
+        worker = Worker(self.db, engine, self.config, on_clip=lambda clip_id, artwork_id: self.notify())
         self.worker = worker
         worker.enqueue_missing()
         self.notify()
         worker.run(self._stop)
 
     # -- services' callbacks ---------------------------------------------------------------
-    def _enqueue(self, detail: ArtworkDetail, priority: int) -> int | None:
-        from engine.store.jobs import PRIORITY_VISITOR
+    def _enqueue(self, kind: str, detail: ArtworkDetail, priority: int) -> int | None:
+        """Queue a visitor or regenerate job for the engine.
 
-        kind = "visitor" if priority == PRIORITY_VISITOR else "regenerate"
-        engine = self.services.engine_info.name if self.demo else ""
+        A visitor waiting for an artwork that already has an open job (pregeneration) only
+        raises that job's priority. Otherwise the job names the engine this process runs
+        (demo) or "" (normal mode: whichever engine the service runs).
+        """
+        engine = self.services.engine_info.name if self.demo and self.worker is not None else ""
+        params = None
+        if kind == "regenerate":
+            # Distinct parameters keep it apart from an open pregeneration job.
+            params = {"candidates": self.config.engine.candidates}
+        else:
+            open_job = self.jobs.latest_for(detail.id)
+            if open_job is not None and open_job.status in ("queued", "running"):
+                engine = open_job.engine
+                params = json.loads(open_job.params_json or "{}") or None
         job_id = self.jobs.enqueue(
             kind,
             artwork_id=detail.id,
             image_hash=detail.image_hash,
-            engine=engine if engine not in ("none",) else "",
-            params=None,
+            engine=engine,
+            params=params,
             priority=priority,
             max_attempts=self.config.engine.max_attempts,
         )

@@ -122,7 +122,7 @@ class KioskServices:
         clip_store: Any,
         job_queue: Any,
         engine_info: EngineInfo,
-        enqueue_job: Callable[[ArtworkEntry | ArtworkDetail, int], int | None] | None = None,
+        enqueue_job: Callable[[str, ArtworkDetail, int], int | None] | None = None,
         rescan: Callable[[], Any] | None = None,
         quiet_hours: list | None = None,
         demo: bool = False,
@@ -324,15 +324,22 @@ class KioskServices:
             return None
         from engine.store.jobs import PRIORITY_VISITOR
 
-        return self._enqueue_job(detail, PRIORITY_VISITOR)
+        return self._enqueue_job("visitor", detail, PRIORITY_VISITOR)
 
     def regenerate(self, artwork_id: int) -> int | None:
-        """Drop this artwork's clips and compose new ones (curator panel)."""
+        """Compose new candidates for this artwork (curator panel).
+
+        The worker makes them with fresh seeds, chooses the best and only then removes the
+        clips they replace, so the artwork never goes silent meanwhile.
+        """
+        if self._enqueue_job is None:
+            return None
         detail = self.detail(artwork_id)
         if detail is None or detail.image_hash is None:
             return None
-        self.clips.delete_for(detail.image_hash)
-        return self.request_music(artwork_id)
+        from engine.store.jobs import PRIORITY_VISITOR
+
+        return self._enqueue_job("regenerate", detail, PRIORITY_VISITOR)
 
     def job_counts(self) -> dict[str, int]:
         return dict(self.jobs.counts())
