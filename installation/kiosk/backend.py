@@ -55,8 +55,11 @@ class KioskBackend:
         self.collection = Path(collection or config.collection.path).resolve()
         if demo:
             # The demo always runs the CPU default engine, in this process.
+            # The worker finds image files under collection.path: make it this folder.
             config = dataclasses.replace(
-                config, engine=dataclasses.replace(config.engine, name="default")
+                config,
+                engine=dataclasses.replace(config.engine, name="default"),
+                collection=dataclasses.replace(config.collection, path=self.collection),
             )
             self.config = config
             db_path = Path(db_path) if db_path else demo_database_path(self.collection)
