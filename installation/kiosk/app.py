@@ -80,6 +80,9 @@ def run_kiosk(
         window.resize(*size)
         window.show()
     else:
+        # Kiosk sessions often run without a window manager to honour "full screen":
+        # cover the screen ourselves as well.
+        window.setGeometry(app.primaryScreen().geometry())
         window.showFullScreen()
     backend.start()
 

@@ -182,7 +182,8 @@ class ArtworkPage(QWidget):
     def set_now_playing(self, info: NowPlaying) -> None:
         if info.artwork_id != self.artwork_id:
             return
-        self.caption.setText(info.caption or "—")
+        caption = info.caption.strip()
+        self.caption.setText(caption[:1].upper() + caption[1:] if caption else "—")
         if info.composing:
             meanwhile = f" Meanwhile, the music of “{info.source_title}”." if info.source_title else ""
             self.composing.setText("◌  Composing this painting's music…" + meanwhile)
