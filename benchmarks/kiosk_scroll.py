@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--artworks", type=int, default=10000)
     parser.add_argument("--step", type=int, default=120)
     args = parser.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen:configfile=" + str(Path(__file__).resolve().parent.parent / "tests" / "offscreen-1920x1080.json"))
     from kiosk_synthetic import make_store, open_kiosk
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -78,7 +78,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = make_store(Path(tmp) / "bench.db", args.artworks)
-        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+        screen = ROOT / "tests" / "offscreen-1920x1080.json"
+        env = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={screen}", "PYTHONPATH": str(ROOT)}
         first, thumbs = [], []
         for run in range(args.runs):
             start = time.monotonic()

@@ -38,8 +38,11 @@ def thumbnails(count: int = 64, size: int = 512) -> list[bytes]:
     return out
 
 
-def make_store(path: Path, n: int, *, with_clips: int = 0) -> Path:
-    """Create ``path`` with ``n`` ready artworks (and clips for the first ``with_clips``)."""
+def make_store(path: Path, n: int, *, with_clips: int = 0, files: Path | None = None) -> Path:
+    """Create ``path`` with ``n`` ready artworks (and clips for the first ``with_clips``).
+
+    With ``files``, each artwork's image is written there too (its thumbnail JPEG), so the
+    artwork view has a real file to load."""
     from sqlalchemy import insert
 
     from engine.catalog.images import DESCRIPTOR_DIM, DESCRIPTOR_KIND
@@ -73,6 +76,11 @@ def make_store(path: Path, n: int, *, with_clips: int = 0) -> Path:
                 height=1200,
             )
         )
+    if files is not None:
+        for i, row in enumerate(rows):
+            target = files / row["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(thumbs[i % len(thumbs)])
     with db.write() as s:
         s.execute(insert(Artwork), rows)
     if with_clips:
@@ -135,7 +143,7 @@ class SilentPlayer:
         pass
 
 
-def open_kiosk(db_path: Path, player=None, size=(1920, 1080)):
+def open_kiosk(db_path: Path, player=None, size=(1920, 1080), collection: Path | None = None):
     """A kiosk window (normal mode, locked) on ``db_path``, shown; returns (app, window, backend)."""
     from engine.config import default_config
     from installation.kiosk.app import build_window, create_application
@@ -143,6 +151,8 @@ def open_kiosk(db_path: Path, player=None, size=(1920, 1080)):
 
     app = create_application()
     config = default_config()
+    if collection is not None:
+        config.collection.path = collection
     backend = KioskBackend(config, db_path=db_path, player=player or SilentPlayer())
     window = build_window(backend, config, windowed=False)
     window.resize(*size)

@@ -10,7 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The offscreen platform's screen is 800x800 by default; the kiosk is made for a wall screen
+# (and Qt routes replayed touches by screen position), so give it one of 1920x1080.
+SCREEN = Path(__file__).resolve().parent / "offscreen-1920x1080.json"
+if os.environ.get("QT_QPA_PLATFORM", "offscreen") == "offscreen":
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={SCREEN}"
 
 from engine.catalog.scanner import scan_collection  # noqa: E402
 from engine.config import default_config  # noqa: E402

@@ -283,6 +283,7 @@ class GalleryView(QListView):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setFrameShape(QListView.Shape.NoFrame)
         self.setDragEnabled(False)
+        self.setAutoScroll(False)  # a touched card must not jump into view under the finger
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
         self.setItemDelegate(CardDelegate(theme, thumbnails, self))
         self.setStyleSheet(f"QListView {{ background: {style.WALL.name()}; border: none; }}")
