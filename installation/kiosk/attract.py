@@ -161,24 +161,33 @@ class AttractPage(QWidget):
 
     def _paint_caption(self, painter: QPainter, entry: ArtworkEntry, alpha: float) -> None:
         w, h = self.width(), self.height()
-        band = 300
+        band = 380
         gradient = QLinearGradient(0, h - band, 0, h)
         gradient.setColorAt(0.0, QColor(0, 0, 0, 0))
-        gradient.setColorAt(1.0, QColor(0, 0, 0, 200))
+        gradient.setColorAt(0.55, QColor(0, 0, 0, 150))
+        gradient.setColorAt(1.0, QColor(0, 0, 0, 225))
         painter.fillRect(QRectF(0, h - band, w, band), gradient)
         margin = self.theme.page_margin
         painter.setOpacity(alpha)
-        painter.setPen(style.TEXT)
         painter.setFont(self.title_font)
         title_h = painter.fontMetrics().height()
         meta = ", ".join(p for p in (entry.artist, entry.year) if p)
-        painter.drawText(QRectF(margin, h - 88 - title_h - 44, w * 0.6, title_h),
-                         Qt.AlignmentFlag.AlignLeft, entry.display_title)  # fmt: skip
+        title_box = QRectF(margin, h - 88 - title_h - 44, w * 0.6, title_h)
+        meta_box = QRectF(margin, h - 88 - 36, w * 0.6, 40)
+        self._shadowed(painter, title_box, entry.display_title, style.TEXT)
         painter.setFont(self.meta_font)
-        painter.setPen(style.TEXT_SECONDARY)
-        painter.drawText(QRectF(margin, h - 88 - 36, w * 0.6, 40), Qt.AlignmentFlag.AlignLeft, meta)
+        self._shadowed(painter, meta_box, meta, style.TEXT)
         painter.setOpacity(1.0)
         painter.setFont(self.hint_font)
-        painter.setPen(style.TEXT)
-        painter.drawText(QRectF(w * 0.5, h - 88 - 36, w * 0.5 - margin, 40),
-                         Qt.AlignmentFlag.AlignRight, "Touch the screen to explore the collection")  # fmt: skip
+        self._shadowed(painter, QRectF(w * 0.5, h - 88 - 36, w * 0.5 - margin, 40),
+                       "Touch the screen to explore the collection", style.TEXT,
+                       Qt.AlignmentFlag.AlignRight)  # fmt: skip
+
+    @staticmethod
+    def _shadowed(painter: QPainter, box: QRectF, text: str, colour, align=Qt.AlignmentFlag.AlignLeft) -> None:
+        """Light text with a soft dark shadow: readable over any painting."""
+        painter.setPen(QColor(0, 0, 0, 170))
+        for dx, dy in ((1.5, 1.5), (0, 2)):
+            painter.drawText(box.translated(dx, dy), align, text)
+        painter.setPen(colour)
+        painter.drawText(box, align, text)

@@ -150,7 +150,9 @@ class KioskBackend:
             log.exception("the demo engine cannot start")
             self.services.engine_info = EngineInfo("none", f"the engine cannot start: {exc}")
             return
-        self.services.engine_info = EngineInfo(engine.name, reason, engine.model_version)
+        self.services.engine_info = EngineInfo(
+            engine.name, f"{reason}; demo mode runs it inside the kiosk", engine.model_version
+        )
         worker = Worker(self.db, engine, self.config, on_clip=lambda clip_id, artwork_id: self.notify())
         self.worker = worker
         worker.enqueue_missing()

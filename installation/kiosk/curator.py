@@ -246,6 +246,10 @@ class _Task(QRunnable):
             self.signals.done.emit(None, exc)
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _describe_scan(summary) -> str:
     parts = []
     for name in ("added", "updated", "renamed", "missing", "invalid", "unchanged"):
@@ -304,11 +308,12 @@ class CuratorPanel(QWidget):
         self.table.setShowGrid(False)
         self.table.setFont(theme.font("small"))
         self.table.horizontalHeader().setFont(theme.font("label"))
-        self.table.setWordWrap(False)
+        self.table.setWordWrap(True)  # problem rows grow to show their whole reason
         head = self.table.horizontalHeader()
         head.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         head.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
         head.setStretchLastSection(True)
+        head.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.table.setColumnWidth(0, 340)
         self.table.setColumnWidth(1, 300)
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self._show_selected())
@@ -324,6 +329,8 @@ class CuratorPanel(QWidget):
         self.clip_list = QListWidget()
         self.clip_list.setMinimumWidth(520)
         self.clip_list.setFont(theme.font("small"))
+        self.clip_list.setWordWrap(True)
+        self.clip_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         side.addWidget(self.clip_list, 1)
         actions = QHBoxLayout()
         self.audition_button = self._button("Audition", self.audition)
@@ -420,6 +427,7 @@ class CuratorPanel(QWidget):
         music_rank = {MusicState.FAILED: 0, MusicState.COMPOSING: 1, MusicState.WAITING: 2, MusicState.READY: 3}
         entries.sort(key=lambda e: (rank.get(e.status, 1), music_rank[e.music], e.display_title.lower()))
         self.table_model.set_entries(entries)
+        self._fit_problem_rows()
         row = 0
         if current is not None:
             row = next((i for i, e in enumerate(entries) if e.id == current.id), 0)
@@ -427,6 +435,16 @@ class CuratorPanel(QWidget):
             self.table.selectRow(row)
         self._show_selected()
         self.refresh_status()
+
+    def _fit_problem_rows(self) -> None:
+        """Rows with a problem grow to show the whole reason (problems come first; few)."""
+        for i, e in enumerate(self.table_model.entries[:500]):
+            if e.status != "ready" or e.music == MusicState.FAILED:
+                self.table.resizeRowToContents(i)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self._fit_problem_rows)  # column widths are known once shown
 
     def current_entry(self) -> ArtworkEntry | None:
         index = self.table.currentIndex()
@@ -446,10 +464,8 @@ class CuratorPanel(QWidget):
         for clip in self.services.candidates(entry.id):
             chosen = "  ✓ playing for this artwork" if clip.chosen else ""
             score = f" · score {clip.score:.2f}" if clip.score is not None else ""
-            text = (
-                f"Clip {clip.id} · {clip.engine} · seed {clip.seed} · {clip.duration:.0f} s{score}{chosen}\n"
-                f"{clip.caption}"
-            )
+            caption = clip.caption[:1].upper() + clip.caption[1:]
+            text = f"Clip {clip.id} · {clip.engine} · seed {clip.seed} · {clip.duration:.0f} s{score}{chosen}\n{caption}"
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, clip)
             self.clip_list.addItem(item)
@@ -480,7 +496,7 @@ class CuratorPanel(QWidget):
         self.summary.setText(
             f"{counts['artworks']} artworks  ·  {counts['ready']} with music  ·  "
             f"{counts['composing']} waiting or generating  ·  {counts['failed']} failed  ·  "
-            f"{counts['invalid']} invalid files  ·  jobs: {jobs.get('queued', 0)} queued, "
+            f"{_plural(counts['invalid'], 'invalid file')}  ·  jobs: {jobs.get('queued', 0)} queued, "
             f"{jobs.get('running', 0)} running, {jobs.get('failed', 0)} failed"
         )
         t = self.services.telemetry()

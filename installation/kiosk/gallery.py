@@ -22,7 +22,16 @@ from PyQt6.QtCore import (
     Qt,
     pyqtSignal,
 )
-from PyQt6.QtGui import QFontMetrics, QImage, QInputDevice, QPainter, QPainterPath, QPen
+from PyQt6.QtGui import (
+    QColor,
+    QFontMetrics,
+    QImage,
+    QInputDevice,
+    QLinearGradient,
+    QPainter,
+    QPainterPath,
+    QPen,
+)
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -347,11 +356,20 @@ class GalleryView(QListView):
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
+        painter = QPainter(self.viewport())
+        # The wall fades out at the bottom edge: there is more below.
+        rect = self.viewport().rect()
+        if self.verticalScrollBar().value() < self.verticalScrollBar().maximum():
+            fade = QLinearGradient(0, rect.bottom() - 110, 0, rect.bottom())
+            clear = QColor(style.WALL)
+            clear.setAlpha(0)
+            fade.setColorAt(0.0, clear)
+            fade.setColorAt(1.0, style.WALL)
+            painter.fillRect(QRect(0, rect.bottom() - 110, rect.width(), 111), fade)
         if self.model() is not None and self.model().rowCount() == 0:
-            painter = QPainter(self.viewport())
             painter.setPen(style.TEXT_SECONDARY)
             painter.setFont(self.theme.font("body"))
-            painter.drawText(self.viewport().rect().adjusted(0, 0, 0, -200),
+            painter.drawText(rect.adjusted(0, 0, 0, -200),
                              Qt.AlignmentFlag.AlignCenter, self.empty_text)  # fmt: skip
 
     def viewportEvent(self, event: QEvent) -> bool:
