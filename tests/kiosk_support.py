@@ -98,6 +98,14 @@ class RecordingPlayer:
         self.volumes.append(v)
         self.inner.set_volume(v, ramp_seconds)
 
+    @property
+    def schedule(self):  # the quiet hours, replaced by the curator panel
+        return self.inner.schedule
+
+    @schedule.setter
+    def schedule(self, value):
+        self.inner.schedule = value
+
     def __getattr__(self, name):  # level, spectrum, telemetry, now_playing, close, ...
         return getattr(self.inner, name)
 

@@ -186,3 +186,31 @@ def test_only_the_curator_panel_exits(qtbot, kiosk):
     assert panel.exit_button.text() == "Press again to exit"
     qtbot.mouseClick(panel.exit_button, Qt.MouseButton.LeftButton)
     assert not kiosk.isVisible()
+
+
+def test_quiet_hours_and_volume_from_the_panel_reach_the_player(qtbot, kiosk, player):
+    kiosk.open_pin_pad()
+    kiosk.pin_pad.enter("2468")
+    quiet = kiosk.curator.quiet
+    assert quiet.toggle.text() == "Quiet hours: off"
+    qtbot.mouseClick(quiet.toggle, Qt.MouseButton.LeftButton)
+    schedule = player.inner.schedule  # the running player's schedule was replaced
+    assert schedule.describe() == ["09:00-10:00 at 50%"]
+    quiet._step("volume", -1)
+    quiet._step("end", +1)
+    assert player.inner.schedule.describe() == ["09:00-10:30 at 40%"]
+    kiosk.curator.volume.setValue(60)
+    kiosk.show_gallery()
+    kiosk.open_pin_pad()
+    kiosk.pin_pad.enter("2468")
+    assert kiosk.curator.volume.value() == 60  # the panel remembers the room's volume
+    assert kiosk.curator.quiet.toggle.text() == "Quiet hours: on"
+
+
+def test_text_scale_enlarges_type_and_cards(qtbot):
+    from installation.kiosk.style import Theme
+
+    small, large = Theme(1.0), Theme(1.5)
+    assert large.font("body").pixelSize() == round(1.5 * small.font("body").pixelSize())
+    assert large.card_height > small.card_height and large.card_width >= small.card_width
+    assert small.font("meta").pixelSize() >= 23  # readable at about two metres

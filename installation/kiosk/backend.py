@@ -84,6 +84,7 @@ class KioskBackend:
             enqueue_job=self._enqueue,
             rescan=self._rescan,
             quiet_hours=list(config.audio.quiet_hours),
+            volume=config.audio.volume,
             demo=demo,
         )
 

@@ -259,6 +259,103 @@ def _describe_scan(summary) -> str:
     return "Rescanned: " + (", ".join(parts) if parts else "no changes")
 
 
+class QuietHoursEditor(QWidget):
+    """Quiet hours for the running player: on/off, start, end and level, in big steps.
+
+    Changes apply at once (the player ramps over ``audio.quiet_ramp_seconds``) and last until
+    the kiosk restarts; the configuration's ``[[audio.quiet_hours]]`` is what persists.
+    """
+
+    STEP_MINUTES = 30
+
+    def __init__(self, theme: style.Theme, services: KioskServices, parent=None):
+        super().__init__(parent)
+        self.theme = theme
+        self.services = services
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 8, 0, 0)
+        row.setSpacing(6)
+        self.toggle = self._button("Quiet hours: off", self._toggle)
+        row.addWidget(self.toggle)
+        self.fields: dict[str, QLabel] = {}
+        for name, word in (("start", "from"), ("end", "to"), ("volume", "at")):
+            row.addSpacing(14)
+            words = QLabel(word)
+            words.setFont(theme.font("small"))
+            words.setStyleSheet(f"color: {style.TEXT_SECONDARY.name()};")
+            row.addWidget(words)
+            row.addSpacing(6)
+            row.addWidget(self._button("−", lambda n=name: self._step(n, -1), small=True))
+            label = QLabel()
+            label.setFont(theme.font("small"))
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setMinimumWidth(84)
+            self.fields[name] = label
+            row.addWidget(label)
+            row.addWidget(self._button("+", lambda n=name: self._step(n, +1), small=True))
+        row.addStretch(1)
+        self.start, self.end, self.level, self.enabled = 9 * 60, 10 * 60, 0.5, False
+
+    def _button(self, text, slot, small=False) -> QPushButton:
+        b = QPushButton(text)
+        b.setFont(self.theme.font("button"))
+        b.setMinimumHeight(self.theme.touch_min - 8)
+        if small:
+            b.setFixedSize(self.theme.touch_min - 8, self.theme.touch_min - 8)
+            b.setStyleSheet("padding: 0;")
+        b.clicked.connect(lambda _=False: slot())
+        return b
+
+    def load(self) -> None:
+        hours = self.services.quiet_hours
+        self.enabled = bool(hours)
+        if hours:
+            first = hours[0]
+            self.start, self.end = _minutes(first.start), _minutes(first.end)
+            self.level = first.volume
+        self._show()
+
+    def _toggle(self) -> None:
+        self.enabled = not self.enabled
+        self._apply()
+
+    def _step(self, name: str, direction: int) -> None:
+        if name == "volume":
+            self.level = min(1.0, max(0.0, round(self.level + 0.1 * direction, 2)))
+        elif name == "start":
+            self.start = (self.start + direction * self.STEP_MINUTES) % (24 * 60)
+        else:
+            self.end = (self.end + direction * self.STEP_MINUTES) % (24 * 60)
+        self.enabled = True
+        self._apply()
+
+    def _apply(self) -> None:
+        from engine.config import QuietHours
+
+        hours = list(self.services.quiet_hours[1:])  # further windows from the config stay
+        if self.enabled:
+            hours.insert(0, QuietHours(start=_hhmm(self.start), end=_hhmm(self.end), volume=self.level))
+        self.services.set_quiet_hours(hours)
+        self._show()
+
+    def _show(self) -> None:
+        self.toggle.setText("Quiet hours: on" if self.enabled else "Quiet hours: off")
+        self.fields["start"].setText(_hhmm(self.start))
+        self.fields["end"].setText(_hhmm(self.end))
+        self.fields["volume"].setText(f"{round(self.level * 100)} %")
+        for label in self.fields.values():
+            label.setStyleSheet(f"color: {(style.TEXT if self.enabled else style.TEXT_SECONDARY).name()};")
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 class CuratorPanel(QWidget):
     closed = pyqtSignal()
     exit_requested = pyqtSignal()
@@ -347,7 +444,7 @@ class CuratorPanel(QWidget):
         bottom.setHorizontalSpacing(40)
         bottom.setVerticalSpacing(8)
         bottom.addWidget(self._text("label", style.TEXT_SECONDARY, "Engine"), 0, 0)
-        bottom.addWidget(self._text("label", style.TEXT_SECONDARY, "Volume"), 0, 1)
+        bottom.addWidget(self._text("label", style.TEXT_SECONDARY, "Volume and quiet hours"), 0, 1)
         bottom.addWidget(self._text("label", style.TEXT_SECONDARY, "Audio output"), 0, 2)
         self.engine_text = self._text("small", style.TEXT)
         bottom.addWidget(self.engine_text, 1, 0)
@@ -361,10 +458,10 @@ class CuratorPanel(QWidget):
         volume_row.addWidget(self.volume)
         volume_row.addWidget(self.volume_value)
         bottom.addLayout(volume_row, 1, 1)
-        self.quiet_text = self._text("small", style.TEXT_SECONDARY)
-        bottom.addWidget(self.quiet_text, 2, 1)
+        self.quiet = QuietHoursEditor(self.theme, self.services)
+        bottom.addWidget(self.quiet, 2, 1, 1, 2)
         self.telemetry_text = self._text("small", style.TEXT)
-        bottom.addWidget(self.telemetry_text, 1, 2, 2, 1)
+        bottom.addWidget(self.telemetry_text, 1, 2)
         bottom.setColumnStretch(0, 3)
         bottom.setColumnStretch(1, 2)
         bottom.setColumnStretch(2, 3)
@@ -411,7 +508,7 @@ class CuratorPanel(QWidget):
         self.volume_value.setText(f"{round(volume * 100)} %")
         info = self.services.engine_info
         self.engine_text.setText(f"{info.name}: {info.reason}")
-        self.quiet_text.setText(self._quiet_hours_text())
+        self.quiet.load()
         self.reload()
         self.timer.start()
 
@@ -512,14 +609,6 @@ class CuratorPanel(QWidget):
         if t.get("status"):
             lines.append(str(t["status"]))
         self.telemetry_text.setText("\n".join(lines))
-
-    def _quiet_hours_text(self) -> str:
-        hours = self.services.quiet_hours
-        if not hours:
-            return "Quiet hours: none (set [[audio.quiet_hours]] in the configuration)"
-        return "Quiet hours: " + ", ".join(
-            f"{q.start}–{q.end} at {round(q.volume * 100)} %" for q in hours
-        )
 
     # -- actions ---------------------------------------------------------------------------
     def selected_clip(self):

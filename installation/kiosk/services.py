@@ -125,6 +125,7 @@ class KioskServices:
         enqueue_job: Callable[[str, ArtworkDetail, int], int | None] | None = None,
         rescan: Callable[[], Any] | None = None,
         quiet_hours: list | None = None,
+        volume: float = 1.0,
         demo: bool = False,
     ):
         self.db = db
@@ -136,6 +137,7 @@ class KioskServices:
         self._enqueue_job = enqueue_job
         self._rescan = rescan
         self.quiet_hours = quiet_hours or []
+        self.volume = volume
         self.demo = demo
         self._embeddings: tuple[tuple, dict[int, np.ndarray]] | None = None
         self._lock = threading.Lock()
@@ -359,6 +361,20 @@ class KioskServices:
 
     def set_volume(self, volume: float) -> None:
         self.player.set_volume(volume)
+        self.volume = volume
+
+    def set_quiet_hours(self, hours: list) -> None:
+        """Replace the quiet hours of the running player (until the kiosk restarts).
+
+        The player re-reads its schedule every few seconds and ramps to the new level.
+        """
+        if hasattr(self.player, "set_quiet_hours"):
+            self.player.set_quiet_hours(hours)
+        else:
+            from installation.audio.schedule import QuietSchedule
+
+            self.player.schedule = QuietSchedule(hours)
+        self.quiet_hours = list(hours)
 
     def level(self) -> float:
         return float(self.player.level())

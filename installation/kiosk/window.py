@@ -61,7 +61,6 @@ class KioskWindow(QWidget):
         self.images = ImageLoader(max_side=2048, parent=self)
         self.playback = PlaybackController(services, self)
         self.model = GalleryModel(self)
-        self.volume = config.audio.volume
 
         self.gallery = GalleryPage(self.theme, self.model, self.thumbnails)
         self.artwork = ArtworkPage(self.theme, services)
@@ -158,7 +157,7 @@ class KioskWindow(QWidget):
         self._switch("pin")
 
     def open_curator(self) -> None:
-        self.curator.open(self.volume)
+        self.curator.open(self.services.volume)
         self._switch("curator")
 
     def audition(self, clip) -> None:
