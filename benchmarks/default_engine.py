@@ -50,23 +50,37 @@ def pin_to_one_core() -> str:
         return "not pinned (no sched_setaffinity)"
 
 
-def heard_key(audio: np.ndarray, rate: int) -> tuple[str, np.ndarray]:
-    """The key whose Krumhansl-Kessler profile best matches the clip's pitch-class energy."""
+def audio_chroma(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Energy per pitch class (C, C#, ...) of the clip, from 50 Hz to 1 kHz (mostly fundamentals)."""
     mono = audio.mean(axis=1)
     n = 8192
     frames = mono[: len(mono) // n * n].reshape(-1, n) * np.hanning(n)
     power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
     freqs = np.fft.rfftfreq(n, 1 / rate)
-    band = (freqs > 60) & (freqs < 2000)
+    band = (freqs > 50) & (freqs < 1000)
     midi = 69 + 12 * np.log2(freqs[band] / 440.0)
-    chroma = np.bincount(np.round(midi).astype(int) % 12, weights=np.sqrt(power[band]), minlength=12)
+    return np.bincount(np.round(midi).astype(int) % 12, weights=np.sqrt(power[band]), minlength=12)
+
+
+def score_chroma(composition) -> np.ndarray:
+    """Sounding time per pitch class in the score."""
+    chroma = np.zeros(12)
+    for voice in composition.voices:
+        for note in voice.notes:
+            for pitch in note.pitches:
+                chroma[pitch % 12] += note.length
+    return chroma
+
+
+def heard_key(chroma: np.ndarray) -> str:
+    """The key whose Krumhansl-Kessler profile best matches a pitch-class profile."""
     best, best_r = "", -2.0
     for tonic in range(12):
         for profile, mode in ((MAJOR, "major"), (MINOR, "minor")):
             r = np.corrcoef(np.roll(profile, tonic), chroma)[0, 1]
             if r > best_r:
                 best, best_r = f"{NOTE_NAMES[tonic]} {mode}", r
-    return best, chroma / chroma.sum()
+    return best
 
 
 def spectrum(audio: np.ndarray) -> np.ndarray:
@@ -74,6 +88,27 @@ def spectrum(audio: np.ndarray) -> np.ndarray:
     frames = mono[: len(mono) // 4096 * 4096].reshape(-1, 4096)
     mag = np.abs(np.fft.rfft(frames * np.hanning(4096), axis=1)).mean(axis=0)
     return mag / np.linalg.norm(mag)
+
+
+def _digest(audio: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes()).hexdigest()
+
+
+def _other_process_digest(name: str, duration: float) -> str:
+    """The same clip made in a fresh Python process (its sha256)."""
+    import subprocess
+
+    code = (
+        "import hashlib, numpy as np; from engine.catalog.images import load_rgb; "
+        "from engine.engines.default.engine import DefaultEngine; "
+        f"a = DefaultEngine().generate(load_rgb('content/demo/{name}.png', max_side=1024), {duration}, 0).audio; "
+        "print(hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest())"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
 
 
 def main() -> None:
@@ -89,7 +124,9 @@ def main() -> None:
     from scipy.signal import resample_poly
 
     from engine.catalog.images import load_rgb
+    from engine.engines.default.composer import compose
     from engine.engines.default.engine import DefaultEngine
+    from engine.engines.default.features import extract_features
 
     paths = sorted((ROOT / "content" / "demo").glob("*.png"))
     images = {p.stem: load_rgb(p, max_side=1024) for p in paths}
@@ -139,6 +176,7 @@ def main() -> None:
     print(f"{name}: same engine bit-identical: {np.array_equal(clips[name].audio, again.audio)}; "
           f"fresh engine bit-identical: {np.array_equal(clips[name].audio, fresh.audio)}; "
           f"seed 1 differs: {not np.array_equal(clips[name].audio, other.audio)}")
+    print(f"{name}: another process bit-identical: {_other_process_digest(name, d) == _digest(clips[name].audio)}")
 
     print("\n== musical choices ==")
     for name, clip in clips.items():
@@ -163,15 +201,21 @@ def main() -> None:
               f"{np.median(steps):8.5f} {'yes' if ok else 'NO'}")
 
     print("\n== listening by proxy ==")
+    print("(heard key: the major/minor key whose profile best matches the audio's pitch classes;")
+    print(" a modal key is heard as the major/minor key with the same notes, e.g. E Dorian = D major)")
     specs = {}
-    print(f"{'painting':34} {'composed key':>18} {'heard key':>10} {'centroid Hz':>11} {'notes':>6}")
+    print(" pitch match: correlation of the audio's pitch classes with the score's (1 = the same)")
+    print(f"{'painting':34} {'composed key':>18} {'heard key':>10} {'pitch match':>11} {'centroid Hz':>11} {'notes':>6}")
     for name, clip in clips.items():
-        key, _ = heard_key(clip.audio, clip.sample_rate)
+        chroma = audio_chroma(clip.audio, clip.sample_rate)
+        key = heard_key(chroma)
+        match = np.corrcoef(chroma, score_chroma(compose(extract_features(images[name]), d, 0)))[0, 1]
         mag = np.abs(np.fft.rfft(clip.audio.mean(axis=1)))
         freqs = np.fft.rfftfreq(len(clip.audio), 1 / clip.sample_rate)
         centroid = float((mag * freqs).sum() / mag.sum())
         specs[name] = spectrum(clip.audio)
-        print(f"{name:34} {clip.details['key_name']:>18} {key:>10} {centroid:11.0f} {clip.details['note_count']:6d}")
+        print(f"{name:34} {clip.details['key_name']:>18} {key:>10} {match:11.2f} {centroid:11.0f} "
+              f"{clip.details['note_count']:6d}")
     names = list(specs)
     sims = [float(specs[a] @ specs[b]) for i, a in enumerate(names) for b in names[i + 1:]]
     print(f"long-term spectra, cosine similarity between paintings: max {max(sims):.3f}, "

@@ -60,8 +60,6 @@ def generate(ctx, images, engine_name, duration, seed, out_dir):
 
     A file that cannot be read is reported and skipped; the exit status is 1 if any failed.
     """
-    import soundfile as sf
-
     from engine.catalog.images import ImageError, load_rgb
     from engine.engines.base import GenerationError
 
@@ -92,7 +90,7 @@ def generate(ctx, images, engine_name, duration, seed, out_dir):
             click.echo(f"error: {message}", err=True)
             failed += 1
             continue
-        _write_wav_atomically(target, clip.audio, clip.sample_rate, sf)
+        _write_wav_atomically(target, clip.audio, clip.sample_rate)
         written[target.name] = path
         details = clip.details
         choices = ", ".join(
@@ -107,12 +105,16 @@ def generate(ctx, images, engine_name, duration, seed, out_dir):
         ctx.exit(1)
 
 
-def _write_wav_atomically(target: Path, audio, rate: int, sf) -> None:
-    """Write a float32 WAV next to ``target`` and rename it into place (never half a file)."""
+def _write_wav_atomically(target: Path, audio, rate: int) -> None:
+    """Write a 32-bit float WAV next to ``target`` and rename it into place (never half a
+    file). scipy's writer adds no time stamp (libsndfile's PEAK chunk has one), so the same
+    clip always gives the same file, byte for byte."""
+    from scipy.io import wavfile
+
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".wav.part")
     os.close(fd)
     try:
-        sf.write(tmp, audio, rate, format="WAV", subtype="FLOAT")
+        wavfile.write(tmp, rate, audio)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,9 +2,9 @@
 
 One process on the exhibition PC, run by systemd (systemd/art2mus-engine.service):
 
-1. scans the collection folder into the catalog, then keeps watching it (watchdog, through
-   ``engine.catalog.watcher.CatalogWatcher``; if that is unavailable it rescans every
-   ``RESCAN_SECONDS`` instead);
+1. keeps the catalog in step with the collection folder: ``engine.catalog.watcher``'s
+   ``CatalogWatcher`` scans it, then follows every change (watchdog); if the folder cannot be
+   watched (not there yet), it is rescanned every ``RESCAN_SECONDS`` instead;
 2. queues pregeneration for every new or changed artwork;
 3. runs the worker loop, which also serves the kiosk's jobs (camera captures and visitors
    first).
@@ -43,15 +43,46 @@ class EngineService:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set."""
-        self._scan()
         self._start_watching(stop)
         try:
-            self.worker.enqueue_missing()
+            self.worker.enqueue_missing()  # what the catalog already holds
             self.worker.run(stop)
         finally:
             self._stop_watching()
 
     # -- catalog ---------------------------------------------------------------------------
+
+    def _start_watching(self, stop: threading.Event) -> None:
+        """Watch the folder (its first scan runs in the watcher's thread); else poll it."""
+        try:
+            from engine.catalog.scanner import ScanError
+            from engine.catalog.watcher import CatalogWatcher
+        except ImportError:
+            log.warning("no catalog watcher available; rescanning every %.0f s", RESCAN_SECONDS)
+            self._start_polling(stop)
+            return
+        watcher = CatalogWatcher(self.db, self.folder, self.config.catalog, on_change=self._changed)
+        try:
+            watcher.start()
+        except ScanError as exc:
+            # E.g. a collection on a drive not mounted yet: keep serving jobs, look again later.
+            log.error("cannot watch the collection: %s; trying again every %.0f s", exc, RESCAN_SECONDS)
+            self._start_polling(stop)
+            return
+        self._watcher = watcher
+
+    def _start_polling(self, stop: threading.Event) -> None:
+        self._poller = threading.Thread(target=self._poll, args=(stop,), name="catalog-poll", daemon=True)
+        self._poller.start()
+
+    def _poll(self, stop: threading.Event) -> None:
+        while True:
+            try:
+                self._scan()
+            except Exception:
+                log.exception("rescan failed")
+            if stop.wait(RESCAN_SECONDS):
+                return
 
     def _scan(self) -> None:
         from engine.catalog.scanner import ScanError, scan_collection
@@ -61,42 +92,26 @@ class EngineService:
         except ScanError as exc:
             log.error("cannot scan the collection: %s", exc)
             return
-        log.info(
-            "catalog %s: %d added, %d updated, %d renamed, %d missing, %d invalid, %d unchanged",
-            self.folder, summary.added, summary.updated, summary.renamed, summary.missing,
-            summary.invalid, summary.unchanged,
-        )
-        for path, reason in summary.invalid_items:
-            log.warning("invalid artwork %s: %s", path, reason)
         if summary.changed:
-            self.worker.enqueue_missing()
+            self._changed(summary)
 
     def _changed(self, summary=None) -> None:
+        """The catalog changed (called from the watcher's thread): queue what needs clips."""
+        if summary is not None:
+            log.info(
+                "catalog %s: %d added, %d updated, %d renamed, %d missing, %d invalid",
+                self.folder, summary.added, summary.updated, summary.renamed, summary.missing,
+                summary.invalid,
+            )
+            for path, reason in summary.invalid_items:
+                log.warning("invalid artwork %s: %s", path, reason)
         try:
             queued = self.worker.enqueue_missing()
         except Exception:
             log.exception("cannot queue the changed artworks")
             return
         if queued:
-            log.info("collection changed: %d artworks queued for clips", queued)
-
-    def _start_watching(self, stop: threading.Event) -> None:
-        try:
-            from engine.catalog.watcher import CatalogWatcher
-        except ImportError:
-            log.warning("no catalog watcher available; rescanning every %.0f s", RESCAN_SECONDS)
-            self._poller = threading.Thread(target=self._poll, args=(stop,), name="catalog-poll", daemon=True)
-            self._poller.start()
-            return
-        self._watcher = CatalogWatcher(self.db, self.folder, self.config.catalog, on_change=self._changed)
-        self._watcher.start()
-
-    def _poll(self, stop: threading.Event) -> None:
-        while not stop.wait(RESCAN_SECONDS):
-            try:
-                self._scan()
-            except Exception:
-                log.exception("rescan failed")
+            log.info("%d artworks queued for clips", queued)
 
     def _stop_watching(self) -> None:
         if self._watcher is not None:

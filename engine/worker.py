@@ -207,13 +207,13 @@ class Worker:
             path, made = self._do(job)
         except JobSkipped as exc:
             beat.stop()
-            self.jobs.complete(job.id)
+            self.jobs.complete(job.id, self.worker_id)
             log.info("job %d skipped: %s", job.id, exc)
             return JobResult(job.id, job.artwork_id, path or str(exc), "skipped", 0, "", time.monotonic() - started)
         except Exception as exc:
             beat.stop()
             error = _describe(exc)
-            status = self.jobs.fail(job.id, error)
+            status = self.jobs.fail(job.id, error, self.worker_id)
             log.warning(
                 "job %d (artwork %s) attempt %d/%d failed: %s",
                 job.id, job.artwork_id, job.attempts, job.max_attempts, error,
@@ -221,12 +221,25 @@ class Worker:
             log.debug("%s", traceback.format_exc())
             return JobResult(job.id, job.artwork_id, path, status, 0, error, time.monotonic() - started)
         beat.stop()
-        self.jobs.complete(job.id)
+        self.jobs.complete(job.id, self.worker_id)
         return JobResult(job.id, job.artwork_id, path, JobStatus.DONE, made, "", time.monotonic() - started)
+
+    def recover_orphans(self) -> int:
+        """Put back at once the jobs held by dead worker processes of this machine (a service
+        killed and restarted by systemd), instead of waiting for their heartbeats to go stale."""
+        host = socket.gethostname()
+        n = self.jobs.requeue_orphans(f"{host}:", _process_alive)
+        if n:
+            log.info("took back %d jobs of ended workers on %s", n, host)
+        return n
 
     def run(self, stop_event: threading.Event, idle_poll_s: float = 1.0) -> None:
         """Work until ``stop_event`` is set, polling the queue while it is empty."""
         log.info("worker %s running the %s engine", self.worker_id, self.engine.name)
+        try:
+            self.recover_orphans()
+        except Exception:
+            log.exception("worker: cannot check for jobs of ended workers")
         while not stop_event.is_set():
             try:
                 result = self.run_once()
@@ -240,6 +253,7 @@ class Worker:
         """Do jobs until none is left for this worker; returns what was done."""
         summary = WorkerSummary()
         started = time.monotonic()
+        self.recover_orphans()
         while (result := self.run_once()) is not None:
             summary.add(result)
             if progress is not None:
@@ -297,10 +311,7 @@ class Worker:
         best = max(scored)[1] if scored else made[0][0]
         if job.kind == "regenerate":
             self.clips.choose(best)
-            with self.db.write() as s:
-                old = [c.id for c in existing]
-                if old:
-                    s.execute(Clip.__table__.delete().where(Clip.id.in_(old)))
+            self.clips.delete([c.id for c in existing])
         elif not existing and len(made) > 1 and scored:
             self.clips.choose(best)
 
@@ -329,6 +340,23 @@ class Worker:
         if image_hash is not None and sha256_file(path) != image_hash:
             raise JobSkipped(f"{path}: the file changed since the job was queued")
         return load_rgb(path, max_pixels=self.config.catalog.max_image_pixels, max_side=LOAD_MAX_SIDE)
+
+
+def _process_alive(worker_id: str) -> bool:
+    """Whether the process of a worker id "host:pid:tag" on this machine still runs."""
+    try:
+        pid = int(worker_id.split(":")[1])
+    except (IndexError, ValueError):
+        return True  # not an id this machine made: let the heartbeat decide
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
 
 
 def _describe(exc: BaseException) -> str:

@@ -122,3 +122,43 @@ def test_descriptor_is_unit_vector_and_ranks_similar_images_first():
     assert abs(np.linalg.norm(da) - 1) < 1e-5
     assert float(da @ ds) > float(da @ do)
     assert float(da @ ds) > 0.9
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_damaged_files_only_ever_raise_image_error(tmp_path, fmt):
+    out = io.BytesIO()
+    Image.fromarray(picture(6, 96, 64)).save(out, fmt)
+    good = out.getvalue()
+    rng = np.random.default_rng(len(fmt))
+    p = tmp_path / f"damaged.{fmt.lower()}"
+    for i in range(40):
+        data = bytearray(good)
+        if i % 2:
+            for pos in rng.integers(0, len(data), 8):  # flipped bytes
+                data[pos] = int(rng.integers(0, 256))
+        else:
+            data = data[: int(rng.integers(1, len(data)))]  # cut short
+        p.write_bytes(bytes(data))
+        try:
+            rgb = load_rgb(p, max_side=48)
+        except ImageError as exc:
+            assert str(p) in str(exc)
+        else:
+            assert rgb.ndim == 3 and rgb.shape[2] == 3
+
+
+@pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
+def test_every_exif_orientation_matches_pillows_exif_transpose(tmp_path, orientation):
+    from PIL import ImageOps
+
+    im = Image.fromarray(picture(orientation, 1200, 800))
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    p = tmp_path / "o.png"
+    im.save(p, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(p)).convert("RGB"))
+    assert np.array_equal(load_rgb(p), expected)
+    small = load_rgb(p, max_side=300)  # reduced before rotating: same picture, smaller
+    assert max(small.shape[:2]) == 300 and (small.shape[0] > small.shape[1]) == (expected.shape[0] > expected.shape[1])
+    shrunk = np.asarray(Image.fromarray(expected).resize(small.shape[1::-1], Image.Resampling.BOX))
+    assert np.abs(small.astype(int) - shrunk.astype(int)).mean() < 8

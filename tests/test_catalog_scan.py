@@ -440,3 +440,18 @@ def test_png_and_jpeg_side_by_side_in_subfolders(tmp_path, db):
     write_jpeg(c / "room 2" / "y.JPG", 2)
     scan_collection(db, c, CONFIG)
     assert set(by_path(db)) == {"room 1/x.png", "room 2/y.JPG"}
+
+
+def test_unversioned_database_with_tables_is_refused_clearly(db_path):
+    from engine.store import SchemaError
+
+    db_path.parent.mkdir(parents=True)
+    con = sqlite3.connect(db_path)
+    con.execute("CREATE TABLE artworks (id INTEGER PRIMARY KEY, path TEXT)")
+    con.execute("INSERT INTO artworks (path) VALUES ('keep-me.jpg')")
+    con.commit()
+    con.close()
+    with pytest.raises(SchemaError, match="no schema version"):
+        Database(db_path)
+    con = sqlite3.connect(db_path)
+    assert con.execute("SELECT path FROM artworks").fetchall() == [("keep-me.jpg",)]

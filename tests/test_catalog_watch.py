@@ -109,6 +109,8 @@ def test_rename_replace_delete_and_metadata_edit(watched):
 
     (folder / "moved.json").write_text('{"title": "Dusk", "artist": "A. Painter"}')
     wait_for(lambda: by_path(db)["moved.jpg"]["title"] == "Dusk")
+    (folder / "moved.json").unlink()
+    wait_for(lambda: by_path(db)["moved.jpg"]["title"] == "Moved")  # back to the file name
 
     (folder / "moved.jpg").unlink()
     wait_for(lambda: by_path(db)["moved.jpg"]["status"] == "missing")

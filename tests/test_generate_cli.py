@@ -49,6 +49,7 @@ def test_generate_same_seed_same_file_other_seed_differs(tmp_path, demo_painting
     stem = demo_paintings[0].stem + ".wav"
     a, b, c = (sf.read(tmp_path / n / stem, dtype="float32")[0] for n in "abc")
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert (tmp_path / "a" / stem).read_bytes() == (tmp_path / "b" / stem).read_bytes()
 
 
 def test_bad_images_are_named_and_the_rest_continue(tmp_path, demo_paintings):

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import multiprocessing as mp
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
-import io
-
 from engine.catalog.scanner import scan_collection
 from engine.config import default_config
 from engine.engines.default.engine import DefaultEngine
@@ -140,6 +139,14 @@ def _worker_process(collection, db_path, worker_id, engine_settings, start=None)
     worker.run_until_idle()
 
 
+def _clip_count(db_path) -> int:
+    con = sqlite3.connect(db_path)
+    try:
+        return con.execute("SELECT count(*) FROM clips").fetchone()[0]
+    finally:
+        con.close()
+
+
 def _clip_rows(db_path):
     con = sqlite3.connect(db_path)
     try:
@@ -148,24 +155,27 @@ def _clip_rows(db_path):
         con.close()
 
 
-def test_worker_killed_mid_clip_leaves_no_partial_clip_and_job_is_retried(tmp_path, demo_dir):
+@pytest.mark.parametrize("victim_id", ["victim", None], ids=["stale-heartbeat", "restarted-service"])
+def test_worker_killed_mid_clip_leaves_no_partial_clip_and_job_is_retried(tmp_path, demo_dir, victim_id):
+    """SIGKILL mid-clip. Another worker takes the job over when its heartbeat is stale (a
+    worker elsewhere), or at once when it sees the process is gone (same machine, own id)."""
     collection = tmp_path / "one"
     collection.mkdir()
     shutil.copy(demo_dir / "portrait-of-pere-tanguy.png", collection)
     db_path = tmp_path / "db.sqlite"
-    settings = {"candidates": 3, "duration": 30.0, "stale_seconds": 10.0}
+    settings = {"candidates": 4, "duration": 30.0, "stale_seconds": 10.0}
     db, config = scanned(collection, db_path, **settings)
     worker = Worker(db, DefaultEngine(), config, worker_id="survivor")
     assert worker.enqueue_missing() == 1
 
     ctx = mp.get_context("spawn")
-    victim = ctx.Process(target=_worker_process, args=(str(collection), str(db_path), "victim", settings))
+    victim = ctx.Process(target=_worker_process, args=(str(collection), str(db_path), victim_id, settings))
     victim.start()
     try:
         # Kill it with SIGKILL as soon as its first clip is stored: it is then busy with the
         # second clip of the job.
         deadline = time.monotonic() + 120
-        while len(_clip_rows(db_path)) < 1:
+        while _clip_count(db_path) < 1:
             assert victim.is_alive(), "worker process ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.005)
@@ -177,23 +187,31 @@ def test_worker_killed_mid_clip_leaves_no_partial_clip_and_job_is_retried(tmp_pa
     assert victim.exitcode == -signal.SIGKILL
 
     rows = _clip_rows(db_path)
-    assert 1 <= len(rows) < 3
+    assert 1 <= len(rows) < 4
     for _, _, duration, audio in rows:  # every stored clip is whole
         decoded, rate = sf.read(io.BytesIO(audio), dtype="float32")
         assert decoded.shape == (int(duration * rate), 2)
     queue = JobQueue(db)
     job = queue.latest_for(1)
-    assert job.status == JobStatus.RUNNING and job.claimed_by == "victim"
-
-    # Another worker finds the dead worker's heartbeat stale and takes the job over.
-    worker.stale_seconds = 0.5
-    time.sleep(1.0)
+    assert job.status == JobStatus.RUNNING
+    if victim_id is not None:
+        assert job.claimed_by == victim_id
+        # A worker id this machine cannot check: its job returns when the heartbeat is stale.
+        worker.stale_seconds = 0.5
+        time.sleep(1.0)
+    else:
+        assert job.claimed_by.startswith(f"{socket.gethostname()}:{victim.pid}:")
+        # Same machine, the process is gone: taken back at once, long before it is stale.
+        worker.stale_seconds = 600
+        assert worker.recover_orphans() == 1
+        back = queue.get(job.id)
+        assert back.status == JobStatus.QUEUED and "ended during attempt 1" in back.error
     summary = worker.run_until_idle()
     assert summary.done == 1
     job = queue.get(job.id)
     assert job.status == JobStatus.DONE and job.attempts == 2
     seeds = [seed for _, seed, _, _ in _clip_rows(db_path)]
-    assert len(seeds) == 3 and len(set(seeds)) == 3  # the missing candidates, none twice
+    assert len(seeds) == 4 and len(set(seeds)) == 4  # the missing candidates, none twice
 
 
 def test_two_worker_processes_share_the_queue_without_duplicates(collection, db_path):
@@ -219,3 +237,20 @@ def test_two_worker_processes_share_the_queue_without_duplicates(collection, db_
     assert all(status == "done" and attempts == 1 for status, attempts, _ in jobs)
     clips = con.execute("SELECT image_hash, seed FROM clips").fetchall()
     assert len(clips) == 8 and len(set(clips)) == 8
+
+
+def test_regenerate_replaces_the_clips_with_new_takes(tmp_path, demo_dir, engine):
+    collection = tmp_path / "one"
+    collection.mkdir()
+    shutil.copy(demo_dir / "harvest-at-la-crau.png", collection)
+    db, config = scanned(collection, tmp_path / "db.sqlite")
+    worker = Worker(db, engine, config)
+    worker.enqueue_missing()
+    worker.run_until_idle()
+    store = ClipStore(db)
+    (old,) = store.clips_for_image(hashlib.sha256((collection / "harvest-at-la-crau.png").read_bytes()).hexdigest())
+    JobQueue(db).enqueue("regenerate", artwork_id=old.artwork_id, image_hash=old.image_hash, engine="", priority=50)
+    assert worker.run_until_idle().clips == 1
+    (new,) = store.clips_for_image(old.image_hash)
+    assert new.id != old.id and new.seed != old.seed and new.chosen
+    assert store.playable_for(old.artwork_id).id == new.id

@@ -170,9 +170,14 @@ def watch(ctx: click.Context, folder: str | None, db_path: str | None, polling: 
         raise click.ClickException(str(exc)) from None
     click.echo(f"Watching {folder_path.resolve()} (Ctrl-C to stop)")
     sys.stdout.flush()  # a pipe (systemd's journal) would otherwise hold it back
+    first_reported = False
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop.wait(0.2):
+            first = watcher.last_summary
+            if not first_reported and first is not None:
+                first_reported = True
+                if not first.changed:  # (a changed one was printed by the callback)
+                    changed(first)
     except KeyboardInterrupt:
         pass
     finally:

@@ -135,6 +135,10 @@ def read_image_file(found: FoundFile, config: CatalogConfig) -> _Read:
         out.status, out.reason = ArtworkStatus.INVALID, "cannot be read (permission denied)"
     except OSError as exc:
         out.status, out.reason = ArtworkStatus.INVALID, f"cannot be read ({exc.strerror or exc})"
+    except Exception as exc:  # a malformed file can upset a decoder in unforeseen ways
+        log.exception("%s: unexpected error while reading", found.rel)
+        out.status = ArtworkStatus.INVALID
+        out.reason = f"the image cannot be decoded ({type(exc).__name__}: {exc})"
     out.growing = _changed_since_listed(found)
     return out
 
@@ -239,10 +243,15 @@ class _Scan:
     def _metadata_for(self, listing: Listing, meta: CollectionMetadata) -> dict[str, ArtworkMetadata]:
         out = {}
         for rel, found in listing.images.items():
-            sidecar = next((s for s in sidecar_names(rel) if s in listing.json_files), None)
+            sidecar = next((s for s in sidecar_names(rel) if self._has_sidecar(listing, s)), None)
             out[rel], found_problems = meta.for_image(rel, sidecar)
             self.problems += found_problems
         return out
+
+    def _has_sidecar(self, listing: Listing, rel: str) -> bool:
+        if self.scope is None or rel in listing.json_files:
+            return rel in listing.json_files
+        return os.path.isfile(os.path.join(self.root, rel))  # a scoped scan lists no sidecars
 
     # --- files that need no reading -----------------------------------------------------
 
@@ -257,7 +266,7 @@ class _Scan:
                 self.final[rel] = (row["status"], row["reason"])
                 change = _meta_changes(row, metadata[rel])
                 if change:
-                    updates.append({"id": row["id"], **change})
+                    updates.append({"id": row["id"], **change, "updated_at": utcnow()})
                     self.summary.updated += 1
                 else:
                     self.summary.unchanged += 1
@@ -301,7 +310,10 @@ class _Scan:
             self.claimed.add(row["id"])
             self._move_row(row, found.rel)
             self.final[found.rel] = (row["status"], row["reason"])
-            updates.append({"id": row["id"], "path": found.rel, **metadata[found.rel].as_columns()})
+            updates.append({
+                "id": row["id"], "path": found.rel, "updated_at": utcnow(),
+                **metadata[found.rel].as_columns(),
+            })
             self.summary.renamed += 1
         return rest
 

@@ -247,7 +247,9 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
-            return
+            return  # reads (our own included) change nothing
+        if event.is_directory and event.event_type == "modified":
+            return  # a folder's entries changed: each change has its own event
         settle = self.w.config.settle_seconds
         src = os.fsdecode(event.src_path)
         if event.event_type == "moved":

@@ -208,6 +208,12 @@ class ClipStore:
             conditions.append(Clip.params_hash == params_hash)
         return self.db.run_write(lambda s: s.execute(delete(Clip).where(*conditions)).rowcount)
 
+    def delete(self, clip_ids: list[int]) -> int:
+        """Delete these clips (one transaction); returns how many there were."""
+        if not clip_ids:
+            return 0
+        return self.db.run_write(lambda s: s.execute(delete(Clip).where(Clip.id.in_(clip_ids))).rowcount)
+
     # -- reading ---------------------------------------------------------------------------
 
     def find(

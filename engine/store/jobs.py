@@ -13,7 +13,7 @@ Engine names on jobs: ``""`` or ``"auto"`` mean "whichever engine the service ru
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,17 @@ OPEN_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 # Error text is for people; keep the column small.
 MAX_ERROR_CHARS = 4000
+
+
+def _put_back(job: Job, error: str) -> None:
+    """Requeue a job whose worker is gone, or fail it if that was its last attempt."""
+    job.error = error
+    job.claimed_by = ""
+    if job.attempts >= job.max_attempts:
+        job.status = JobStatus.FAILED
+        job.finished_at = utcnow()
+    else:
+        job.status = JobStatus.QUEUED
 
 
 def _params_json(params: dict[str, Any] | None) -> str:
@@ -166,18 +177,23 @@ class JobQueue:
         )
         return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
 
-    def complete(self, job_id: int) -> None:
+    def complete(self, job_id: int, worker_id: str | None = None) -> bool:
+        """Mark the job done. With ``worker_id``, only if that worker still holds it (a worker
+        thought dead whose job was handed on must not overwrite the new holder's state)."""
+        conditions = [Job.id == job_id]
+        if worker_id is not None:
+            conditions += [Job.claimed_by == worker_id, Job.status == JobStatus.RUNNING]
         stmt = (
             update(Job)
-            .where(Job.id == job_id)
+            .where(*conditions)
             .values(status=JobStatus.DONE, finished_at=utcnow(), error="")
         )
-        self.db.run_write(lambda s: s.execute(stmt))
+        return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
 
-    def fail(self, job_id: int, error: str) -> str:
+    def fail(self, job_id: int, error: str, worker_id: str | None = None) -> str:
         """Record an error: requeue the job, or mark it failed after its last attempt.
 
-        Returns the job's new status.
+        Returns the job's new status (unchanged if ``worker_id`` no longer holds it).
         """
         error = error[-MAX_ERROR_CHARS:]
 
@@ -185,6 +201,8 @@ class JobQueue:
             job = s.get(Job, job_id)
             if job is None:
                 raise KeyError(f"no job with id {job_id}")
+            if worker_id is not None and (job.claimed_by != worker_id or job.status != JobStatus.RUNNING):
+                return job.status
             job.error = error
             job.claimed_by = ""
             if job.attempts >= job.max_attempts:
@@ -211,17 +229,33 @@ class JobQueue:
         def write(s: Session) -> int:
             jobs = s.scalars(select(Job).where(stale)).all()
             for job in jobs:
-                job.error = (
+                _put_back(
+                    job,
                     f"worker {job.claimed_by or '?'} stopped responding "
-                    f"(no heartbeat for {older_than_s:g} s) during attempt {job.attempts}"
+                    f"(no heartbeat for {older_than_s:g} s) during attempt {job.attempts}",
                 )
-                job.claimed_by = ""
-                if job.attempts >= job.max_attempts:
-                    job.status = JobStatus.FAILED
-                    job.finished_at = utcnow()
-                else:
-                    job.status = JobStatus.QUEUED
             return len(jobs)
+
+        return self.db.run_write(write)
+
+    def requeue_orphans(self, claimed_by_prefix: str, alive: Callable[[str], bool]) -> int:
+        """Put back running jobs of workers known to be dead, without waiting for staleness.
+
+        ``claimed_by_prefix`` selects the workers this caller can judge (e.g. those of this
+        machine), ``alive(worker_id)`` says whether one still runs. A restarted service uses
+        it to take back at once what its killed predecessor held.
+        """
+
+        def write(s: Session) -> int:
+            jobs = s.scalars(
+                select(Job).where(
+                    Job.status == JobStatus.RUNNING, Job.claimed_by.startswith(claimed_by_prefix)
+                )
+            ).all()
+            orphans = [job for job in jobs if not alive(job.claimed_by)]
+            for job in orphans:
+                _put_back(job, f"worker {job.claimed_by} ended during attempt {job.attempts}")
+            return len(orphans)
 
         return self.db.run_write(write)
 

@@ -56,7 +56,13 @@ def migrate(conn: Connection, path: str) -> int:
             f"{path}: database schema version {version} is newer than this program "
             f"understands ({LATEST}); upgrade art2mus"
         )
-    if version == 0 and not _has_tables(conn):
+    if version == 0:
+        if _has_tables(conn):
+            # Not made by any released version (which all stamp user_version): do not guess.
+            raise SchemaError(
+                f"{path}: the database has art2mus tables but no schema version; it was not "
+                "made by a released art2mus, so it is left untouched (use another --db file)"
+            )
         Base.metadata.create_all(conn)
         _stamp(conn, LATEST)
         return 0

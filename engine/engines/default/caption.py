@@ -41,13 +41,24 @@ def make_caption(f: ImageFeatures, c: Composition) -> str:
             upper.append(voices[role].words)
     if "texture" in voices:
         upper.append(voices["texture"].words)
+    upper[0] = _colour(upper[0], colour_word(f, c))
     lead = _join(upper)
     bass = voices["bass"].words
     if c.dark_calm:
         bass = _low_drone(bass)
     else:
         bass = _article_low(bass)
-    return f"{tempo_word(c.tempo)}, {colour_word(f, c)} {lead} over {bass} in {c.key_name}"
+    return f"{tempo_word(c.tempo)}, {lead} over {bass} in {c.key_name}"
+
+
+def _colour(words: str, colour: str) -> str:
+    """"strings" -> "warm strings"; "a sweeping pad" -> "a soft sweeping pad"."""
+    if colour in words.split():
+        return words
+    for article in ("a ", "an "):
+        if words.startswith(article):
+            return f"a {colour} {words[len(article):]}"  # the colour words start with consonants
+    return f"{colour} {words}"
 
 
 def _join(parts: list[str]) -> str:

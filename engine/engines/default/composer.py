@@ -388,10 +388,10 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
 
 @dataclass(frozen=True)
 class _Slot:
+    """The time span of one chord."""
+
     start: float
     length: float
-    bar: int  # bar index it starts in
-    phrase_end: bool  # last slot of a 4-bar phrase (or of the loop)
 
 
 def _chord_slots(grid: _Grid, c: Character) -> list[_Slot]:
@@ -403,14 +403,7 @@ def _chord_slots(grid: _Grid, c: Character) -> list[_Slot]:
         slot_beats /= 2
     n = int(round(total_beats / slot_beats))
     length = grid.duration / n
-    slots = []
-    for i in range(n):
-        start = i * length
-        bar = int(start / grid.bar + 1e-9)
-        end_bar = int((start + length) / grid.bar - 1e-9)
-        phrase_end = i == n - 1 or (end_bar % 4 == 3 and ((i + 1) * length / grid.bar) % 4 < 1e-6)
-        slots.append(_Slot(start, length, bar, phrase_end))
-    return slots
+    return [_Slot(i * length, length) for i in range(n)]
 
 
 def _progression(c: Character, seed: int) -> tuple[int, ...]:
@@ -447,6 +440,11 @@ def _place(pc: int, low: int, high: int, near: float) -> int:
     return min(options, key=lambda p: (abs(p - near), p))
 
 
+def _arc(t: float, duration: float) -> float:
+    """0 at the loop's start and end, 1 in its middle: a swell that keeps the seam level."""
+    return float(np.sin(np.pi * t / duration) ** 2)
+
+
 def _vel(base: float, spread: float, rng: np.random.Generator) -> int:
     return int(np.clip(round(base + spread * rng.uniform(-1, 1)), 20, 120))
 
@@ -459,7 +457,7 @@ def _pad(slots, chords, c: Character, inst: Instrument, rng) -> list[Note]:
     for slot, pcs in zip(slots, chords):
         voicing = _voice(pcs, low, high, c.pad_center, prev)
         prev = voicing
-        vel = _vel(58 + 8 * c.dynamics, 4, rng)
+        vel = _vel(54 + 8 * c.dynamics + 10 * c.dynamics * _arc(slot.start, slots[-1].start + slot.length), 3, rng)
         notes.append(Note(slot.start, slot.length, tuple(voicing), vel))
     return notes
 
@@ -603,7 +601,8 @@ def _arpeggio(slots, chords, c: Character, grid: _Grid, inst: Instrument, rng) -
             pitch = tones[order[k % len(order)]]
             accent = 8 if (k * step) % grid.beat < 1e-6 else 0
             start = slot.start + k * step + rng.uniform(-0.005, 0.005)
-            notes.append(Note(start % grid.duration, step * 1.8, (pitch,), _vel(48 + accent + 6 * c.dynamics, 4, rng)))
+            swell = 8 * c.dynamics * _arc(slot.start + k * step, grid.duration)
+            notes.append(Note(start % grid.duration, step * 1.8, (pitch,), _vel(46 + accent + swell, 4, rng)))
     return notes
 
 

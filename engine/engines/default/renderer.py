@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.fft
-import scipy.linalg.blas
 import soxr
 
 from .composer import Composition, Voice
@@ -219,16 +218,17 @@ class Renderer:
         # Planar (2, frames) buffers throughout: contiguous channels are fast to mix.
         mix = np.zeros((2, n), dtype=np.float32)
         send = np.zeros(n, dtype=np.float32)
+        scratch = np.empty(n, dtype=np.float32)
         for voice, stem in zip(composition.voices, stems):
             level = voice.gain * VOICE_REFERENCE / max(_playing_level(stem, rate), 1e-9)
             left, right = _pan_gains(voice.pan)
-            _axpy(stem[0], mix[0], level * left)
-            _axpy(stem[1], mix[1], level * right)
+            _axpy(stem[0], mix[0], level * left, scratch)
+            _axpy(stem[1], mix[1], level * right, scratch)
             for c in range(2):
-                _axpy(stem[c], send, 0.5 * level * voice.reverb_send)
+                _axpy(stem[c], send, 0.5 * level * voice.reverb_send, scratch)
         wet = self._reverb(send, composition.reverb_seconds)
         for c in range(2):
-            _axpy(wet[c], mix[c], WET_LEVEL)
+            _axpy(wet[c], mix[c], WET_LEVEL, scratch)
         mix, loudness, peak = master_planar(mix, rate)
         audio = np.ascontiguousarray(mix.T)
         return audio, {
@@ -328,21 +328,29 @@ def _place_looped(placed: list[tuple[int, np.ndarray, float]], n: int) -> np.nda
     """Sum (2, frames) sounds at their start frames into a loop of ``n`` frames; what
     overhangs the end is wrapped onto the start."""
     loop = np.zeros((2, n), dtype=np.float32)
+    scratch = np.empty(max((s.shape[1] for _, s, _ in placed), default=0), dtype=np.float32)
     for start, sound, gain in placed:
         pos, done = start, 0
         while done < sound.shape[1]:
             take = min(n - pos, sound.shape[1] - done)
-            for c in range(2):  # y += a*x in place (BLAS), no temporary arrays
-                _axpy(sound[c, done : done + take], loop[c, pos : pos + take], a=gain)
+            for c in range(2):
+                _axpy(sound[c, done : done + take], loop[c, pos : pos + take], gain, scratch)
             done += take
             pos = 0
     return loop
 
 
-def _axpy(x: np.ndarray, y: np.ndarray, a: float) -> None:
-    out = scipy.linalg.blas.saxpy(x, y, a=a)
-    if out is not y and not np.shares_memory(out, y):  # BLAS could not work in place
-        y[...] = out
+def _axpy(x: np.ndarray, y: np.ndarray, a: float, scratch: np.ndarray) -> None:
+    """y += a * x in place, using ``scratch`` (at least as long as x) instead of a new array.
+
+    (Plain numpy on purpose: BLAS's saxpy would start its thread pool for every sound.)
+    """
+    if a == 1.0:
+        y += x
+        return
+    tmp = scratch[: x.shape[-1]]
+    np.multiply(x, np.float32(a), out=tmp)
+    y += tmp
 
 
 @lru_cache(maxsize=8)
