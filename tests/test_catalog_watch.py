@@ -132,3 +132,15 @@ def test_catalog_csv_edit_triggers_a_full_sync(watched):
     folder, db, _ = watched
     (folder / "catalog.csv").write_text("file,title,artist\nfirst.jpg,Morning,B. Artist\n")
     wait_for(lambda: by_path(db)["first.jpg"]["title"] == "Morning")
+
+
+def test_collection_folder_removed_and_made_again_is_watched_again(watched, tmp_path):
+    folder, db, _ = watched
+    shutil.rmtree(folder)  # a drive unplugged, say
+    time.sleep(0.5)
+    assert by_path(db)["first.jpg"]["status"] == "ready"  # not marked missing on a whim
+    folder.mkdir()
+    write_jpeg(folder / "first.jpg", 1)  # the drive is back, with its files
+    wait_for(lambda: by_path(db)["first.jpg"]["status"] == "ready", timeout=8)
+    write_jpeg(folder / "later.jpg", 4)  # and changes in it are seen again
+    wait_for(lambda: "later.jpg" in by_path(db), timeout=8)

@@ -131,8 +131,8 @@ def _record(
     rec = Record(source=source)
     for key, value in item.items():
         low = key.strip().lower() if isinstance(key, str) else key
-        if low in FILE_KEYS:
-            continue
+        if low in FILE_KEYS or low == "":
+            continue  # (a blank header cell names nothing)
         if low in FIELDS:
             text = _as_text(value)
             if text is None:

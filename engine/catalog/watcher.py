@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 # Deletions and renames are complete when reported; wait this long to gather related events.
 DEBOUNCE_SECONDS = 0.2
 TICK_SECONDS = 0.05
+# How often the watcher checks that the collection folder is still the one it watches.
+ROOT_CHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -96,6 +98,9 @@ class CatalogWatcher:
         self._thread: threading.Thread | None = None
         self._observer = PollingObserver(timeout=1.0) if polling else Observer()
         self._last_full = time.monotonic()
+        self._root_id: tuple[int, int] | None = None
+        self._root_checked = 0.0
+        self._root_lost = False  # the system said the watched folder itself went away
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -103,6 +108,7 @@ class CatalogWatcher:
         if not os.path.isdir(self.root):
             raise ScanError(f"{self.root}: the collection folder does not exist or is not a folder")
         # Watch first, then scan: nothing that happens during the first scan is lost.
+        self._root_id = _identity(self.root)
         self._observer.schedule(_Handler(self), self.root, recursive=True)
         self._observer.start()
         self._thread = threading.Thread(target=self._run, name="catalog-watcher", daemon=True)
@@ -163,6 +169,9 @@ class CatalogWatcher:
 
     def _step(self) -> None:
         now = time.monotonic()
+        if now - self._root_checked >= ROOT_CHECK_SECONDS:
+            self._root_checked = now
+            self._check_root()
         rescan = self.config.rescan_seconds
         with self._lock:
             full = self._full_scan or (rescan > 0 and now - self._last_full >= rescan)
@@ -174,6 +183,30 @@ class CatalogWatcher:
         ready = self._settled(now)
         if ready:
             self._sync(ready)
+
+    def _check_root(self) -> None:
+        """Re-watch a collection folder that was replaced (a drive or share mounted again).
+
+        The system watches a folder, not its name: after the folder is deleted and made
+        again, or a drive is unmounted and mounted, no event would ever come again.
+        """
+        current = _identity(self.root)
+        if current == self._root_id and not (self._root_lost and current is not None):
+            return
+        self._root_lost = False
+        self._root_id = current
+        if current is None:
+            log.warning("%s: the collection folder is gone; waiting for it to return", self.root)
+            return
+        log.warning("%s: the collection folder is back (or was replaced); watching it again", self.root)
+        try:
+            self._observer.unschedule_all()
+            self._observer.schedule(_Handler(self), self.root, recursive=True)
+        except OSError as exc:
+            log.warning("%s: cannot watch the folder again yet: %s", self.root, exc)
+            self._root_id = None  # try again at the next check
+            return
+        self.request_full_scan()
 
     def _settled(self, now: float) -> list[str]:
         """Pending paths that have not changed for their settle time (removed from pending)."""
@@ -209,6 +242,14 @@ class CatalogWatcher:
             log.warning("%s: %s", path, reason)
         if summary.changed and self.on_change is not None:
             self.on_change(summary)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _scope(root: str, paths: list[str] | None) -> list[str] | None:
@@ -252,6 +293,9 @@ class _Handler(FileSystemEventHandler):
             return  # a folder's entries changed: each change has its own event
         settle = self.w.config.settle_seconds
         src = os.fsdecode(event.src_path)
+        if event.event_type in ("deleted", "moved") and os.path.abspath(src) == self.w.root:
+            self.w._root_lost = True  # its watch is gone with it; see _check_root
+            return
         if event.event_type == "moved":
             # A rename is complete at once; both ends go into one scan (kept as a rename).
             dest = os.fsdecode(event.dest_path)

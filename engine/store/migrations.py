@@ -19,13 +19,13 @@ class SchemaError(RuntimeError):
     """The database cannot be used by this version of the program."""
 
 
-# Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
-# at version 0 with no tables is simply new.
 def _add_artwork_file_inode(conn: Connection) -> None:
     """2: artworks.file_inode, so that two files swapped by name are noticed by the catalog."""
     conn.exec_driver_sql("ALTER TABLE artworks ADD COLUMN file_inode INTEGER")
 
 
+# Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
+# at version 0 with no tables is simply new.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_artwork_file_inode,
 }
