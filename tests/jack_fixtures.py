@@ -125,9 +125,22 @@ class JackRecorder:
         self.pos += frames
 
     def player_ports(self) -> list[str]:
+        """Output ports of the newest other client (after a recovery the abandoned PortAudio
+        client may still be registered as "PortAudio", the new one as "PortAudio-01")."""
         own = self.client.name + ":"
-        return sorted(p.name for p in self.client.get_ports(is_output=True, is_audio=True)
-                      if not p.name.startswith(("system:", own)))
+        names = [p.name for p in self.client.get_ports(is_output=True, is_audio=True)
+                 if not p.name.startswith(("system:", own))]
+        by_client: dict[str, list[str]] = {}
+        for name in names:
+            by_client.setdefault(name.split(":")[0], []).append(name)
+        if not by_client:
+            return []
+
+        def age(client: str) -> int:
+            suffix = client.rsplit("-", 1)[-1]
+            return int(suffix) if "-" in client and suffix.isdigit() else 0
+
+        return sorted(by_client[max(by_client, key=age)])
 
     def connect_player(self, timeout: float = 20.0) -> list[str]:
         deadline = time.monotonic() + timeout

@@ -116,3 +116,39 @@ def test_starts_without_a_device_and_plays_once_one_appears(jack):
         assert player.telemetry()["device"] == "system"
     finally:
         player.close()
+
+
+def test_recovers_from_a_stalled_device(jack):
+    """The server freezes (SIGSTOP): no callbacks while the stream still reports itself
+    active. The supervisor must notice the stall and get the sound going again once the
+    server runs again (SIGCONT)."""
+    import os
+    import signal
+
+    fatal: list[str] = []
+    player = Player(AudioConfig(volume=1.0, loop_seam_seconds=0.0, recover_seconds=60.0),
+                    on_fatal=fatal.append)
+    assert player.start()
+    try:
+        player.crossfade_to(player.prepare("rise", lambda: (rising_sine(), RATE)), 0.5)
+        time.sleep(2.0)
+        position_before = player.position()
+        os.kill(jack.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: not player.supervisor.healthy, 15, "the stall to be noticed")
+        finally:
+            time.sleep(0.5)
+            os.kill(jack.pid, signal.SIGCONT)
+        wait_for(lambda: player.supervisor.healthy, 30, "the player to recover")
+        recorder = JackRecorder(server=jack.name, name="art2mus-recorder-3")
+        try:
+            recorder.connect_player()
+            time.sleep(0.5)
+            levels = amplitude(recorder.record(1.0)[:, 0], F1)[0]
+        finally:
+            recorder.close()
+        assert levels.min() > 0.1 and player.position() > position_before
+        assert any("no audio callback" in e for e in player.telemetry()["events"])
+        assert not fatal
+    finally:
+        player.close()

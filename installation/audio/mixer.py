@@ -127,6 +127,7 @@ class Mixer:
 
     def stop_all(self, seconds: float) -> None:
         """Fade every voice out (the player goes quiet and forgets what was playing)."""
+        self.now_playing = None
         self._commands.append(("xfade", None, self._frames(seconds), True))
 
     def set_volume(self, volume: float, seconds: float) -> None:

@@ -54,6 +54,8 @@ class Player:
         self._schedule_level = 1.0
         self._next_schedule_check = 0.0
         self._started = False
+        self._format_known = False
+        self._format_lock = threading.Lock()
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> bool:
@@ -64,7 +66,7 @@ class Player:
         """
         if self._started:
             return self.supervisor.healthy
-        self._choose_format()
+        self._ensure_format()
         if self.freeze_gc:
             # The callback needs the GIL, and a full garbage collection holds it for as long as
             # it takes to walk every object (30 ms for a bare kiosk process: longer than a
@@ -102,6 +104,12 @@ class Player:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _ensure_format(self) -> None:
+        with self._format_lock:
+            if not self._format_known:
+                self._choose_format()
+                self._format_known = True
+
     def _choose_format(self) -> None:
         """Play at the configured rate where the device takes it, else at the device's own."""
         sd = portaudio.sd()
@@ -126,6 +134,7 @@ class Player:
         clip = self.cache.get(key)
         if clip is not None:
             return clip
+        self._ensure_format()  # prepare() may come before start(): clips match the stream
         with self._lock_for(key):  # two threads asking for one clip prepare it once
             clip = self.cache.get(key)
             if clip is None:

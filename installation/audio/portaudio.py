@@ -85,11 +85,14 @@ def close_stream(stream, timeout: float = 1.0) -> bool:
     """Abort and close ``stream``; False when PortAudio hangs (its server is gone)."""
     if stream is None:
         return True
+    mod = sd()
+    lib = mod._lib
 
     def stop() -> None:
-        try:
-            stream.abort(ignore_errors=True)
-        finally:
+        stream.abort(ignore_errors=True)
+        # If the abort hung and we moved on to a fresh PortAudio, this stream belongs to the
+        # abandoned one: closing it through the new library would be wrong.
+        if mod._lib is lib:
             stream.close(ignore_errors=True)
 
     return call_with_timeout(stop, timeout)

@@ -22,6 +22,8 @@ from . import portaudio
 
 log = logging.getLogger(__name__)
 
+# Seconds between attempts to open a stream while none works.
+RETRY_SECONDS = 0.5
 # Exit status when audio cannot be recovered (EX_TEMPFAIL: systemd's Restart= tries again).
 EXIT_AUDIO_FAILED = 75
 
@@ -113,6 +115,7 @@ class StreamSupervisor:
         self._thread: threading.Thread | None = None
         self._opened_at = 0.0
         self._callbacks_at_open = 0
+        self._next_attempt = 0.0
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> bool:
@@ -153,12 +156,12 @@ class StreamSupervisor:
         if problem is None:
             if self.failing_since is not None and self._first_callback_seen():
                 self._note(f"audio recovered after {now - self.failing_since:.1f} s "
-                           f"on {self.device.name!r}")
+                           f"on {self.device.name!r}", logging.WARNING)
                 self.failing_since = None
             return
         if self.failing_since is None:
             self.failing_since = now
-            self._note(f"audio problem: {problem}")
+            self._note(f"audio problem: {problem}", logging.WARNING)
         if now - self.failing_since > self.recover_seconds:
             self.on_fatal(f"{problem} for {now - self.failing_since:.0f} s")
             self.failing_since = now  # on_fatal returned (tests, or a caller that carries on)
@@ -168,7 +171,9 @@ class StreamSupervisor:
         if portaudio.abandoned_count() >= portaudio.MAX_ABANDONED:
             self.on_fatal("too many PortAudio re-initialisations; a clean process is needed")
             return
-        self._try_open()
+        if now >= self._next_attempt:
+            if not self._try_open():
+                self._next_attempt = time.monotonic() + RETRY_SECONDS
 
     def _problem(self, now: float) -> str | None:
         if self.stream is None:
@@ -227,6 +232,9 @@ class StreamSupervisor:
                 samplerate=mixer.sample_rate, blocksize=self.block_size, device=device.index,
                 channels=mixer.channels, dtype="float32", callback=callback,
                 finished_callback=self._finished.set,
+                # A deep device buffer where the host API has one (ALSA): a late callback is
+                # absorbed instead of heard. JACK's latency is the server's period regardless.
+                latency="high",
             )
         except Exception as exc:
             log.warning("cannot open %r at %d Hz, %d channels: %s", device.name,
@@ -258,7 +266,8 @@ class StreamSupervisor:
                       f" (configured {self.wanted_device!r} not found: default device)"))
         return True
 
-    def _note(self, what: str) -> None:
-        log.warning(what) if "problem" in what else log.info(what)
+    def _note(self, what: str, level: int = logging.INFO) -> None:
+        """Log an event and keep it for the status view."""
+        log.log(level, what)
         self.events.append((time.time(), what))
         del self.events[:-50]
