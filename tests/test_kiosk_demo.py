@@ -67,3 +67,27 @@ def test_demo_mode_scans_composes_plays_and_follows_the_folder(qtbot, demo_kiosk
         lambda: next(e for e in window.model.entries() if e.id == new.id).music == MusicState.READY,
         timeout=60000,
     )
+
+
+def test_the_kiosk_starts_without_torch(tmp_path):
+    """The kiosk, its demo engine and worker import no torch (that is for the GPU engine)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import installation.cli, installation.kiosk.cli, installation.kiosk.app, installation.kiosk.window\n"
+        "import installation.kiosk.backend, engine.worker, engine.catalog.watcher\n"
+        "from engine.config import default_config\n"
+        "from engine.engines.registry import resolve_engine\n"
+        "config = default_config(); config.engine.name = 'default'\n"
+        "engine, reason = resolve_engine(config)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print('ok', engine.name)\n"
+    )
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok default", out.stderr[-2000:]
