@@ -1,7 +1,8 @@
 """Start to first frame of the kiosk with 1,000 artworks (Qt offscreen). Target: < 3 s.
 
 The parent process builds a synthetic store, notes the time, and starts a fresh Python
-process that imports the kiosk, opens the store and shows the gallery; the child reports the
+process that imports the kiosk, starts the real audio player (on a private JACK dummy
+server, when jackd is installed), opens the store and shows the gallery; the child reports the
 (system-wide monotonic) time when the gallery's first frame with cards has been painted, and
 when every visible card shows its thumbnail. So the figure includes interpreter start, all
 imports (Qt, SQLAlchemy, numpy), reading 1,000 rows and the first paint.
@@ -31,8 +32,11 @@ def child(db_path: str) -> None:
 
     from kiosk_synthetic import open_kiosk
 
+    from kiosk_synthetic import SilentPlayer, real_player
+
     marks: dict[str, float] = {}
-    app, window, backend = open_kiosk(Path(db_path))
+    player = real_player() if os.environ.get("JACK_DEFAULT_SERVER") else SilentPlayer()
+    app, window, backend = open_kiosk(Path(db_path), player=player)
     view = window.gallery.view
 
     class FirstPaint(QObject):
@@ -74,12 +78,26 @@ def main() -> None:
         return
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from kiosk_synthetic import make_store
+    from kiosk_synthetic import make_store, start_private_jack
 
+    server = f"art2mus-bench-{os.getpid()}"
+    jack = start_private_jack(server)
+    print("player:", f"real Player on JACK dummy server {server}" if jack else "silent (jackd not installed)")
+    try:
+        run_all(args, jack, server, make_store)
+    finally:
+        if jack is not None:
+            jack.terminate()
+            jack.wait(timeout=10)
+
+
+def run_all(args, jack, server, make_store) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = make_store(Path(tmp) / "bench.db", args.artworks)
         screen = ROOT / "tests" / "offscreen-1920x1080.json"
         env = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={screen}", "PYTHONPATH": str(ROOT)}
+        if jack is not None:
+            env.update(JACK_DEFAULT_SERVER=server, JACK_NO_START_SERVER="1")
         first, thumbs = [], []
         for run in range(args.runs):
             start = time.monotonic()

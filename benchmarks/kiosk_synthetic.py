@@ -158,3 +158,35 @@ def open_kiosk(db_path: Path, player=None, size=(1920, 1080), collection: Path |
     window.resize(*size)
     window.show()
     return app, window, backend
+
+
+def start_private_jack(name: str):
+    """A jackd on the dummy driver named ``name`` (None if jackd is missing); stop it with
+    ``proc.terminate()``. Set JACK_DEFAULT_SERVER=name before PortAudio starts."""
+    import shutil
+    import subprocess
+    import time
+
+    if shutil.which("jackd") is None:
+        return None
+    proc = subprocess.Popen(
+        ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if subprocess.run(["jack_lsp", "-s", name], capture_output=True).returncode == 0:
+            return proc
+        time.sleep(0.1)
+    proc.terminate()
+    return None
+
+
+def real_player():
+    """The installation's Player, started (on JACK_DEFAULT_SERVER when set)."""
+    from engine.config import AudioConfig
+    from installation.audio import Player
+
+    player = Player(AudioConfig(), on_fatal=lambda reason: None)
+    if not player.start():
+        raise RuntimeError("the player could not open an audio device")
+    return player

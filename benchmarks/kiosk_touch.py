@@ -15,9 +15,7 @@ next audio block (block_size / sample_rate = 21 ms at 1024 frames / 48 kHz).
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,36 +30,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen:configfile=" + str(Path(__fi
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def start_jack():
-    if shutil.which("jackd") is None:
-        return None
-    proc = subprocess.Popen(
-        ["jackd", "-n", SERVER, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        r = subprocess.run(["jack_lsp", "-s", SERVER], capture_output=True)
-        if r.returncode == 0:
-            return proc
-        time.sleep(0.1)
-    proc.terminate()
-    return None
-
-
 def main() -> None:
     from PyQt6.QtCore import Qt
     from PyQt6.QtTest import QTest
 
-    from kiosk_synthetic import SilentPlayer, make_store, open_kiosk
+    from kiosk_synthetic import SilentPlayer, make_store, open_kiosk, real_player, start_private_jack
 
-    jack = start_jack()
+    jack = start_private_jack(SERVER)
     try:
         if jack is not None:
-            from engine.config import AudioConfig
-            from installation.audio import Player
-
-            player = Player(AudioConfig(), on_fatal=lambda reason: None)
-            assert player.start(), "the player could not open the JACK dummy device"
+            player = real_player()
             kind = f"real Player on JACK dummy server {SERVER}"
         else:
             player, kind = SilentPlayer(), "silent player (jackd not installed)"

@@ -12,6 +12,8 @@ ones still visible: jobs whose card has scrolled away are dropped before they st
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -51,6 +53,24 @@ def decode_thumbnail(data: bytes, size: QSize) -> QImage:
     return image.convertToFormat(QImage.Format.Format_RGB32)
 
 
+_niced = threading.local()
+
+
+def _lower_thread_priority() -> None:
+    """Give this decoder thread a nice value of 10 (Linux: niceness is per thread).
+
+    The visitor's scrolling runs on the UI thread and must win every contest for a CPU;
+    Qt's thread priorities do not change anything for normal threads on Linux.
+    """
+    if getattr(_niced, "done", False):
+        return
+    _niced.done = True
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
+
+
 class _Signals(QObject):
     # Emitted from pool threads; Qt queues it to the cache's (UI) thread.
     decoded = pyqtSignal(int, QImage, bool)  # artwork id, image, skipped
@@ -65,6 +85,7 @@ class _DecodeJob(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        _lower_thread_priority()
         cache = self.cache
         if cache.closed:
             return
@@ -107,7 +128,8 @@ class ThumbnailCache(QObject):
         self._generation = 0
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(threads)
-        # A visitor's scrolling comes first: decoders yield the CPU to the UI thread.
+        # A visitor's scrolling comes first: decoders yield the CPU to the UI thread
+        # (see _lower_thread_priority for Linux, where Qt's priorities do nothing).
         self.pool.setThreadPriority(QThread.Priority.LowestPriority)
         self._signals = _Signals()
         self._signals.decoded.connect(self._on_decoded, Qt.ConnectionType.QueuedConnection)
