@@ -111,3 +111,19 @@ def test_a_file_added_to_the_collection_appears_in_the_gallery(qtbot, kiosk, sto
     assert any(e.path == "a-new-acquisition.png" for e in kiosk.model.entries())
     assert view.verticalScrollBar().value() == position  # the visitor's place is kept
     assert "9 works" in kiosk.gallery.subtitle.text()
+
+
+def test_a_touched_card_shows_it_was_pressed(qtbot, kiosk):
+    view = kiosk.gallery.view
+    entry = kiosk.model.entries()[1]
+    rect = view.card_rect(entry.id)
+    QTest.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: view.itemDelegate().pressed_row == 1, timeout=2000)
+    view.viewport().repaint()
+    pressed = view.viewport().grab(rect).toImage().pixelColor(10, 10)
+    QTest.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert view.itemDelegate().pressed_row == -1
+    kiosk.show_gallery()
+    view.viewport().repaint()
+    normal = view.viewport().grab(rect).toImage().pixelColor(10, 10)
+    assert pressed.lightness() > normal.lightness()  # the mat lights up under the finger

@@ -324,6 +324,26 @@ class GalleryView(QListView):
         scroller.setScrollerProperties(props)
         self.scroller = scroller
 
+    # A touched card darkens its mat at once: the visitor sees the touch was felt.
+    def mousePressEvent(self, event) -> None:
+        super().mousePressEvent(event)
+        self._set_pressed(self.indexAt(event.position().toPoint()).row())
+
+    def mouseReleaseEvent(self, event) -> None:
+        super().mouseReleaseEvent(event)
+        self._set_pressed(-1)
+
+    def mouseMoveEvent(self, event) -> None:
+        super().mouseMoveEvent(event)
+        if self.itemDelegate().pressed_row != -1 and self.scroller.state() == QScroller.State.Dragging:
+            self._set_pressed(-1)  # it became a swipe
+
+    def _set_pressed(self, row: int) -> None:
+        delegate = self.itemDelegate()
+        previous, delegate.pressed_row = delegate.pressed_row, row
+        for r in {previous, row} - {-1}:
+            self.viewport().update(self.visualRect(self.model().index(r)))
+
     def _on_clicked(self, index: QModelIndex) -> None:
         if index.isValid() and self.scroller.state() != QScroller.State.Scrolling:
             self.artwork_activated.emit(index.data(ENTRY_ROLE).id)
