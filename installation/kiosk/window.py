@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from PyQt6.QtCore import QEvent, QObject, QSize, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QEvent, QObject, QRunnable, QSize, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt6.QtWidgets import QStackedLayout, QWidget
 
 from engine.config import Config
@@ -29,6 +29,23 @@ from .thumbnails import ThumbnailCache
 log = logging.getLogger(__name__)
 
 POLL_MS = 1500
+
+
+class _ReadSignals(QObject):
+    read = pyqtSignal(object, object)  # signature, entries (or the exception)
+
+
+class _ReadEntries(QRunnable):
+    def __init__(self, services: KioskServices, signature, signals: _ReadSignals):
+        super().__init__()
+        self.services, self.signature, self.signals = services, signature, signals
+
+    def run(self) -> None:
+        try:
+            result = self.services.entries()
+        except Exception as exc:  # reported on the UI thread; the gallery keeps what it has
+            result = exc
+        self.signals.read.emit(self.signature, result)
 
 
 class StoreNotifier(QObject):
@@ -100,6 +117,12 @@ class KioskWindow(QWidget):
         self.poll.setInterval(POLL_MS)
         self.poll.timeout.connect(self.refresh_from_store)
         self._signature = None
+        self._reading = False
+        self._applied = 0  # how many reads have been applied (a stale one is dropped)
+        self.reader = QThreadPool(self)
+        self.reader.setMaxThreadCount(1)
+        self._read_signals = _ReadSignals()
+        self._read_signals.read.connect(self._on_entries_read, Qt.ConnectionType.QueuedConnection)
 
         self.filter = KioskEventFilter(
             self, locked=locked, long_press_seconds=self.kiosk.long_press_seconds,
@@ -108,7 +131,7 @@ class KioskWindow(QWidget):
         self.filter.activity.connect(self._on_activity)
         self.filter.corner_long_press.connect(self.open_pin_pad)
 
-        self.refresh_from_store()
+        self.refresh_from_store(wait=True)  # the first frame shows the collection
         self.poll.start()
         self.idle.start()
 
@@ -183,7 +206,14 @@ class KioskWindow(QWidget):
         return False
 
     # -- store -----------------------------------------------------------------------------
-    def refresh_from_store(self) -> None:
+    def refresh_from_store(self, *, wait: bool = False) -> None:
+        """Bring the gallery in step with the store when it changed.
+
+        The change check costs microseconds and runs on the UI thread; reading the rows
+        (tens of milliseconds for 10,000 artworks) runs on a worker thread so that a
+        visitor's scrolling never stutters while the engine writes. ``wait`` reads on this
+        thread instead (start-up, tests).
+        """
         try:
             signature = self.services.signature()
         except Exception:
@@ -191,10 +221,31 @@ class KioskWindow(QWidget):
             return
         if signature == self._signature:
             return
+        if wait:
+            self._apply_entries(signature, self.services.entries())
+        elif not self._reading:
+            self._reading = True
+            token = (signature, self._applied)
+            self.reader.start(_ReadEntries(self.services, token, self._read_signals))
+
+    def _on_entries_read(self, token, entries) -> None:
+        self._reading = False
+        signature, applied_before = token
+        if isinstance(entries, Exception):
+            log.error("cannot read the catalog: %s", entries)
+            return
+        if self._applied != applied_before:  # a newer read was applied meanwhile
+            self.refresh_from_store()
+            return
+        self._apply_entries(signature, entries)
+        if self.services.signature() != signature:
+            self.refresh_from_store()  # it changed again while we read
+
+    def _apply_entries(self, signature, entries) -> None:
         self._signature = signature
+        self._applied += 1
         view = self.gallery.view
         position = view.verticalScrollBar().value()
-        entries = self.services.entries()
         reset_needed = [e.id for e in entries] != [e.id for e in self.model.entries()]
         changed = self.model.set_entries(entries)
         if changed:
@@ -214,6 +265,7 @@ class KioskWindow(QWidget):
         self.idle.stop()
         self.attract.stop()
         self.thumbnails.close()
+        self.reader.waitForDone(5000)
         super().closeEvent(event)
 
     def changeEvent(self, event) -> None:
