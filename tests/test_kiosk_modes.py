@@ -214,3 +214,20 @@ def test_text_scale_enlarges_type_and_cards(qtbot):
     assert large.font("body").pixelSize() == round(1.5 * small.font("body").pixelSize())
     assert large.card_height > small.card_height and large.card_width >= small.card_width
     assert small.font("meta").pixelSize() >= 23  # readable at about two metres
+
+
+def test_a_store_refresh_keeps_the_curators_selection(qtbot, kiosk, store):
+    art = artworks(store)
+    aid, h = art["church-at-auvers.png"]
+    add_clip(store, aid, h, seed=1)
+    second = add_clip(store, aid, h, seed=2)
+    kiosk.refresh_from_store(wait=True)
+    kiosk.open_pin_pad()
+    kiosk.pin_pad.enter("2468")
+    panel = kiosk.curator
+    panel.table.selectRow(next(i for i, e in enumerate(panel.table_model.entries) if e.id == aid))
+    panel.clip_list.setCurrentRow(1)
+    add_clip(store, *art["the-night-cafe.png"])  # the engine writes meanwhile
+    kiosk.refresh_from_store(wait=True)
+    assert panel.current_entry().id == aid
+    assert panel.selected_clip().id == second

@@ -551,6 +551,9 @@ class CuratorPanel(QWidget):
 
     def _show_selected(self) -> None:
         entry = self.current_entry()
+        # A refresh of the store must not move the curator's choice of clip.
+        previous = self.selected_clip()
+        keep = previous.id if previous is not None and entry is not None and previous.artwork_id == entry.id else None
         self.clip_list.clear()
         if entry is None:
             self.selected_title.setText("No artworks yet")
@@ -567,7 +570,8 @@ class CuratorPanel(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, clip)
             self.clip_list.addItem(item)
         if self.clip_list.count():
-            self.clip_list.setCurrentRow(0)
+            rows = [self.clip_list.item(i).data(Qt.ItemDataRole.UserRole).id for i in range(self.clip_list.count())]
+            self.clip_list.setCurrentRow(rows.index(keep) if keep in rows else 0)
         can_generate = entry.status == "ready"
         self.regenerate_button.setEnabled(can_generate)
         self.audition_button.setEnabled(self.clip_list.count() > 0)
