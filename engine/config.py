@@ -107,6 +107,9 @@ class AudioConfig:
     sample_rate: int = field(default=48000, metadata=_range(8000, 192000))
     block_size: int = field(default=1024, metadata=_range(64, 8192))
     crossfade_seconds: float = field(default=4.0, metadata=_range(0.5, 15.0))
+    # A clip's last this-many seconds are folded over its start so that its loop has no seam;
+    # 0 plays clips made to loop exactly as they are.
+    loop_seam_seconds: float = field(default=1.0, metadata=_range(0.0, 10.0))
     volume: float = field(default=0.8, metadata=_range(0.0, 1.0))
     # Volume ramps take this long (seconds) so a change is never heard as a jump.
     ramp_seconds: float = field(default=2.0, metadata=_range(0.0, 60.0))

@@ -16,10 +16,12 @@ from engine.cli_support import CliState
 
 # name -> ("module:attribute", one-line help shown by `art2mus --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "audio": ("installation.audio.cli:audio", "List output devices; play audio files to test speakers."),
     "catalog": ("engine.catalog.cli:catalog", "Scan, list and watch a collection folder."),
     "config": ("engine.config_cli:config", "Check a configuration file; hash a curator PIN."),
     "engine": ("engine.generate_cli:engine_group", "The engine service: catalog sync and clip generation."),
     "generate": ("engine.generate_cli:generate", "Make a clip for each image file (no database needed)."),
+    "kiosk": ("installation.kiosk.cli:kiosk", "Open the touchscreen kiosk (demo mode with --collection)."),
     "pregenerate": ("engine.generate_cli:pregenerate", "Fill the clip cache for the whole collection."),
     "models": ("engine.engines.diffusion.cli:models", "Build, make and check Art2Mus model bundles."),
 }

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   libportaudio2 libsndfile1 libfluidsynth3          # audio output, FLAC, SoundFont synth
   libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0   # Qt 6 runtime
   libfontconfig1 libdbus-1-3 libglib2.0-0 fonts-dejavu-core
+  fonts-ebgaramond fonts-inter                      # the kiosk's typefaces (serif titles, sans text)
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
   libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
 )

@@ -32,3 +32,7 @@ def collection(tmp_path: Path) -> Path:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "store" / "art2mus.db"
+
+
+# The private JACK server and recorder for real-stream audio tests (tests/jack_fixtures.py).
+pytest_plugins = ["tests.jack_fixtures"]

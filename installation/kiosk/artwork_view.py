@@ -1,0 +1,194 @@
+"""One artwork, large: the painting, its label text, and what the room is playing."""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import QRectF, QSize, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QColor, QImage, QPainter
+from PyQt6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import style
+from .playback import NowPlaying
+from .services import ArtworkDetail, KioskServices
+
+
+class PaintingWidget(QWidget):
+    """Paints an image fitted inside the widget, never cropped or enlarged past 2x."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.image: QImage | None = None
+        self.preview = False  # a thumbnail shown while the full image loads
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+
+    def set_image(self, image: QImage | None, *, preview: bool = False) -> None:
+        self.image, self.preview = image, preview
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), style.WALL)
+        if self.image is None or self.image.isNull():
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        size = self.image.size()
+        fitted = size.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        if fitted.width() > 2 * size.width() and not self.preview:
+            fitted = size * 2
+        target = QRectF(0, 0, fitted.width(), fitted.height())
+        target.moveCenter(QRectF(self.rect()).center())
+        painter.drawImage(target, self.image)
+
+
+class MusicVisual(QWidget):
+    """A quiet visual of the music: thin low-contrast bars following the spectrum (~30 fps)."""
+
+    BANDS = 40
+
+    def __init__(self, services: KioskServices, parent=None):
+        super().__init__(parent)
+        self.services = services
+        self.values = np.zeros(self.BANDS, dtype=np.float32)
+        self.timer = QTimer(self)
+        self.timer.setInterval(33)
+        self.timer.timeout.connect(self._tick)
+        self.setFixedHeight(64)
+        self.frames = 0
+
+    def showEvent(self, event) -> None:
+        self.timer.start()
+        super().showEvent(event)
+
+    def hideEvent(self, event) -> None:
+        self.timer.stop()
+        super().hideEvent(event)
+
+    def _tick(self) -> None:
+        try:
+            target = np.clip(self.services.spectrum(self.BANDS), 0.0, 1.0)
+        except Exception:
+            target = np.zeros(self.BANDS, dtype=np.float32)
+        if target.shape != self.values.shape:
+            target = np.resize(target, self.values.shape)
+        # Rise quickly, fall slowly: calm movement rather than flicker.
+        rise = target > self.values
+        self.values = np.where(rise, 0.5 * self.values + 0.5 * target, 0.88 * self.values + 0.12 * target)
+        self.frames += 1
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        w, h = self.width(), self.height()
+        step = w / self.BANDS
+        bar = max(2.0, step * 0.35)
+        colour = QColor(style.TEXT_SECONDARY)
+        colour.setAlpha(110)
+        painter.setBrush(colour)
+        for i, v in enumerate(self.values):
+            height = 3 + float(v) * (h - 3)
+            painter.drawRoundedRect(QRectF(i * step, (h - height) / 2, bar, height), bar / 2, bar / 2)
+
+
+class ArtworkPage(QWidget):
+    """The painting on the left, its label and the music on the right."""
+
+    back_requested = pyqtSignal()
+
+    def __init__(self, theme: style.Theme, services: KioskServices, parent=None):
+        super().__init__(parent)
+        self.theme = theme
+        self.services = services
+        self.artwork_id: int | None = None
+
+        row = QHBoxLayout(self)
+        row.setContentsMargins(theme.page_margin, 64, theme.page_margin, 72)
+        row.setSpacing(96)
+        self.painting = PaintingWidget()
+        row.addWidget(self.painting, 1)
+
+        column = QWidget()
+        column.setFixedWidth(theme.px(600))
+        text = QVBoxLayout(column)
+        text.setContentsMargins(0, 0, 0, 0)
+        text.setSpacing(0)
+        self.back = QPushButton("‹  All paintings")
+        self.back.setProperty("quiet", True)
+        self.back.setFont(theme.font("button"))
+        self.back.setMinimumHeight(theme.touch_min)
+        self.back.clicked.connect(self.back_requested)
+        text.addWidget(self.back, 0, Qt.AlignmentFlag.AlignLeft)
+        text.addSpacing(56)
+
+        self.style_label = self._label("label", style.TEXT_SECONDARY)
+        self.title = self._label("title", style.TEXT)
+        self.artist = self._label("meta", style.TEXT)
+        self.description = self._label("body", style.TEXT_SECONDARY)
+        for widget, gap in ((self.style_label, 16), (self.title, 18), (self.artist, 36), (self.description, 0)):
+            text.addWidget(widget)
+            text.addSpacing(gap)
+        text.addStretch(1)
+
+        rule = QWidget()
+        rule.setFixedHeight(1)
+        rule.setStyleSheet(f"background: {style.RULE.name()};")
+        text.addWidget(rule)
+        text.addSpacing(28)
+        self.now_label = self._label("label", style.TEXT_SECONDARY)
+        self.now_label.setText("Now playing")
+        self.caption = self._label("caption", style.TEXT)
+        self.composing = self._label("small", style.ACCENT)
+        self.visual = MusicVisual(services)
+        for widget, gap in ((self.now_label, 12), (self.caption, 14), (self.composing, 20), (self.visual, 0)):
+            text.addWidget(widget)
+            text.addSpacing(gap)
+        row.addWidget(column, 0)
+
+    def _label(self, role: str, colour) -> QLabel:
+        label = QLabel()
+        label.setFont(self.theme.font(role))
+        label.setWordWrap(True)
+        label.setStyleSheet(f"color: {colour.name()};")
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+        return label
+
+    def show_artwork(self, detail: ArtworkDetail, image: QImage | None, preview: QImage | None) -> None:
+        self.artwork_id = detail.id
+        self.style_label.setText(detail.style)
+        self.style_label.setVisible(bool(detail.style))
+        self.title.setText(detail.title)
+        self.artist.setText(", ".join(p for p in (detail.artist, detail.year) if p))
+        self.description.setText(detail.description)
+        self.caption.setText("")
+        self.composing.setText("")
+        if image is not None:
+            self.painting.set_image(image)
+        else:
+            self.painting.set_image(preview, preview=True)
+
+    def image_loaded(self, artwork_id: int, image: QImage) -> None:
+        if artwork_id == self.artwork_id and not image.isNull():
+            self.painting.set_image(image)
+
+    def set_now_playing(self, info: NowPlaying) -> None:
+        if info.artwork_id != self.artwork_id:
+            return
+        caption = info.caption.strip()
+        self.caption.setText(caption[:1].upper() + caption[1:] if caption else "—")
+        if info.composing:
+            meanwhile = f" Meanwhile, the music of “{info.source_title}”." if info.source_title else ""
+            self.composing.setText("◌  Composing this painting's music…" + meanwhile)
+        else:
+            self.composing.setText("")
+
+    def sizeHint(self) -> QSize:
+        return QSize(1920, 1080)

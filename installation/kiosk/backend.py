@@ -1,0 +1,213 @@
+"""Wiring the kiosk to the installation: the store, the player, and in demo mode the engine.
+
+Normal mode (``art2mus kiosk``): the engine service (``art2mus engine serve``) keeps the
+catalog and generates clips in its own process; the kiosk reads the shared store, plays, and
+enqueues visitor jobs when someone waits for an artwork's music.
+
+Demo mode (``art2mus kiosk --collection FOLDER``): everything in this process, so that one
+command shows the whole installation: the catalog watcher (which scans the folder at start
+and follows changes), a worker thread running the default engine, and the player.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from engine.config import Config
+from engine.store import Database
+
+from .services import ArtworkDetail, EngineInfo, KioskServices
+
+log = logging.getLogger(__name__)
+
+
+def demo_database_path(collection: Path) -> Path:
+    """A per-user database for a demo collection, reused across runs (clips are kept)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "art2mus"
+    digest = hashlib.sha256(str(collection.resolve()).encode()).hexdigest()[:12]
+    return base / f"demo-{collection.name}-{digest}.db"
+
+
+class KioskBackend:
+    """Owns the non-Qt parts the kiosk runs: store, player, and in demo mode catalog + engine."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        collection: Path | None = None,
+        db_path: Path | None = None,
+        demo: bool = False,
+        player: Any = None,
+    ):
+        from engine.store.clips import ClipStore
+        from engine.store.jobs import JobQueue
+
+        self.config = config
+        self.demo = demo
+        self.collection = Path(collection or config.collection.path).resolve()
+        if demo:
+            # The demo always runs the CPU default engine, in this process.
+            # The worker finds image files under collection.path: make it this folder.
+            config = dataclasses.replace(
+                config,
+                engine=dataclasses.replace(config.engine, name="default"),
+                collection=dataclasses.replace(config.collection, path=self.collection),
+            )
+            self.config = config
+            db_path = Path(db_path) if db_path else demo_database_path(self.collection)
+        else:
+            db_path = Path(db_path) if db_path else config.store.database
+        self.db = Database(db_path)
+        self.clip_store = ClipStore(self.db)
+        self.jobs = JobQueue(self.db)
+        self.player = player if player is not None else self._open_player()
+        self.watcher = None
+        self.worker = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.notify = lambda: None  # set by the window: the store changed, look now
+        self.services = KioskServices(
+            self.db,
+            self.collection,
+            player=self.player,
+            clip_store=self.clip_store,
+            job_queue=self.jobs,
+            engine_info=self._engine_info_without_loading(),
+            enqueue_job=self._enqueue,
+            rescan=self._rescan,
+            quiet_hours=list(config.audio.quiet_hours),
+            volume=config.audio.volume,
+            demo=demo,
+        )
+
+    # -- setup -----------------------------------------------------------------------------
+    def _open_player(self):
+        from installation.audio import Player
+
+        player = Player(self.config.audio)
+        player.start()
+        return player
+
+    def _engine_info_without_loading(self) -> EngineInfo:
+        """What the panel says before (or without) creating an engine in this process."""
+        if self.demo:
+            return EngineInfo("default", "default engine (demo mode), starting…")
+        name = self.config.engine.name
+        return EngineInfo(
+            name,
+            f"run by the engine service (`art2mus engine serve`, engine.name = {name!r}); "
+            + self._service_engine_text(),
+        )
+
+    def _service_engine_text(self) -> str:
+        """Which engine the service has used lately, read from the store."""
+        from sqlalchemy import select
+
+        from engine.store import Clip
+
+        with self.db.read() as s:
+            row = s.execute(select(Clip.engine, Clip.model_version).order_by(Clip.id.desc()).limit(1)).first()
+        if row is None:
+            return "no clips generated yet"
+        return f"latest clip made by the {row[0]} engine (model {row[1][:12]})"
+
+    def start(self) -> None:
+        """Start the demo's catalog watcher and worker (normal mode: nothing to start)."""
+        if not self.demo:
+            return
+        from engine.catalog.watcher import CatalogWatcher
+
+        self.watcher = CatalogWatcher(
+            self.db, self.collection, self.config.catalog, on_change=self._catalog_changed
+        )
+        self.watcher.start()
+        thread = threading.Thread(target=self._run_worker, name="art2mus-demo-worker", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _catalog_changed(self, summary) -> None:
+        self.notify()
+        if self.worker is not None:
+            try:
+                self.worker.enqueue_missing()
+            except Exception:
+                log.exception("cannot queue new artworks for the engine")
+
+    def _run_worker(self) -> None:
+        from engine.engines.registry import resolve_engine
+        from engine.worker import Worker
+
+        try:
+            engine, reason = resolve_engine(self.config)
+        except Exception as exc:
+            log.exception("the demo engine cannot start")
+            self.services.engine_info = EngineInfo("none", f"the engine cannot start: {exc}")
+            return
+        self.services.engine_info = EngineInfo(
+            engine.name, f"{reason}; demo mode runs it inside the kiosk", engine.model_version
+        )
+        worker = Worker(self.db, engine, self.config, on_clip=lambda clip_id, artwork_id: self.notify())
+        self.worker = worker
+        worker.enqueue_missing()
+        self.notify()
+        worker.run(self._stop)
+
+    # -- services' callbacks ---------------------------------------------------------------
+    def _enqueue(self, kind: str, detail: ArtworkDetail, priority: int) -> int | None:
+        """Queue a visitor or regenerate job for the engine.
+
+        A visitor waiting for an artwork that already has an open job (pregeneration) only
+        raises that job's priority. Otherwise the job names the engine this process runs
+        (demo) or "" (normal mode: whichever engine the service runs).
+        """
+        engine = self.services.engine_info.name if self.demo and self.worker is not None else ""
+        params = None
+        if kind == "regenerate":
+            # Distinct parameters keep it apart from an open pregeneration job.
+            params = {"candidates": self.config.engine.candidates}
+        else:
+            open_job = self.jobs.latest_for(detail.id)
+            if open_job is not None and open_job.status in ("queued", "running"):
+                engine = open_job.engine
+                params = json.loads(open_job.params_json or "{}") or None
+        job_id = self.jobs.enqueue(
+            kind,
+            artwork_id=detail.id,
+            image_hash=detail.image_hash,
+            engine=engine,
+            params=params,
+            priority=priority,
+            max_attempts=self.config.engine.max_attempts,
+        )
+        self.notify()
+        return job_id
+
+    def _rescan(self):
+        from engine.catalog.scanner import scan_collection
+
+        summary = scan_collection(self.db, self.collection, self.config.catalog)
+        self.notify()
+        if self.worker is not None:
+            self.worker.enqueue_missing()
+        return summary
+
+    # -- shutdown --------------------------------------------------------------------------
+    def close(self) -> None:
+        self._stop.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        try:
+            self.player.close()
+        except Exception:
+            log.exception("closing the player")
+        self.db.close()

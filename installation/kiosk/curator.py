@@ -1,0 +1,668 @@
+"""The curators' side: a PIN pad, then the panel where the installation is looked after.
+
+The panel is the only way out of the kiosk (``Exit to desktop``). It opens after a long
+press in the top-left corner (see ``lockdown.CornerPress``) and the PIN, checked against
+``kiosk.pin_hash`` with :func:`engine.config.verify_pin`. Wrong PINs are rate-limited.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from PyQt6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QRunnable,
+    QThreadPool,
+    Qt,
+    QTimer,
+    pyqtSignal,
+)
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.config import verify_pin
+
+from . import style
+from .services import ArtworkEntry, KioskServices, MusicState
+
+log = logging.getLogger(__name__)
+
+
+class PinGuard:
+    """Checks PINs and slows down guessing: after 3 wrong PINs, a lockout that doubles
+    with each further wrong one (30 s, 60 s, ... up to 15 minutes)."""
+
+    FREE_ATTEMPTS = 3
+    FIRST_LOCKOUT = 30.0
+    MAX_LOCKOUT = 900.0
+
+    def __init__(self, pin_hash: str, clock: Callable[[], float] = time.monotonic):
+        self.pin_hash = pin_hash
+        self.clock = clock
+        self.failures = 0
+        self.locked_until = 0.0
+
+    def seconds_locked(self) -> float:
+        return max(0.0, self.locked_until - self.clock())
+
+    def check(self, pin: str) -> tuple[bool, str]:
+        """(accepted, message for the pad)."""
+        wait = self.seconds_locked()
+        if wait > 0:
+            return False, f"Too many attempts. Try again in {int(wait + 0.999)} s."
+        if verify_pin(pin, self.pin_hash):
+            self.failures = 0
+            return True, ""
+        self.failures += 1
+        extra = self.failures - self.FREE_ATTEMPTS
+        if extra >= 0:
+            lockout = min(self.MAX_LOCKOUT, self.FIRST_LOCKOUT * 2**extra)
+            self.locked_until = self.clock() + lockout
+            return False, f"Wrong PIN. Locked for {int(lockout)} s."
+        return False, "Wrong PIN. Try again."
+
+
+class PinPad(QWidget):
+    """A large numeric keypad; the digits show as dots."""
+
+    accepted = pyqtSignal()
+    cancelled = pyqtSignal()
+
+    def __init__(self, theme: style.Theme, guard: PinGuard, parent=None):
+        super().__init__(parent)
+        self.theme = theme
+        self.guard = guard
+        self.pin = ""
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 80, 0, 80)
+        outer.addStretch(1)
+        box = QWidget()
+        box.setFixedWidth(540)
+        col = QVBoxLayout(box)
+        col.setSpacing(18)
+        heading = QLabel("Curator access")
+        heading.setFont(theme.font("title"))
+        heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        col.addWidget(heading)
+        self.dots = QLabel()
+        self.dots.setFont(theme.font("pin"))
+        self.dots.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.dots.setMinimumHeight(72)
+        col.addWidget(self.dots)
+        self.message = QLabel("Enter the PIN")
+        self.message.setFont(theme.font("small"))
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setStyleSheet(f"color: {style.TEXT_SECONDARY.name()};")
+        col.addWidget(self.message)
+        col.addSpacing(16)
+        grid = QGridLayout()
+        grid.setSpacing(16)
+        self.keys: dict[str, QPushButton] = {}
+        labels = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "Clear", "0", "OK"]
+        for i, label in enumerate(labels):
+            button = QPushButton(label)
+            button.setFont(theme.font("pin") if label.isdigit() else theme.font("button"))
+            button.setFixedSize(156, 104)
+            if label == "OK":
+                button.setProperty("accent", True)
+            button.clicked.connect(lambda _=False, k=label: self.press(k))
+            grid.addWidget(button, i // 3, i % 3)
+            self.keys[label] = button
+        col.addLayout(grid)
+        col.addSpacing(12)
+        cancel = QPushButton("Cancel")
+        cancel.setProperty("quiet", True)
+        cancel.setFont(theme.font("button"))
+        cancel.clicked.connect(self.cancel)
+        col.addWidget(cancel, 0, Qt.AlignmentFlag.AlignCenter)
+        self.cancel_button = cancel
+        outer.addWidget(box, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addStretch(1)
+        self._refresh()
+
+    def reset(self) -> None:
+        self.pin = ""
+        wait = self.guard.seconds_locked()
+        self.message.setText(
+            f"Too many attempts. Try again in {int(wait + 0.999)} s." if wait else "Enter the PIN"
+        )
+        self._refresh()
+
+    def press(self, key: str) -> None:
+        if key == "Clear":
+            self.pin = ""
+        elif key == "OK":
+            self.submit()
+            return
+        elif len(self.pin) < 12:
+            self.pin += key
+        self._refresh()
+
+    def enter(self, pin: str) -> bool:
+        """Type ``pin`` and press OK (tests); returns whether the panel opened."""
+        for digit in pin:
+            self.press(digit)
+        return self.submit()
+
+    def submit(self) -> bool:
+        ok, message = self.guard.check(self.pin)
+        self.pin = ""
+        self._refresh()
+        if ok:
+            self.message.setText("Enter the PIN")
+            self.accepted.emit()
+        else:
+            self.message.setText(message)
+        return ok
+
+    def cancel(self) -> None:
+        self.pin = ""
+        self._refresh()
+        self.cancelled.emit()
+
+    def _refresh(self) -> None:
+        self.dots.setText("  ".join("●" for _ in self.pin) if self.pin else "·  ·  ·  ·")
+
+
+# -- the panel ------------------------------------------------------------------------------
+
+IMAGE_STATUS = {"ready": "✓ Readable", "invalid": "✕ Invalid file", "missing": "– File missing"}
+MUSIC_STATUS = {
+    MusicState.READY: "● Music ready",
+    MusicState.COMPOSING: "◌ Generating",
+    MusicState.WAITING: "○ Waiting",
+    MusicState.FAILED: "▲ Failed",
+}
+
+
+def status_text(entry: ArtworkEntry) -> str:
+    """One line a curator can act on (the symbol repeats the words, never colour alone)."""
+    if entry.status != "ready":
+        text = IMAGE_STATUS.get(entry.status, entry.status)
+        return f"{text}: {entry.reason}" if entry.reason else text
+    text = MUSIC_STATUS[entry.music]
+    return f"{text}: {entry.music_reason}" if entry.music == MusicState.FAILED else text
+
+
+class CuratorTableModel(QAbstractTableModel):
+    COLUMNS = ("Title", "File", "Status")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.entries: list[ArtworkEntry] = []
+
+    def set_entries(self, entries: list[ArtworkEntry]) -> None:
+        self.beginResetModel()
+        self.entries = entries
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.entries)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return len(self.COLUMNS)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        e = self.entries[index.row()]
+        return (e.display_title, e.path, status_text(e))[index.column()]
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+
+class _TaskSignals(QObject):
+    done = pyqtSignal(object, object)  # result, exception
+
+
+class _Task(QRunnable):
+    def __init__(self, fn, signals):
+        super().__init__()
+        self.fn, self.signals = fn, signals
+
+    def run(self) -> None:
+        try:
+            self.signals.done.emit(self.fn(), None)
+        except Exception as exc:
+            self.signals.done.emit(None, exc)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _describe_scan(summary) -> str:
+    parts = []
+    for name in ("added", "updated", "renamed", "missing", "invalid", "unchanged"):
+        n = getattr(summary, name, None)
+        if n:
+            parts.append(f"{n} {name}")
+    return "Rescanned: " + (", ".join(parts) if parts else "no changes")
+
+
+class QuietHoursEditor(QWidget):
+    """Quiet hours for the running player: on/off, start, end and level, in big steps.
+
+    Changes apply at once (the player ramps over ``audio.quiet_ramp_seconds``) and last until
+    the kiosk restarts; the configuration's ``[[audio.quiet_hours]]`` is what persists.
+    """
+
+    STEP_MINUTES = 30
+
+    def __init__(self, theme: style.Theme, services: KioskServices, parent=None):
+        super().__init__(parent)
+        self.theme = theme
+        self.services = services
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 8, 0, 0)
+        row.setSpacing(6)
+        self.toggle = self._button("Quiet hours: off", self._toggle)
+        row.addWidget(self.toggle)
+        self.fields: dict[str, QLabel] = {}
+        for name, word in (("start", "from"), ("end", "to"), ("volume", "at")):
+            row.addSpacing(14)
+            words = QLabel(word)
+            words.setFont(theme.font("small"))
+            words.setStyleSheet(f"color: {style.TEXT_SECONDARY.name()};")
+            row.addWidget(words)
+            row.addSpacing(6)
+            row.addWidget(self._button("−", lambda n=name: self._step(n, -1), small=True))
+            label = QLabel()
+            label.setFont(theme.font("small"))
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setMinimumWidth(84)
+            self.fields[name] = label
+            row.addWidget(label)
+            row.addWidget(self._button("+", lambda n=name: self._step(n, +1), small=True))
+        row.addStretch(1)
+        self.start, self.end, self.level, self.enabled = 9 * 60, 10 * 60, 0.5, False
+
+    def _button(self, text, slot, small=False) -> QPushButton:
+        b = QPushButton(text)
+        b.setFont(self.theme.font("button"))
+        b.setMinimumHeight(self.theme.touch_min - 8)
+        if small:
+            b.setFixedSize(self.theme.touch_min - 8, self.theme.touch_min - 8)
+            b.setStyleSheet("padding: 0;")
+        b.clicked.connect(lambda _=False: slot())
+        return b
+
+    def load(self) -> None:
+        hours = self.services.quiet_hours
+        self.enabled = bool(hours)
+        if hours:
+            first = hours[0]
+            self.start, self.end = _minutes(first.start), _minutes(first.end)
+            self.level = first.volume
+        self._show()
+
+    def _toggle(self) -> None:
+        self.enabled = not self.enabled
+        self._apply()
+
+    def _step(self, name: str, direction: int) -> None:
+        if name == "volume":
+            self.level = min(1.0, max(0.0, round(self.level + 0.1 * direction, 2)))
+        elif name == "start":
+            self.start = (self.start + direction * self.STEP_MINUTES) % (24 * 60)
+        else:
+            self.end = (self.end + direction * self.STEP_MINUTES) % (24 * 60)
+        self.enabled = True
+        self._apply()
+
+    def _apply(self) -> None:
+        from engine.config import QuietHours
+
+        hours = list(self.services.quiet_hours[1:])  # further windows from the config stay
+        if self.enabled:
+            hours.insert(0, QuietHours(start=_hhmm(self.start), end=_hhmm(self.end), volume=self.level))
+        self.services.set_quiet_hours(hours)
+        self._show()
+
+    def _show(self) -> None:
+        self.toggle.setText("Quiet hours: on" if self.enabled else "Quiet hours: off")
+        self.fields["start"].setText(_hhmm(self.start))
+        self.fields["end"].setText(_hhmm(self.end))
+        self.fields["volume"].setText(f"{round(self.level * 100)} %")
+        for label in self.fields.values():
+            label.setStyleSheet(f"color: {(style.TEXT if self.enabled else style.TEXT_SECONDARY).name()};")
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+class CuratorPanel(QWidget):
+    closed = pyqtSignal()
+    exit_requested = pyqtSignal()
+    audition_requested = pyqtSignal(object)  # ClipInfo
+
+    def __init__(self, theme: style.Theme, services: KioskServices, parent=None):
+        super().__init__(parent)
+        self.theme = theme
+        self.services = services
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self._signals = _TaskSignals()
+        self._signals.done.connect(self._task_done)
+        self._after: Callable | None = None
+
+        page = QVBoxLayout(self)
+        page.setContentsMargins(theme.page_margin, 56, theme.page_margin, 48)
+        page.setSpacing(24)
+
+        # Header: title, then the actions that affect the whole installation.
+        header = QHBoxLayout()
+        title = QLabel("Curator panel")
+        title.setFont(theme.font("title"))
+        header.addWidget(title)
+        header.addStretch(1)
+        self.rescan_button = self._button("Rescan folder", self.rescan)
+        self.close_button = self._button("Back to the gallery", self.closed.emit, accent=True)
+        self.exit_button = self._button("Exit to desktop", self._confirm_exit)
+        for b in (self.rescan_button, self.close_button, self.exit_button):
+            header.addWidget(b)
+        page.addLayout(header)
+        self.summary = self._text("small", style.TEXT_SECONDARY)
+        page.addWidget(self.summary)
+
+        # Middle: every artwork with its status; the selected one's clips on the right.
+        middle = QHBoxLayout()
+        middle.setSpacing(32)
+        self.table_model = CuratorTableModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.table_model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(theme.px(52))
+        self.table.setShowGrid(False)
+        self.table.setFont(theme.font("small"))
+        self.table.horizontalHeader().setFont(theme.font("label"))
+        self.table.setWordWrap(True)  # problem rows grow to show their whole reason
+        head = self.table.horizontalHeader()
+        head.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        head.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        head.setStretchLastSection(True)
+        head.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.table.setColumnWidth(0, 340)
+        self.table.setColumnWidth(1, 300)
+        self.table.selectionModel().currentRowChanged.connect(lambda *_: self._show_selected())
+        middle.addWidget(self.table, 3)
+
+        side = QVBoxLayout()
+        side.setSpacing(14)
+        self.selected_title = self._text("card-title", style.TEXT)
+        self.selected_status = self._text("small", style.TEXT_SECONDARY)
+        side.addWidget(self.selected_title)
+        side.addWidget(self.selected_status)
+        side.addWidget(self._text("label", style.TEXT_SECONDARY, "Generated clips"))
+        self.clip_list = QListWidget()
+        self.clip_list.setMinimumWidth(520)
+        self.clip_list.setFont(theme.font("small"))
+        self.clip_list.setWordWrap(True)
+        self.clip_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side.addWidget(self.clip_list, 1)
+        actions = QHBoxLayout()
+        self.audition_button = self._button("Audition", self.audition)
+        self.choose_button = self._button("Use this clip", self.choose)
+        self.regenerate_button = self._button("Regenerate", self.regenerate)
+        for b in (self.audition_button, self.choose_button, self.regenerate_button):
+            actions.addWidget(b)
+        side.addLayout(actions)
+        middle.addLayout(side, 2)
+        page.addLayout(middle, 1)
+
+        # Bottom: engine, sound, telemetry.
+        bottom = QGridLayout()
+        bottom.setHorizontalSpacing(40)
+        bottom.setVerticalSpacing(8)
+        bottom.addWidget(self._text("label", style.TEXT_SECONDARY, "Engine"), 0, 0)
+        bottom.addWidget(self._text("label", style.TEXT_SECONDARY, "Volume and quiet hours"), 0, 1)
+        bottom.addWidget(self._text("label", style.TEXT_SECONDARY, "Audio output"), 0, 2)
+        self.engine_text = self._text("small", style.TEXT)
+        bottom.addWidget(self.engine_text, 1, 0)
+        volume_row = QHBoxLayout()
+        self.volume = QSlider(Qt.Orientation.Horizontal)
+        self.volume.setRange(0, 100)
+        self.volume.setMinimumWidth(320)
+        self.volume.setMinimumHeight(theme.touch_min)
+        self.volume_value = self._text("small", style.TEXT)
+        self.volume.valueChanged.connect(self._volume_changed)
+        volume_row.addWidget(self.volume)
+        volume_row.addWidget(self.volume_value)
+        bottom.addLayout(volume_row, 1, 1)
+        self.quiet = QuietHoursEditor(self.theme, self.services)
+        bottom.addWidget(self.quiet, 2, 1, 1, 2)
+        self.telemetry_text = self._text("small", style.TEXT)
+        bottom.addWidget(self.telemetry_text, 1, 2)
+        bottom.setColumnStretch(0, 3)
+        bottom.setColumnStretch(1, 2)
+        bottom.setColumnStretch(2, 3)
+        page.addLayout(bottom)
+
+        self.exit_confirm = False
+        self.timer = QTimer(self)
+        self.timer.setInterval(1000)
+        self.timer.timeout.connect(self.refresh_status)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _button(self, text: str, slot, *, accent: bool = False) -> QPushButton:
+        button = QPushButton(text)
+        button.setFont(self.theme.font("button"))
+        button.setMinimumHeight(self.theme.touch_min)
+        if accent:
+            button.setProperty("accent", True)
+        button.clicked.connect(lambda _=False: slot())
+        return button
+
+    def _text(self, role: str, colour, text: str = "") -> QLabel:
+        label = QLabel(text)
+        label.setFont(self.theme.font(role))
+        label.setWordWrap(True)
+        label.setStyleSheet(f"color: {colour.name()};")
+        return label
+
+    def _run(self, fn, after: Callable) -> None:
+        self._after = after
+        self.pool.start(_Task(fn, self._signals))
+
+    def _task_done(self, result, exc) -> None:
+        after, self._after = self._after, None
+        if after is not None:
+            after(result, exc)
+
+    # -- showing ---------------------------------------------------------------------------
+    def open(self, volume: float) -> None:
+        self.exit_confirm = False
+        self.exit_button.setText("Exit to desktop")
+        self.volume.blockSignals(True)
+        self.volume.setValue(round(volume * 100))
+        self.volume.blockSignals(False)
+        self.volume_value.setText(f"{round(volume * 100)} %")
+        info = self.services.engine_info
+        self.engine_text.setText(f"{info.name}: {info.reason}")
+        self.quiet.load()
+        self.reload()
+        self.timer.start()
+
+    def hideEvent(self, event) -> None:
+        self.timer.stop()
+        super().hideEvent(event)
+
+    def reload(self) -> None:
+        current = self.current_entry()
+        entries = self.services.entries(include_unavailable=True)
+        # Problems first, so a curator sees at once what needs attention.
+        rank = {"invalid": 0, "missing": 2, "ready": 1}
+        music_rank = {MusicState.FAILED: 0, MusicState.COMPOSING: 1, MusicState.WAITING: 2, MusicState.READY: 3}
+        entries.sort(key=lambda e: (rank.get(e.status, 1), music_rank[e.music], e.display_title.lower()))
+        self.table_model.set_entries(entries)
+        self._fit_problem_rows()
+        row = 0
+        if current is not None:
+            row = next((i for i, e in enumerate(entries) if e.id == current.id), 0)
+        if entries:
+            self.table.selectRow(row)
+        self._show_selected()
+        self.refresh_status()
+
+    def _fit_problem_rows(self) -> None:
+        """Rows with a problem grow to show the whole reason (problems come first; few)."""
+        for i, e in enumerate(self.table_model.entries[:500]):
+            if e.status != "ready" or e.music == MusicState.FAILED:
+                self.table.resizeRowToContents(i)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self._fit_problem_rows)  # column widths are known once shown
+
+    def current_entry(self) -> ArtworkEntry | None:
+        index = self.table.currentIndex()
+        if not index.isValid() or index.row() >= len(self.table_model.entries):
+            return None
+        return self.table_model.entries[index.row()]
+
+    def _show_selected(self) -> None:
+        entry = self.current_entry()
+        # A refresh of the store must not move the curator's choice of clip.
+        previous = self.selected_clip()
+        keep = previous.id if previous is not None and entry is not None and previous.artwork_id == entry.id else None
+        self.clip_list.clear()
+        if entry is None:
+            self.selected_title.setText("No artworks yet")
+            self.selected_status.setText("Add images to the collection folder, then rescan.")
+            return
+        self.selected_title.setText(entry.display_title)
+        self.selected_status.setText(f"{entry.path}\n{status_text(entry)}")
+        for clip in self.services.candidates(entry.id):
+            chosen = "  ✓ playing for this artwork" if clip.chosen else ""
+            score = f" · score {clip.score:.2f}" if clip.score is not None else ""
+            caption = clip.caption[:1].upper() + clip.caption[1:]
+            text = f"Clip {clip.id} · {clip.engine} · seed {clip.seed} · {clip.duration:.0f} s{score}{chosen}\n{caption}"
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, clip)
+            self.clip_list.addItem(item)
+        if self.clip_list.count():
+            rows = [self.clip_list.item(i).data(Qt.ItemDataRole.UserRole).id for i in range(self.clip_list.count())]
+            self.clip_list.setCurrentRow(rows.index(keep) if keep in rows else 0)
+        can_generate = entry.status == "ready"
+        self.regenerate_button.setEnabled(can_generate)
+        self.audition_button.setEnabled(self.clip_list.count() > 0)
+        self.choose_button.setEnabled(self.clip_list.count() > 1)
+
+    def refresh_status(self) -> None:
+        entries = self.table_model.entries
+        counts = {k: 0 for k in ("artworks", "ready", "composing", "failed", "invalid")}
+        for e in entries:
+            if e.status == "invalid":
+                counts["invalid"] += 1
+                continue
+            if e.status != "ready":
+                continue
+            counts["artworks"] += 1
+            if e.music == MusicState.READY:
+                counts["ready"] += 1
+            elif e.music == MusicState.FAILED:
+                counts["failed"] += 1
+            else:
+                counts["composing"] += 1
+        jobs = self.services.job_counts()
+        self.summary.setText(
+            f"{counts['artworks']} artworks  ·  {counts['ready']} with music  ·  "
+            f"{counts['composing']} waiting or generating  ·  {counts['failed']} failed  ·  "
+            f"{_plural(counts['invalid'], 'invalid file')}  ·  jobs: {jobs.get('queued', 0)} queued, "
+            f"{jobs.get('running', 0)} running, {jobs.get('failed', 0)} failed"
+        )
+        t = self.services.telemetry()
+        if "error" in t and len(t) == 1:
+            self.telemetry_text.setText(f"✕ {t['error']}")
+            return
+        load = t.get("callback_load")
+        lines = [
+            f"{t.get('device', '?')} · {t.get('sample_rate', '?')} Hz",
+            f"underruns {t.get('underruns', 0)} · restarts {t.get('restarts', 0)}"
+            + (f" · callback load {100 * load:.0f} %" if isinstance(load, (int, float)) else ""),
+        ]
+        if t.get("status"):
+            lines.append(str(t["status"]))
+        self.telemetry_text.setText("\n".join(lines))
+
+    # -- actions ---------------------------------------------------------------------------
+    def selected_clip(self):
+        item = self.clip_list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def audition(self) -> None:
+        clip = self.selected_clip()
+        if clip is not None:
+            self.audition_requested.emit(clip)
+
+    def choose(self) -> None:
+        clip = self.selected_clip()
+        if clip is not None:
+            self.services.choose(clip.id)
+            self._show_selected()
+
+    def regenerate(self) -> None:
+        entry = self.current_entry()
+        if entry is None:
+            return
+        self.services.regenerate(entry.id)
+        self.reload()
+
+    def rescan(self) -> None:
+        self.rescan_button.setEnabled(False)
+        self.rescan_button.setText("Rescanning…")
+
+        def after(summary, exc) -> None:
+            self.rescan_button.setEnabled(True)
+            self.rescan_button.setText("Rescan folder")
+            self.summary.setText(f"✕ Rescan failed: {exc}" if exc else _describe_scan(summary))
+            if exc is None:
+                self.reload()
+
+        self._run(self.services.rescan, after)
+
+    def _volume_changed(self, value: int) -> None:
+        self.volume_value.setText(f"{value} %")
+        self.services.set_volume(value / 100)
+
+    def _confirm_exit(self) -> None:
+        # Two presses: a stray touch does not end the exhibition.
+        if not self.exit_confirm:
+            self.exit_confirm = True
+            self.exit_button.setText("Press again to exit")
+            QTimer.singleShot(5000, self._reset_exit)
+            return
+        self.exit_requested.emit()
+
+    def _reset_exit(self) -> None:
+        self.exit_confirm = False
+        self.exit_button.setText("Exit to desktop")

@@ -1,0 +1,68 @@
+"""`art2mus audio devices` and `art2mus audio play` against the JACK dummy server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from audio_signals import F1, F2, RATE, amplitude, sine
+from installation.cli import main
+from jack_fixtures import JackRecorder
+
+pytestmark = pytest.mark.audio
+
+
+def test_devices_lists_outputs_and_marks_the_chosen_one(jack):
+    result = CliRunner().invoke(main, ["audio", "devices"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "system" in line)
+    assert line.startswith(">*") and "JACK" in line and "2 out" in line and "48000 Hz" in line
+    assert "default output" in result.output
+
+
+def test_play_crossfades_files_in_turn(jack, tmp_path, monkeypatch):
+    a, b = tmp_path / "a.wav", tmp_path / "b.flac"
+    sf.write(a, sine(F1, 1.5, 0.5), RATE)
+    sf.write(b, np.stack([sine(F2, 1.5, 0.5)] * 2, axis=1), RATE)
+    recorded = {}
+
+    # Record what the command plays: connect a recorder as soon as the player's ports exist.
+    from installation.audio import player as player_module
+
+    real_start = player_module.Player.start
+
+    def start_and_record(self):
+        ok = real_start(self)
+        rec = JackRecorder(server=jack.name, seconds=10)
+        rec.connect_player()
+        rec.start()
+        recorded["rec"] = rec
+        return ok
+
+    monkeypatch.setattr(player_module.Player, "start", start_and_record)
+    result = CliRunner().invoke(main, ["audio", "play", str(a), str(b), "--crossfade", "0.5", "--volume", "1"])
+    rec = recorded["rec"]
+    x = rec.stop()[:, 0]
+    rec.close()
+    assert result.exit_code == 0, result.output
+    assert "Playing a.wav" in result.output and "Playing b.flac" in result.output
+    assert "Underruns" in result.output
+    ga, t = amplitude(x, F1)
+    gb, _ = amplitude(x, F2)
+    assert ga.max() > 0.45 and gb.max() > 0.45  # both files were heard...
+    assert t[np.argmax(gb > 0.25)] > t[np.argmax(ga > 0.25)] + 0.5  # ...in turn
+    assert (ga + gb)[np.argmax(ga > 0.4) : np.argmax(gb > 0.45)].min() > 0.4  # no gap between
+
+
+def test_play_names_a_missing_file(jack, tmp_path):
+    result = CliRunner().invoke(main, ["audio", "play", str(tmp_path / "nope.wav")])
+    assert result.exit_code != 0 and "nope.wav: file not found" in result.output
+
+
+def test_play_names_a_file_that_is_not_audio(jack, tmp_path):
+    bad = tmp_path / "readme.wav"
+    bad.write_text("not audio")
+    result = CliRunner().invoke(main, ["audio", "play", str(bad)])
+    assert result.exit_code != 0 and "readme.wav" in result.output

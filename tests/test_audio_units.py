@@ -1,0 +1,222 @@
+"""The mixer, preparation, cache, schedule and decoding, without a device."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.config import AudioConfig, QuietHours
+from installation.audio import ClipError, Player, decode_audio, read_audio_file
+from installation.audio.mixer import MAX_VOICES, Mixer
+from installation.audio.prepare import ClipCache, PreparedClip, prepare_samples
+from installation.audio.schedule import QuietSchedule
+
+
+class Status:
+    output_underflow = False
+
+
+class Underflow:
+    output_underflow = True
+
+
+def dc_clip(key: str, channel: int, channels: int, frames: int = 48000) -> PreparedClip:
+    """A clip that is 1.0 on one channel: the output on that channel is the clip's gain."""
+    samples = np.zeros((frames, channels), np.float32)
+    samples[:, channel] = 1.0
+    return PreparedClip(key, samples, 48000, 48000)
+
+
+def run(mixer: Mixer, frames: int, block: int = 1024) -> np.ndarray:
+    out = np.empty((frames, mixer.channels), np.float32)
+    for s in range(0, frames, block):
+        n = min(block, frames - s)
+        mixer.callback(out[s : s + n], n, None, Status())
+    return out
+
+
+def test_crossfade_is_equal_power_sample_by_sample():
+    m = Mixer(48000, 2)
+    m.crossfade_to(dc_clip("a", 0, 2), 0.0)
+    run(m, 2048)
+    m.crossfade_to(dc_clip("b", 1, 2), 0.5)  # 24000 frames
+    out = run(m, 48000)
+    ga, gb = out[:, 0].astype(np.float64), out[:, 1].astype(np.float64)
+    assert np.allclose(ga**2 + gb**2, 1.0, atol=1e-5)
+    k = np.arange(1, 24001)
+    assert np.allclose(gb[:24000], np.sin(np.pi / 2 * k / 24000), atol=1e-5)
+    assert np.allclose(ga[:24000], np.cos(np.pi / 2 * k / 24000), atol=1e-5)
+    assert np.all(ga[24000:] == 0) and np.all(gb[24000:] == 1)
+    assert m.now_playing == "b"
+
+
+def test_three_quick_taps_keep_the_power_and_end_on_the_last_clip():
+    m = Mixer(48000, 4)
+    m.crossfade_to(dc_clip("a", 0, 4), 0.0)
+    run(m, 1024)
+    outs = []
+    for key, ch in (("b", 1), ("c", 2), ("d", 3)):
+        m.crossfade_to(dc_clip(key, ch, 4), 1.0)
+        outs.append(run(m, 4800))  # a tap every 0.1 s
+    outs.append(run(m, 48000))
+    out = np.concatenate(outs).astype(np.float64)
+    power = (out**2).sum(axis=1)
+    assert np.allclose(power, 1.0, atol=1e-4)  # no jump in level at any sample
+    assert np.abs(np.diff(out, axis=0)).max() < 1e-3  # and no step on any channel
+    assert out[-1].tolist() == [0, 0, 0, 1] and m.now_playing == "d"
+    assert len(m.retired) == 3  # the faded clips are handed back for release off the callback
+
+
+def test_loop_wraps_seamlessly_across_blocks():
+    samples = np.arange(100, dtype=np.float32)[:, None].repeat(2, axis=1) / 100
+    m = Mixer(48000, 2)
+    m.crossfade_to(PreparedClip("ramp", samples, 48000, 48000), 0.0)
+    out = run(m, 1000, block=256)
+    expected = (np.arange(1000) % 100) / 100
+    assert np.allclose(out[1:, 0], expected[1:], atol=1e-6)
+
+
+def test_one_shot_clip_ends_in_silence():
+    m = Mixer(48000, 1)
+    m.crossfade_to(PreparedClip("s", np.ones((1500, 1), np.float32), 48000, 48000), 0.0, loop=False)
+    out = run(m, 4096)
+    assert np.all(out[1:1500] == 1) and np.all(out[1500:] == 0)
+    assert m.now_playing is None
+
+
+def test_volume_and_fade_ramps_are_smooth():
+    m = Mixer(48000, 1, volume=1.0)
+    m.crossfade_to(PreparedClip("one", np.ones((48000, 1), np.float32), 48000, 48000), 0.0)
+    run(m, 1024)
+    m.set_volume(0.5, 0.5)
+    out = run(m, 48000)[:, 0]
+    assert abs(out[0] - 1) < 1e-3 and abs(out[-1] - 0.5) < 1e-6
+    assert np.all(np.diff(out) <= 1e-7) and np.abs(np.diff(out)).max() < 1e-4
+    i = np.argmin(np.abs(out - 0.75))
+    assert abs(i - 12000) < 100  # linear: half way at half the ramp
+    m.set_fade(0.0, 0.25)
+    assert np.all(run(m, 24000)[-100:] == 0)  # faded to silence...
+    m.set_fade(1.0, 0.25)
+    back = run(m, 24000)[:, 0]
+    assert abs(back[-1] - 0.5) < 1e-6 and np.abs(np.diff(back)).max() < 1e-4  # ...and back
+
+
+def test_callback_never_raises_and_counts_trouble():
+    m = Mixer(48000, 2)
+    bad = PreparedClip("bad", np.ones((100, 3), np.float32), 48000, 48000)  # wrong channels
+    m.crossfade_to(bad, 0.0)
+    out = np.full((512, 2), 7.0, np.float32)
+    m.callback(out, 512, None, Status())
+    assert np.all(out == 0) and m.errors == 1 and "ValueError" in m.last_error
+    m.callback(out, 512, None, Underflow())
+    assert m.underruns == 1 and m.errors == 1  # the broken voice was dropped
+    assert m.callbacks == 2 and m.load_max > 0
+
+
+def test_voice_storm_never_runs_out_of_slots():
+    m = Mixer(48000, 1)
+    for i in range(3 * MAX_VOICES):
+        m.crossfade_to(PreparedClip(str(i), np.ones((4800, 1), np.float32), 48000, 48000), 5.0)
+        run(m, 256)
+    out = run(m, 48000 * 6)[:, 0]
+    assert abs(out[-1] - 1) < 1e-6 and m.now_playing == str(3 * MAX_VOICES - 1)
+
+
+def test_big_callbacks_are_rendered_in_passes():
+    m = Mixer(48000, 2)
+    m.crossfade_to(dc_clip("a", 0, 2), 0.0)
+    out = run(m, 20000, block=20000)
+    assert np.all(out[1:, 0] == 1) and m.errors == 0
+
+
+def test_prepare_resamples_and_maps_channels():
+    rate = 44100
+    t = np.arange(rate) / rate
+    pcm = (np.sin(2 * np.pi * 1000 * t) * 20000).astype(np.int16)
+    clip = prepare_samples("k", pcm, rate, target_rate=48000, channels=2)
+    assert clip.samples.dtype == np.float32 and clip.samples.flags.c_contiguous
+    assert not clip.samples.flags.writeable
+    assert clip.samples.shape[1] == 2 and abs(clip.frames - 48000) <= 2
+    spectrum = np.abs(np.fft.rfft(clip.samples[:, 0]))
+    assert abs(np.argmax(spectrum) * 48000 / clip.frames - 1000) < 2
+    assert abs(np.abs(clip.samples).max() - 20000 / 32767) < 0.02
+    mono = prepare_samples("m", np.ones((100, 3), np.float32), 48000, target_rate=48000, channels=1)
+    assert mono.samples.shape == (100, 1)
+
+
+def test_prepare_refuses_bad_audio_naming_the_clip():
+    with pytest.raises(ClipError, match="'empty'"):
+        prepare_samples("empty", np.zeros((0, 2), np.float32), 48000, target_rate=48000, channels=2)
+    nan = prepare_samples("nan", np.array([np.nan, 1.0], np.float32), 48000, target_rate=48000, channels=1)
+    assert np.isfinite(nan.samples).all()
+
+
+def test_loop_seam_joins_the_end_to_the_start():
+    rate, seam = 48000, 4800
+    x = np.sin(2 * np.pi * 333.3 * np.arange(rate * 2) / rate).astype(np.float32)  # not loopable
+    assert abs(x[-1] - x[0]) > 0.1 or abs((x[-1] - x[-2]) - (x[1] - x[0])) > 0.01
+    clip = prepare_samples("s", x, rate, target_rate=rate, channels=1, loop_seam_seconds=seam / rate)
+    y = clip.samples[:, 0]
+    assert len(y) == len(x) - seam
+    wrapped = np.concatenate([y[-50:], y[:50]])
+    assert np.abs(np.diff(wrapped, 2)).max() < 0.01  # as smooth as the sine itself
+
+
+def test_cache_keeps_the_budget_and_what_plays():
+    mb = 2**20
+    playing = {"a"}
+    cache = ClipCache(3 * mb, in_use=lambda: playing)
+
+    def clip(key):
+        return PreparedClip(key, np.zeros((mb // 8, 2), np.float32), 48000, 48000)  # 1 MB
+
+    for key in "abcd":
+        cache.put(clip(key))
+    assert "a" in cache and "b" not in cache and cache.bytes <= 3 * mb
+    cache.get("c")
+    cache.put(clip("e"))
+    assert "a" in cache and "c" in cache and "d" not in cache and "e" in cache
+
+
+def test_quiet_hours_cross_midnight():
+    s = QuietSchedule([QuietHours("22:00", "06:30", 0.3), QuietHours("09:00", "10:00", 0.5),
+                       QuietHours("09:30", "09:45", 0.2)])
+
+    def at(hhmm):
+        h, m = map(int, hhmm.split(":"))
+        return s.factor_at(dt.datetime(2026, 1, 1, h, m))
+
+    assert at("23:59") == 0.3 and at("00:00") == 0.3 and at("06:29") == 0.3
+    assert at("06:30") == 1.0 and at("21:59") == 1.0
+    assert at("09:10") == 0.5 and at("09:40") == 0.2 and at("10:00") == 1.0
+
+
+def test_decode_round_trip_and_clear_errors(tmp_path):
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((480, 2), np.float32) + 0.25, 48000, format="FLAC")
+    audio, rate = decode_audio(buf.getvalue())
+    assert rate == 48000 and audio.shape == (480, 2) and abs(audio.mean() - 0.25) < 1e-3
+    with pytest.raises(ClipError, match="cannot be decoded"):
+        decode_audio(b"not audio at all")
+    bad = tmp_path / "notes.wav"
+    bad.write_text("hello")
+    with pytest.raises(ClipError, match="notes.wav"):
+        read_audio_file(bad)
+    with pytest.raises(ClipError, match="missing.flac: file not found"):
+        read_audio_file(tmp_path / "missing.flac")
+
+
+def test_player_refuses_misuse():
+    player = Player(AudioConfig())
+    clip = prepare_samples("x", np.zeros(10, np.float32), 48000, target_rate=48000, channels=2)
+    with pytest.raises(RuntimeError, match="start"):
+        player.crossfade_to(clip)
+    with pytest.raises(ValueError, match="outside"):
+        player.set_volume(1.5)
+    assert player.telemetry() == {"running": False}
+    assert math.isclose(player.level(), 0.0)

@@ -1,0 +1,93 @@
+"""Demo mode end to end in one process: catalog watcher, default engine worker, real player."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import pytest
+
+from installation.kiosk.services import MusicState, clip_key
+
+from kiosk_support import kiosk_config, player  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def demo_kiosk(qtbot, collection, tmp_path, player):
+    from installation.kiosk.app import build_window, create_application
+    from installation.kiosk.backend import KioskBackend
+
+    create_application()
+    config = kiosk_config()
+    config.engine = dataclasses.replace(config.engine, duration=5.0)
+    config.catalog = dataclasses.replace(config.catalog, settle_seconds=0.3)
+    backend = KioskBackend(config, collection=collection, db_path=tmp_path / "demo.db", demo=True, player=player)
+    window = build_window(backend, config, windowed=True)
+    qtbot.addWidget(window)
+    window.resize(1920, 1080)
+    window.show()
+    backend.start()
+    window.backend = backend
+    yield window
+    from PyQt6.QtWidgets import QApplication
+
+    QApplication.instance().removeEventFilter(window.filter)
+    window.allow_close = True
+    window.close()
+    window.playback.pool.waitForDone(5000)
+    window.images.pool.waitForDone(5000)
+    backend.close()
+
+
+def test_demo_mode_scans_composes_plays_and_follows_the_folder(qtbot, demo_kiosk, collection, demo_paintings, player):
+    window = demo_kiosk
+    qtbot.waitUntil(lambda: window.model.rowCount() == 8, timeout=30000)  # the watcher's first scan
+    qtbot.waitUntil(lambda: all(e.music == MusicState.READY for e in window.model.entries()), timeout=120000)
+    assert window.backend.services.engine_info.name == "default"
+    assert "default" in window.backend.services.engine_info.reason
+
+    entry = window.model.entries()[0]
+    window.open_artwork(entry.id)
+    own = window.backend.services.own_clip(entry.id)
+    qtbot.waitUntil(lambda: player.crossfades[-1:] == [clip_key(own.clip.id)], timeout=10000)
+    assert own.clip.engine == "default" and window.artwork.caption.text().lower() == own.clip.caption.lower()
+
+    # A curator copies a new painting in while the kiosk runs: it appears, then gets its music.
+    from PIL import Image, ImageOps
+
+    staging = collection.parent / "staging.png"  # new content (a mirrored painting), new hash
+    ImageOps.mirror(Image.open(demo_paintings[2]).convert("RGB")).save(staging)
+    shutil.move(staging, collection / "new-acquisition.png")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 9, timeout=30000)
+    new = next(e for e in window.model.entries() if e.path == "new-acquisition.png")
+    assert new.image_hash not in {e.image_hash for e in window.model.entries() if e.id != new.id}
+    qtbot.waitUntil(
+        lambda: next(e for e in window.model.entries() if e.id == new.id).music == MusicState.READY,
+        timeout=60000,
+    )
+
+
+def test_the_kiosk_starts_without_torch(tmp_path):
+    """The kiosk, its demo engine and worker import no torch (that is for the GPU engine)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import installation.cli, installation.kiosk.cli, installation.kiosk.app, installation.kiosk.window\n"
+        "import installation.kiosk.backend, engine.worker, engine.catalog.watcher\n"
+        "from engine.config import default_config\n"
+        "from engine.engines.registry import resolve_engine\n"
+        "config = default_config(); config.engine.name = 'default'\n"
+        "engine, reason = resolve_engine(config)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print('ok', engine.name)\n"
+    )
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok default", out.stderr[-2000:]
