@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import itertools
 import math
+import threading
 import time
 
 import numpy as np
@@ -97,7 +98,7 @@ class Mixer:
         self._volume = _Ramp(volume)  # set_volume
         self._fade = _Ramp(1.0)  # fade_out / fade_in
         self._schedule = _Ramp(1.0)  # quiet hours
-        # Scratch buffers: the callback allocates nothing.
+        # Scratch buffers, allocated once: the callback never allocates sample memory.
         self._mix = np.zeros((MAX_BLOCK, self.channels), np.float32)
         self._voice_buf = np.zeros((MAX_BLOCK, self.channels), np.float32)
         self._gain = np.zeros((MAX_BLOCK, 1), np.float32)
@@ -123,9 +124,11 @@ class Mixer:
         self._playing_pos = 0  # read position of the newest voice
         self._newest: _Voice | None = None
         self._requested_key: str | None = None
-        self._seq = itertools.count(1)  # next() is atomic: callers may be on any thread
+        self._seq = itertools.count(1)
         self._seq_requested = 0
         self._seq_applied = 0
+        # Orders requests from several control threads; the callback never takes it.
+        self._request_lock = threading.Lock()
 
     # -- control side (any thread) ------------------------------------------------------
     def crossfade_to(self, clip, seconds: float, loop: bool = True) -> None:
@@ -136,22 +139,23 @@ class Mixer:
         self._request(("xfade", None, self._frames(seconds), True))
 
     def _request(self, cmd: tuple) -> None:
-        seq = next(self._seq)
-        self._requested_key = cmd[1].key if cmd[1] is not None else None
-        self._seq_requested = seq
-        self._commands.append(cmd + (seq,))
+        with self._request_lock:
+            seq = next(self._seq)
+            self._requested_key = cmd[1].key if cmd[1] is not None else None
+            self._seq_requested = seq
+            self._commands.append(cmd + (seq,))
 
     @property
     def now_playing(self) -> str | None:
         """Key of the newest clip (one just asked for counts, before it is heard)."""
-        if self._seq_applied != self._seq_requested:
+        if self._seq_applied < self._seq_requested:
             return self._requested_key
         return self._playing_key
 
     @property
     def position_frames(self) -> int:
         """Read position in the newest clip (0 while a new one waits for the callback)."""
-        if self._seq_applied != self._seq_requested:
+        if self._seq_applied < self._seq_requested:
             return 0
         return self._playing_pos
 
