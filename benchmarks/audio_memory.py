@@ -62,7 +62,7 @@ def main() -> None:
         print(f"memory: {count} crossfades ({pace}, {(time.monotonic() - t0) / 60:.1f} min), "
               f"{args.clips} clips through a {player.config.cache_megabytes} MB cache")
         print(f"  RSS after warm-up {base:.1f} MB, at the end {end:.1f} MB: growth "
-              f"{end - base:+.1f} MB (max seen {max(samples + [end]):.1f} MB)")
+              f"{end - base:+.2f} MB (max seen {max(samples + [end]):.1f} MB)")
         print(f"  underruns {t['underruns']}, callback errors {t['callback_errors']}, "
               f"cache {t['cache_clips']} clips / {t['cache_megabytes']:.0f} MB")
     finally:

@@ -66,3 +66,32 @@ def test_play_names_a_file_that_is_not_audio(jack, tmp_path):
     bad.write_text("not audio")
     result = CliRunner().invoke(main, ["audio", "play", str(bad)])
     assert result.exit_code != 0 and "readme.wav" in result.output
+
+
+def test_play_loop_cycles_in_time_and_ctrl_c_fades_out(jack, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    sf.write(a, sine(F1, 1.0, 0.5), RATE)
+    sf.write(b, sine(F2, 1.0, 0.5), RATE)
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "installation.cli", "audio", "play", str(a), str(b), "--loop",
+         "--crossfade", "0.3"],
+        cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a real Ctrl-C
+    )
+    time.sleep(5.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    plays = out.count("Playing ")
+    assert proc.returncode == 0, out
+    # Files of 1 s with 0.3-s crossfades: about 1.4 files a second once the output is open.
+    assert 3 <= plays <= 9, out
+    assert "Fading out" in out and "Underruns" in out

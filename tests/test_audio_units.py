@@ -220,3 +220,23 @@ def test_player_refuses_misuse():
         player.set_volume(1.5)
     assert player.telemetry() == {"running": False}
     assert math.isclose(player.level(), 0.0)
+
+
+def test_requests_from_many_threads_settle_on_the_last_one():
+    import threading
+
+    m = Mixer(48000, 1)
+    clips = [PreparedClip(str(i), np.ones((4800, 1), np.float32), 48000, 48000) for i in range(400)]
+
+    def tap(chunk):
+        for c in chunk:
+            m.crossfade_to(c, 0.01)
+
+    threads = [threading.Thread(target=tap, args=(clips[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run(m, 50000)  # not a whole number of 4800-frame loops: the position is not 0
+    assert m.now_playing == m._requested_key and m.now_playing is not None
+    assert m.position_frames > 0  # the callback has caught up: a real position, not "pending"

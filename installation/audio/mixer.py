@@ -1,7 +1,8 @@
 """The mixer that runs inside the audio callback.
 
 Everything the callback touches is prepared elsewhere: clips are float32 arrays at the stream's
-rate and channel count (see ``prepare.py``), scratch buffers are allocated here once, and
+rate and channel count (see ``prepare.py``), scratch buffers are allocated here once (the
+callback creates only the small view objects that slicing makes, never sample memory), and
 commands from other threads arrive through a ``collections.deque`` (``append``/``popleft`` are
 atomic in CPython), so the UI can never hold a lock the callback waits for. The callback only
 copies and scales samples with numpy ``out=`` operations; it never raises and always fills the
@@ -16,7 +17,9 @@ the newest clip fades in: three quick taps end on the last clip with no jump in 
 from __future__ import annotations
 
 import collections
+import itertools
 import math
+import threading
 import time
 
 import numpy as np
@@ -95,7 +98,7 @@ class Mixer:
         self._volume = _Ramp(volume)  # set_volume
         self._fade = _Ramp(1.0)  # fade_out / fade_in
         self._schedule = _Ramp(1.0)  # quiet hours
-        # Scratch buffers: the callback allocates nothing.
+        # Scratch buffers, allocated once: the callback never allocates sample memory.
         self._mix = np.zeros((MAX_BLOCK, self.channels), np.float32)
         self._voice_buf = np.zeros((MAX_BLOCK, self.channels), np.float32)
         self._gain = np.zeros((MAX_BLOCK, 1), np.float32)
@@ -115,20 +118,46 @@ class Mixer:
         self.load_recent = 0.0  # moving average over about the last 50 callbacks
         self.load_max = 0.0
         self.last_callback = 0.0  # time.monotonic() of the last callback
-        self.now_playing: str | None = None
-        self.position_frames = 0  # read position of the newest voice
+        # What plays, as the callback sees it, and as the last command asked for: until the
+        # callback has taken a command, readers get the requested clip at position 0.
+        self._playing_key: str | None = None
+        self._playing_pos = 0  # read position of the newest voice
         self._newest: _Voice | None = None
+        self._requested_key: str | None = None
+        self._seq = itertools.count(1)
+        self._seq_requested = 0
+        self._seq_applied = 0
+        # Orders requests from several control threads; the callback never takes it.
+        self._request_lock = threading.Lock()
 
     # -- control side (any thread) ------------------------------------------------------
     def crossfade_to(self, clip, seconds: float, loop: bool = True) -> None:
-        # Readers see the new clip at once, not only after the next callback picks it up.
-        self.now_playing, self.position_frames = clip.key, 0
-        self._commands.append(("xfade", clip, self._frames(seconds), loop))
+        self._request(("xfade", clip, self._frames(seconds), loop))
 
     def stop_all(self, seconds: float) -> None:
         """Fade every voice out (the player goes quiet and forgets what was playing)."""
-        self.now_playing = None
-        self._commands.append(("xfade", None, self._frames(seconds), True))
+        self._request(("xfade", None, self._frames(seconds), True))
+
+    def _request(self, cmd: tuple) -> None:
+        with self._request_lock:
+            seq = next(self._seq)
+            self._requested_key = cmd[1].key if cmd[1] is not None else None
+            self._seq_requested = seq
+            self._commands.append(cmd + (seq,))
+
+    @property
+    def now_playing(self) -> str | None:
+        """Key of the newest clip (one just asked for counts, before it is heard)."""
+        if self._seq_applied < self._seq_requested:
+            return self._requested_key
+        return self._playing_key
+
+    @property
+    def position_frames(self) -> int:
+        """Read position in the newest clip (0 while a new one waits for the callback)."""
+        if self._seq_applied < self._seq_requested:
+            return 0
+        return self._playing_pos
 
     def set_volume(self, volume: float, seconds: float) -> None:
         self._commands.append(("ramp", self._volume, float(volume), self._frames(seconds)))
@@ -207,6 +236,7 @@ class Mixer:
             cmd = commands.popleft()
             if cmd[0] == "xfade":
                 self._start_crossfade(cmd[1], cmd[2], cmd[3])
+                self._seq_applied = cmd[4]
             else:
                 cmd[1].set(cmd[2], cmd[3])
 
@@ -221,14 +251,12 @@ class Mixer:
                     continue
                 v.gain, v.direction, v.fade_pos, v.fade_len = g, -1, 0, frames
         if clip is None:
-            self.now_playing = None
+            self._playing_key, self._newest = None, None
             return
         slot = self._free_voice()
         slot.clip, slot.samples, slot.pos, slot.loop = clip, clip.samples, 0, loop
         slot.gain, slot.direction, slot.fade_pos, slot.fade_len = 1.0, 1, 0, frames
-        self.now_playing = clip.key
-        self.position_frames = 0
-        self._newest = slot
+        self._playing_key, self._playing_pos, self._newest = clip.key, 0, slot
 
     def _drop_voices(self) -> None:
         try:
@@ -251,8 +279,8 @@ class Mixer:
             self.retired.append(v.clip)
         v.clip = v.samples = None
         v.direction = 0
-        if self.now_playing is not None and self._newest is v:
-            self.now_playing = None
+        if self._newest is v:
+            self._playing_key, self._newest = None, None
 
     def _render_voice(self, v: _Voice, mix, n: int) -> None:
         buf = self._voice_buf[:n]
@@ -281,7 +309,7 @@ class Mixer:
                     ended_at = 0
         np.add(mix, buf, out=mix)
         if self._newest is v:
-            self.position_frames = v.pos
+            self._playing_pos = v.pos
         if ended_at is not None:
             self._retire(v)
 

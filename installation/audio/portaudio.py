@@ -17,12 +17,14 @@ Each abandoned instance costs a few hundred kilobytes; the supervisor gives up t
 re-initialised the ordinary way with ``Pa_Terminate``/``Pa_Initialize``.
 
 sounddevice's exit handler terminates PortAudio at interpreter exit, which hangs or aborts in
-the same situation; :func:`install` replaces it: process exit releases the devices anyway.
+the same situation; :func:`install` replaces it with one that terminates PortAudio only when
+that is safe (no JACK client, or a JACK server that still answers), within a time limit.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import logging
 import os
 import shutil
@@ -50,7 +52,49 @@ def install(sounddevice) -> None:
     global _installed
     if not _installed:
         atexit.unregister(sounddevice._exit_handler)
+        atexit.register(_exit_handler)
         _installed = True
+
+
+def _exit_handler() -> None:
+    """Terminate PortAudio at exit where that cannot hang or abort the process.
+
+    Leaving a live JACK client behind makes libjack crash during exit, so a client whose
+    server still answers is closed properly; one whose server is gone is left alone.
+    """
+    import sys
+
+    mod = sys.modules.get("sounddevice")
+    if mod is None or mod._initialized <= 0:
+        return
+    try:
+        if has_jack() and not jack_server_alive():
+            return
+    except Exception:
+        return
+
+    def terminate() -> None:
+        while mod._initialized > 0:
+            mod._terminate()
+
+    call_with_timeout(terminate, 3.0)
+
+
+def jack_server_alive() -> bool:
+    """True when the JACK server (JACK_DEFAULT_SERVER) accepts a client right now."""
+    try:
+        lib = ctypes.CDLL("libjack.so.0")
+    except OSError:
+        return False
+    lib.jack_client_open.restype = ctypes.c_void_p
+    lib.jack_client_close.argtypes = [ctypes.c_void_p]
+    status = ctypes.c_int(0)
+    no_start_server = 0x01
+    client = lib.jack_client_open(b"art2mus-probe", no_start_server, ctypes.byref(status))
+    if not client:
+        return False
+    lib.jack_client_close(client)
+    return True
 
 
 def abandoned_count() -> int:

@@ -23,7 +23,7 @@ from . import portaudio
 log = logging.getLogger(__name__)
 
 # Seconds between attempts to open a stream while none works.
-RETRY_SECONDS = 0.5
+RETRY_SECONDS = 0.25
 # Exit status when audio cannot be recovered (EX_TEMPFAIL: systemd's Restart= tries again).
 EXIT_AUDIO_FAILED = 75
 
