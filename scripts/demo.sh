@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up and run the whole installation on the demo collection: the kiosk in demo mode runs
-# the catalog, the default engine and the audio player in one process (`make demo`).
+# the catalog, the default engine (in a child process) and the audio player (`make demo`).
 #
 # Without a display (a server, a container) the kiosk runs on a virtual one under xvfb-run
 # (nothing to look at, but the music plays and the logs show it working); with

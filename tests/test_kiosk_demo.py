@@ -1,4 +1,4 @@
-"""Demo mode end to end in one process: catalog watcher, default engine worker, real player."""
+"""Demo mode end to end: catalog watcher, default engine (child process), real player."""
 
 from __future__ import annotations
 

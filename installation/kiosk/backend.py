@@ -6,7 +6,8 @@ enqueues visitor jobs when someone waits for an artwork's music.
 
 Demo mode (``art2mus kiosk --collection FOLDER``): everything in this process, so that one
 command shows the whole installation: the catalog watcher (which scans the folder at start
-and follows changes), a worker thread running the default engine, and the player.
+and follows changes), the default engine in a child process (see ``demo_engine``), and the
+player.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,7 @@ class KioskBackend:
         self.jobs = JobQueue(self.db)
         self.player = player if player is not None else self._open_player()
         self.watcher = None
-        self.worker = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self.engine_process = None
         self.notify = lambda: None  # set by the window: the store changed, look now
         self.services = KioskServices(
             self.db,
@@ -120,45 +118,34 @@ class KioskBackend:
         return f"latest clip made by the {row[0]} engine (model {row[1][:12]})"
 
     def start(self) -> None:
-        """Start the demo's catalog watcher and worker (normal mode: nothing to start)."""
+        """Start the demo's catalog watcher and engine (normal mode: nothing to start)."""
         if not self.demo:
             return
         from engine.catalog.watcher import CatalogWatcher
 
+        from .demo_engine import DemoEngineProcess
+
+        self.engine_process = DemoEngineProcess(self.config, self.db.path, self._engine_started)
+        self.engine_process.start()
         self.watcher = CatalogWatcher(
             self.db, self.collection, self.config.catalog, on_change=self._catalog_changed
         )
         self.watcher.start()
-        thread = threading.Thread(target=self._run_worker, name="art2mus-demo-worker", daemon=True)
-        thread.start()
-        self._threads.append(thread)
 
-    def _catalog_changed(self, summary) -> None:
+    def _engine_started(self, name: str, reason: str, model_version: str) -> None:
+        if name == "none":
+            log.error("the demo engine cannot start: %s", reason)
+            self.services.engine_info = EngineInfo("none", reason)
+        else:
+            self.services.engine_info = EngineInfo(
+                name, f"{reason}; demo mode runs it beside the kiosk", model_version
+            )
         self.notify()
-        if self.worker is not None:
-            try:
-                self.worker.enqueue_missing()
-            except Exception:
-                log.exception("cannot queue new artworks for the engine")
 
-    def _run_worker(self) -> None:
-        from engine.engines.registry import resolve_engine
-        from engine.worker import Worker
-
-        try:
-            engine, reason = resolve_engine(self.config)
-        except Exception as exc:
-            log.exception("the demo engine cannot start")
-            self.services.engine_info = EngineInfo("none", f"the engine cannot start: {exc}")
-            return
-        self.services.engine_info = EngineInfo(
-            engine.name, f"{reason}; demo mode runs it inside the kiosk", engine.model_version
-        )
-        worker = Worker(self.db, engine, self.config, on_clip=lambda clip_id, artwork_id: self.notify())
-        self.worker = worker
-        worker.enqueue_missing()
+    def _catalog_changed(self, summary=None) -> None:
         self.notify()
-        worker.run(self._stop)
+        if self.engine_process is not None:
+            self.engine_process.catalog_changed()
 
     # -- services' callbacks ---------------------------------------------------------------
     def _enqueue(self, kind: str, detail: ArtworkDetail, priority: int) -> int | None:
@@ -168,7 +155,8 @@ class KioskBackend:
         raises that job's priority. Otherwise the job names the engine this process runs
         (demo) or "" (normal mode: whichever engine the service runs).
         """
-        engine = self.services.engine_info.name if self.demo and self.worker is not None else ""
+        demo_engine_ready = self.engine_process is not None and self.engine_process.ready
+        engine = self.services.engine_info.name if demo_engine_ready else ""
         params = None
         if kind == "regenerate":
             # Distinct parameters keep it apart from an open pregeneration job.
@@ -194,18 +182,15 @@ class KioskBackend:
         from engine.catalog.scanner import scan_collection
 
         summary = scan_collection(self.db, self.collection, self.config.catalog)
-        self.notify()
-        if self.worker is not None:
-            self.worker.enqueue_missing()
+        self._catalog_changed()
         return summary
 
     # -- shutdown --------------------------------------------------------------------------
     def close(self) -> None:
-        self._stop.set()
         if self.watcher is not None:
             self.watcher.stop()
-        for thread in self._threads:
-            thread.join(timeout=10)
+        if self.engine_process is not None:
+            self.engine_process.stop()
         try:
             self.player.close()
         except Exception:

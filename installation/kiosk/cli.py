@@ -23,8 +23,8 @@ def _size(text: str) -> tuple[int, int]:
 @click.option(
     "--collection",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Demo mode: run the catalog, the default engine and the player in this process "
-    "on this collection folder.",
+    help="Demo mode: run the catalog, the default engine (in a child process) and the player "
+    "on this collection folder, with no engine service.",
 )
 @click.option(
     "--db",
