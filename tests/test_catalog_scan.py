@@ -417,9 +417,10 @@ def test_database_from_schema_1_is_migrated_and_kept(tmp_path, db_path):
     scan_collection(database, c, CONFIG)
     old_id = by_path(database)["a.jpg"]["id"]
     database.close()
-    # Make it a version-1 file: no artworks.file_inode column.
+    # Make it a version-1 file: no artworks.file_inode column, no service_status table.
     con = sqlite3.connect(db_path)
     con.execute("ALTER TABLE artworks DROP COLUMN file_inode")
+    con.execute("DROP TABLE service_status")
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()

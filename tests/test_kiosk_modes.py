@@ -231,3 +231,16 @@ def test_a_store_refresh_keeps_the_curators_selection(qtbot, kiosk, store):
     kiosk.refresh_from_store(wait=True)
     assert panel.current_entry().id == aid
     assert panel.selected_clip().id == second
+
+
+def test_the_panel_says_which_engine_the_service_runs_and_why(qtbot, kiosk, store):
+    """Normal mode: the engine service's own account (e.g. why Art2Mus did not load)."""
+    from engine.store.status import record_engine
+
+    kiosk.open_curator()
+    assert "has not started yet" in kiosk.curator.engine_text.text()
+    reason = "default engine: the Art2Mus bundle /models/a2m cannot load: unet/config.json is missing"
+    record_engine(store, "default", "abc123", reason)
+    kiosk.open_curator()
+    text = kiosk.curator.engine_text.text()
+    assert text.startswith("default: ") and "unet/config.json is missing" in text

@@ -60,3 +60,57 @@ def test_two_processes_write_at_once_without_lock_errors(db_path):
     db = Database(db_path)
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Artwork)) == 200
+
+
+def _schema(path) -> dict[str, set[str]]:
+    con = sqlite3.connect(path)
+    tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    schema = {t: {r[1] for r in con.execute(f"PRAGMA table_info({t})")} for t in tables}
+    con.close()
+    return schema
+
+
+def _make_version_1(path) -> None:
+    """Turn a current database into what version 1 of the schema was."""
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE artworks DROP COLUMN file_inode")  # added by step 2
+    con.execute("DROP TABLE service_status")  # added by step 3
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+
+
+def test_version_1_database_is_migrated_with_its_rows(tmp_path, db_path):
+    from engine.store import Clip, Job
+
+    fresh = tmp_path / "fresh.db"
+    Database(fresh).close()
+    db = Database(db_path)
+    with db.write() as s:
+        art = Artwork(path="a.png", image_hash="a" * 64, title="Kept")
+        s.add(art)
+        s.flush()
+        s.add(Clip(image_hash="a" * 64, artwork_id=art.id, engine="default", model_version="m",
+                   params_hash="p", duration=5.0, sample_rate=48000, audio=b"fLaC"))
+        s.add(Job(kind="pregenerate", artwork_id=art.id, image_hash="a" * 64))
+    db.close()
+    _make_version_1(db_path)
+
+    db = Database(db_path)
+    assert db.migrated_from == 1
+    assert _schema(db_path) == _schema(fresh)  # the migrated schema is the current one
+    with db.read() as s:
+        assert s.scalar(select(Artwork.title)) == "Kept"
+        assert s.scalar(select(func.count()).select_from(Clip)) == 1
+        assert s.scalar(select(func.count()).select_from(Job)) == 1
+
+
+def test_engine_status_is_recorded_and_replaced(db_path):
+    from engine.store.status import read_engine, record_engine
+
+    db = Database(db_path)
+    assert read_engine(db) is None
+    record_engine(db, "default", "v1", "art2mus: model.safetensors is missing; default engine runs")
+    record_engine(db, "art2mus", "abc", "Art2Mus engine on cuda:0")
+    status = read_engine(Database(db_path))
+    assert (status.engine, status.model_version, status.reason) == ("art2mus", "abc", "Art2Mus engine on cuda:0")

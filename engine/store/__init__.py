@@ -3,7 +3,7 @@
 from .db import Database, StoreError
 from .migrations import LATEST as SCHEMA_VERSION
 from .migrations import SchemaError
-from .models import Artwork, ArtworkStatus, Base, Clip, Job, JobStatus
+from .models import Artwork, ArtworkStatus, Base, Clip, Job, JobStatus, ServiceStatus
 
 __all__ = [
     "Artwork",
@@ -15,5 +15,6 @@ __all__ = [
     "JobStatus",
     "SCHEMA_VERSION",
     "SchemaError",
+    "ServiceStatus",
     "StoreError",
 ]

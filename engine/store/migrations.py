@@ -24,13 +24,27 @@ def _add_artwork_file_inode(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE artworks ADD COLUMN file_inode INTEGER")
 
 
+def _add_service_status(conn: Connection) -> None:
+    """3: service_status, where the engine service says which engine runs and why."""
+    conn.exec_driver_sql(
+        "CREATE TABLE service_status ("
+        " service VARCHAR(32) NOT NULL PRIMARY KEY,"
+        " engine VARCHAR(32) NOT NULL,"
+        " model_version VARCHAR(64) NOT NULL,"
+        " reason TEXT NOT NULL,"
+        " worker_id VARCHAR(64) NOT NULL,"
+        " started_at DATETIME NOT NULL)"
+    )
+
+
 # Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
 # at version 0 with no tables is simply new.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_artwork_file_inode,
+    3: _add_service_status,
 }
 
-LATEST = 2
+LATEST = 3
 
 
 def current_version(conn: Connection) -> int:

@@ -149,3 +149,21 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ServiceStatus(Base):
+    """What a running service says about itself, for the curator panel of another process.
+
+    The engine service writes its row ("engine") when it starts: which engine runs and why
+    (e.g. why the Art2Mus engine could not load and the default engine runs instead).
+    """
+
+    __tablename__ = "service_status"
+
+    service: Mapped[str] = mapped_column(String(32), primary_key=True)
+    engine: Mapped[str] = mapped_column(String(32), default="")
+    model_version: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # host:pid of the process that wrote it, so a reader can tell a stale row.
+    worker_id: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ class KioskBackend:
             player=self.player,
             clip_store=self.clip_store,
             job_queue=self.jobs,
-            engine_info=self._engine_info_without_loading(),
+            engine_info=self._initial_engine_info(),
             enqueue_job=self._enqueue,
             rescan=self._rescan,
             quiet_hours=list(config.audio.quiet_hours),
@@ -94,28 +95,32 @@ class KioskBackend:
         player.start()
         return player
 
-    def _engine_info_without_loading(self) -> EngineInfo:
-        """What the panel says before (or without) creating an engine in this process."""
+    def _initial_engine_info(self) -> EngineInfo | Callable[[], EngineInfo]:
+        """Demo mode: filled in when its engine starts. Normal mode: asked of the store."""
         if self.demo:
             return EngineInfo("default", "default engine (demo mode), starting…")
-        name = self.config.engine.name
+        return self._service_engine_info
+
+    def _service_engine_info(self) -> EngineInfo:
+        """Which engine the engine service runs and why, as it recorded when it started."""
+        from engine.store.status import read_engine
+
+        try:
+            status = read_engine(self.db)
+        except Exception as exc:  # the panel must open even if the store misbehaves
+            return EngineInfo("unknown", f"cannot read the engine service's status: {exc}")
+        if status is None:
+            return EngineInfo(
+                "none",
+                "the engine service (`art2mus engine serve`) has not started yet with this "
+                f"database; engine.name = {self.config.engine.name!r}",
+            )
+        since = status.started_at.strftime("%Y-%m-%d %H:%M")
         return EngineInfo(
-            name,
-            f"run by the engine service (`art2mus engine serve`, engine.name = {name!r}); "
-            + self._service_engine_text(),
+            status.engine,
+            f"{status.reason} (engine service {status.worker_id}, started {since} UTC)",
+            status.model_version,
         )
-
-    def _service_engine_text(self) -> str:
-        """Which engine the service has used lately, read from the store."""
-        from sqlalchemy import select
-
-        from engine.store import Clip
-
-        with self.db.read() as s:
-            row = s.execute(select(Clip.engine, Clip.model_version).order_by(Clip.id.desc()).limit(1)).first()
-        if row is None:
-            return "no clips generated yet"
-        return f"latest clip made by the {row[0]} engine (model {row[1][:12]})"
 
     def start(self) -> None:
         """Start the demo's catalog watcher and engine (normal mode: nothing to start)."""

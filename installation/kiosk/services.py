@@ -121,7 +121,7 @@ class KioskServices:
         player: PlayerLike,
         clip_store: Any,
         job_queue: Any,
-        engine_info: EngineInfo,
+        engine_info: EngineInfo | Callable[[], EngineInfo],
         enqueue_job: Callable[[str, ArtworkDetail, int], int | None] | None = None,
         rescan: Callable[[], Any] | None = None,
         quiet_hours: list | None = None,
@@ -133,7 +133,9 @@ class KioskServices:
         self.player = player
         self.clips = clip_store
         self.jobs = job_queue
-        self.engine_info = engine_info
+        # A fixed value (demo mode sets it when its engine starts), or a function asked each
+        # time (normal mode: what the engine service last recorded in the store).
+        self._engine_info = engine_info
         self._enqueue_job = enqueue_job
         self._rescan = rescan
         self.quiet_hours = quiet_hours or []
@@ -234,6 +236,15 @@ class KioskServices:
             "SELECT thumbnail FROM artworks WHERE id = ?", (artwork_id,)
         ).fetchone()
         return row[0] if row else None
+
+    @property
+    def engine_info(self) -> EngineInfo:
+        info = self._engine_info
+        return info() if callable(info) else info
+
+    @engine_info.setter
+    def engine_info(self, info: EngineInfo) -> None:
+        self._engine_info = info
 
     def rescan(self) -> Any:
         """Read the collection folder again now (curator panel)."""
