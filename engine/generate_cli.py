@@ -152,12 +152,8 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     click.echo(f"using the {why}", err=True)
     if not no_scan:
         _scan(db, config)
-    if engine.name == "art2mus":
-        from engine.batch_worker import BatchWorker
-
-        worker = BatchWorker(db, engine, config)  # several artworks per GPU batch
-    else:
-        worker = Worker(db, engine, config)
+    # The diffusion engine runs several artworks per GPU batch.
+    worker = Worker(db, engine, config, batch_artworks=engine.name == "art2mus")
     if retry_failed:
         n = JobQueue(db).retry_failed()
         click.echo(f"{n} failed jobs queued again", err=True)
@@ -257,6 +253,7 @@ def serve(ctx, db_path, model, gpus):
     Stops cleanly on SIGTERM or Ctrl-C after finishing the clip in hand.
     """
     from engine.service import EngineService
+    from engine.worker import Worker
 
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("engine").setLevel(logging.INFO)
@@ -276,7 +273,7 @@ def serve(ctx, db_path, model, gpus):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        EngineService(db, engine, config).run(stop)
+        EngineService(Worker(db, engine, config)).run(stop)
     finally:
         db.close()
     log.info("engine service stopped")

@@ -21,12 +21,9 @@ from typing import TYPE_CHECKING
 
 from engine.catalog.scanner import ScanError, ScanSummary, scan_collection
 from engine.catalog.watcher import CatalogWatcher
-from engine.worker import Worker
 
 if TYPE_CHECKING:
-    from engine.config import Config
-    from engine.engines.base import Engine
-    from engine.store.db import Database
+    from engine.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +31,13 @@ RESCAN_SECONDS = 30.0
 
 
 class EngineService:
-    def __init__(self, db: Database, engine: Engine, config: Config, worker_id: str | None = None):
-        self.db = db
-        self.engine = engine
-        self.config = config
-        self.folder = config.collection.path
-        self.worker = Worker(db, engine, config, worker_id=worker_id)
+    """Runs ``worker`` and keeps the catalog of its database and configuration in step."""
+
+    def __init__(self, worker: Worker):
+        self.worker = worker
+        self.db = worker.db
+        self.config = worker.config
+        self.folder = self.config.collection.path
         self._watcher: CatalogWatcher | None = None
         self._poller: threading.Thread | None = None
 
