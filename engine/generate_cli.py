@@ -264,19 +264,25 @@ def serve(ctx, db_path, model, gpus):
         return
     engine, why = _engine_for(config, None, model)
     log.info("engine service: %s, model %s, database %s", why, engine.model_version, db.path)
-    stop = threading.Event()
-
-    def on_signal(signum, _frame):
-        log.info("engine service: %s received, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = _stop_on_signals("stopping")
     try:
         EngineService(Worker(db, engine, config)).run(stop)
     finally:
         db.close()
     log.info("engine service stopped")
+
+
+def _stop_on_signals(doing: str) -> threading.Event:
+    """An event that SIGTERM (systemd stop) and Ctrl-C set, saying so in the log."""
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("engine service: %s received, %s", signal.Signals(signum).name, doing)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
 
 
 def _serve_on_devices(ctx, config, db, gpus, model) -> None:
@@ -286,14 +292,7 @@ def _serve_on_devices(ctx, config, db, gpus, model) -> None:
     devices = _devices(gpus)
     db_path = db.path
     db.close()
-    stop = threading.Event()
-
-    def on_signal(signum, _frame):
-        log.info("engine service: %s received, stopping the workers", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = _stop_on_signals("stopping the workers")
     log.info("engine service on %d devices: %s", len(devices), ", ".join(devices))
     results = run_pool(devices, config_path=config.source, db_path=db_path,
                        model=model, until_idle=False, stop=stop)
