@@ -152,12 +152,8 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     click.echo(f"using the {why}", err=True)
     if not no_scan:
         _scan(db, config)
-    if engine.name == "art2mus":
-        from engine.batch_worker import BatchWorker
-
-        worker = BatchWorker(db, engine, config)  # several artworks per GPU batch
-    else:
-        worker = Worker(db, engine, config)
+    # The diffusion engine runs several artworks per GPU batch.
+    worker = Worker(db, engine, config, batch_artworks=engine.name == "art2mus")
     if retry_failed:
         n = JobQueue(db).retry_failed()
         click.echo(f"{n} failed jobs queued again", err=True)
@@ -257,6 +253,7 @@ def serve(ctx, db_path, model, gpus):
     Stops cleanly on SIGTERM or Ctrl-C after finishing the clip in hand.
     """
     from engine.service import EngineService
+    from engine.worker import Worker
 
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("engine").setLevel(logging.INFO)
@@ -267,19 +264,25 @@ def serve(ctx, db_path, model, gpus):
         return
     engine, why = _engine_for(config, None, model)
     log.info("engine service: %s, model %s, database %s", why, engine.model_version, db.path)
+    stop = _stop_on_signals("stopping")
+    try:
+        EngineService(Worker(db, engine, config)).run(stop)
+    finally:
+        db.close()
+    log.info("engine service stopped")
+
+
+def _stop_on_signals(doing: str) -> threading.Event:
+    """An event that SIGTERM (systemd stop) and Ctrl-C set, saying so in the log."""
     stop = threading.Event()
 
     def on_signal(signum, _frame):
-        log.info("engine service: %s received, stopping", signal.Signals(signum).name)
+        log.info("engine service: %s received, %s", signal.Signals(signum).name, doing)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    try:
-        EngineService(db, engine, config).run(stop)
-    finally:
-        db.close()
-    log.info("engine service stopped")
+    return stop
 
 
 def _serve_on_devices(ctx, config, db, gpus, model) -> None:
@@ -289,14 +292,7 @@ def _serve_on_devices(ctx, config, db, gpus, model) -> None:
     devices = _devices(gpus)
     db_path = db.path
     db.close()
-    stop = threading.Event()
-
-    def on_signal(signum, _frame):
-        log.info("engine service: %s received, stopping the workers", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = _stop_on_signals("stopping the workers")
     log.info("engine service on %d devices: %s", len(devices), ", ".join(devices))
     results = run_pool(devices, config_path=config.source, db_path=db_path,
                        model=model, until_idle=False, stop=stop)

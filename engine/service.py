@@ -19,12 +19,11 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from engine.worker import Worker
+from engine.catalog.scanner import ScanError, ScanSummary, scan_collection
+from engine.catalog.watcher import CatalogWatcher
 
 if TYPE_CHECKING:
-    from engine.config import Config
-    from engine.engines.base import Engine
-    from engine.store.db import Database
+    from engine.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +31,14 @@ RESCAN_SECONDS = 30.0
 
 
 class EngineService:
-    def __init__(self, db: Database, engine: Engine, config: Config, worker_id: str | None = None):
-        self.db = db
-        self.engine = engine
-        self.config = config
-        self.folder = config.collection.path
-        self.worker = Worker(db, engine, config, worker_id=worker_id)
-        self._watcher = None
+    """Runs ``worker`` and keeps the catalog of its database and configuration in step."""
+
+    def __init__(self, worker: Worker):
+        self.worker = worker
+        self.db = worker.db
+        self.config = worker.config
+        self.folder = self.config.collection.path
+        self._watcher: CatalogWatcher | None = None
         self._poller: threading.Thread | None = None
 
     def run(self, stop: threading.Event) -> None:
@@ -54,13 +54,6 @@ class EngineService:
 
     def _start_watching(self, stop: threading.Event) -> None:
         """Watch the folder (its first scan runs in the watcher's thread); else poll it."""
-        try:
-            from engine.catalog.scanner import ScanError
-            from engine.catalog.watcher import CatalogWatcher
-        except ImportError:
-            log.warning("no catalog watcher available; rescanning every %.0f s", RESCAN_SECONDS)
-            self._start_polling(stop)
-            return
         watcher = CatalogWatcher(self.db, self.folder, self.config.catalog, on_change=self._changed)
         try:
             watcher.start()
@@ -85,8 +78,6 @@ class EngineService:
                 return
 
     def _scan(self) -> None:
-        from engine.catalog.scanner import ScanError, scan_collection
-
         try:
             summary = scan_collection(self.db, self.folder, self.config.catalog)
         except ScanError as exc:
@@ -95,16 +86,15 @@ class EngineService:
         if summary.changed:
             self._changed(summary)
 
-    def _changed(self, summary=None) -> None:
-        """The catalog changed (called from the watcher's thread): queue what needs clips."""
-        if summary is not None:
-            log.info(
-                "catalog %s: %d added, %d updated, %d renamed, %d missing, %d invalid",
-                self.folder, summary.added, summary.updated, summary.renamed, summary.missing,
-                summary.invalid,
-            )
-            for path, reason in summary.invalid_items:
-                log.warning("invalid artwork %s: %s", path, reason)
+    def _changed(self, summary: ScanSummary) -> None:
+        """The catalog changed (called from the watcher's or the poller's thread): queue what needs clips."""
+        log.info(
+            "catalog %s: %d added, %d updated, %d renamed, %d missing, %d invalid",
+            self.folder, summary.added, summary.updated, summary.renamed, summary.missing,
+            summary.invalid,
+        )
+        for path, reason in summary.invalid_items:
+            log.warning("invalid artwork %s: %s", path, reason)
         try:
             queued = self.worker.enqueue_missing()
         except Exception:

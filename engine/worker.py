@@ -13,6 +13,11 @@ queue finds the job's heartbeat stale and puts it back (each claim counts as an 
 
 Job kinds: "pregenerate", "visitor", "capture" fill what is missing; "regenerate" makes new
 candidates with fresh seeds, chooses the best of them and removes the clips they replace.
+
+Batching: a job's candidates are generated ``engine.batch_size`` per engine call. A GPU engine
+is several times faster per clip on a batch of artworks (benchmarks/engine_gpu.py), so a worker
+made with ``batch_artworks=True`` claims jobs until their clips fill ``engine.batch_size`` and
+generates them in one call per duration; storing, choosing, failing and skipping are the same.
 """
 
 from __future__ import annotations
@@ -24,12 +29,12 @@ import os
 import socket
 import threading
 import time
-import traceback
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -89,6 +94,23 @@ class WorkerSummary:
             self.errors.append((r.path, r.error))
 
 
+@dataclass
+class _JobInHand:
+    """A job this worker claimed: its heartbeat, then what planning found (the image, the seeds
+    still to make, the clips already cached) and the clips made so far."""
+
+    job: Job
+    beat: _Heartbeat
+    started: float = field(default_factory=time.monotonic)
+    artwork: Artwork | None = None
+    path: Path | str = ""
+    image: Any = None
+    duration: float = 0.0
+    seeds: list[int] = field(default_factory=list)
+    existing: list[Clip] = field(default_factory=list)
+    made: list[tuple[int, GeneratedClip]] = field(default_factory=list)  # (clip id, clip) stored
+
+
 def candidate_seed(image_hash: str, base_seed: int, index: int | str) -> int:
     """The seed of candidate ``index`` for an image: from its content hash and the config seed."""
     digest = hashlib.sha256(f"{image_hash}:{base_seed}:{index}".encode()).digest()
@@ -105,6 +127,7 @@ class Worker:
         config: Config,
         worker_id: str | None = None,
         on_clip: Callable[[int, int | None], None] | None = None,
+        batch_artworks: bool = False,
     ):
         self.db = db
         self.engine = engine
@@ -114,6 +137,9 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         #: Called with (clip_id, artwork_id) after each clip is stored (the kiosk's demo mode).
         self.on_clip = on_clip
+        #: Put several artworks into one engine call (see the module docstring).
+        self.batch_artworks = batch_artworks
+        self._results: list[JobResult] = []  # results of a batch not handed out yet
         settings = config.engine
         self.duration = float(settings.duration)
         self.seed = int(settings.seed)
@@ -194,35 +220,43 @@ class Worker:
     # -- working ---------------------------------------------------------------------------
 
     def run_once(self) -> JobResult | None:
-        """Take and do one job; None when the queue has nothing for this worker."""
+        """Take and do one job; None when the queue has nothing for this worker.
+
+        With ``batch_artworks`` the jobs are done a batch at a time (:meth:`run_batch`) and
+        their results handed out one per call, so ``run`` and ``run_until_idle`` are the same.
+        """
+        if self.batch_artworks:
+            if not self._results:
+                self._results = self.run_batch()
+            return self._results.pop(0) if self._results else None
         self.jobs.requeue_stale(self.stale_seconds)
-        job = self.jobs.claim(self.worker_id, engines=[self.engine.name])
+        job = self._claim()
         if job is None:
             return None
-        started = time.monotonic()
-        path = ""
-        beat = _Heartbeat(self.jobs, job.id, self.worker_id, self.stale_seconds / 4)
-        beat.start()
-        try:
-            path, made = self._do(job)
-        except JobSkipped as exc:
-            beat.stop()
-            self.jobs.complete(job.id, self.worker_id)
-            log.info("job %d skipped: %s", job.id, exc)
-            return JobResult(job.id, job.artwork_id, path or str(exc), "skipped", 0, "", time.monotonic() - started)
-        except Exception as exc:
-            beat.stop()
-            error = _describe(exc)
-            status = self.jobs.fail(job.id, error, self.worker_id)
-            log.warning(
-                "job %d (artwork %s) attempt %d/%d failed: %s",
-                job.id, job.artwork_id, job.attempts, job.max_attempts, error,
-            )
-            log.debug("%s", traceback.format_exc())
-            return JobResult(job.id, job.artwork_id, path, status, 0, error, time.monotonic() - started)
-        beat.stop()
-        self.jobs.complete(job.id, self.worker_id)
-        return JobResult(job.id, job.artwork_id, path, JobStatus.DONE, made, "", time.monotonic() - started)
+        item = self._plan(job)
+        return item if isinstance(item, JobResult) else self._generate_alone(item)
+
+    def run_batch(self) -> list[JobResult]:
+        """Claim jobs until their clips fill ``batch_size`` and generate them together (one
+        engine call per duration); the results of every job claimed, [] when none is queued."""
+        self.jobs.requeue_stale(self.stale_seconds)
+        results: list[JobResult] = []
+        planned: list[_JobInHand] = []
+        while sum(len(p.seeds) for p in planned) < self.batch_size:
+            job = self._claim()
+            if job is None:
+                break
+            item = self._plan(job)
+            if isinstance(item, JobResult):
+                results.append(item)
+            else:
+                planned.append(item)
+        by_duration: dict[float, list[_JobInHand]] = defaultdict(list)
+        for item in planned:
+            by_duration[item.duration].append(item)
+        for duration, group in by_duration.items():
+            results += self._generate_together(duration, group)
+        return results
 
     def recover_orphans(self) -> int:
         """Put back at once the jobs held by dead worker processes of this machine (a service
@@ -263,57 +297,127 @@ class Worker:
 
     # -- one job ---------------------------------------------------------------------------
 
-    def _do(self, job: Job) -> tuple[str, int]:
-        artwork = self._artwork(job)
-        path = self._image_path(artwork)
-        image = self._load(path, job.image_hash)
-        params = json.loads(job.params_json or "{}")
-        duration = float(params.get("duration", self.duration))
-        base_seed = int(params.get("seed", self.seed))
-        count = int(params.get("candidates", self.candidates))
-        e = self.engine
-        key = (job.image_hash, e.name, e.model_version, clip_params_hash(e, duration))
-        existing = self.clips.find(*key)
-        if job.kind == "regenerate":
-            # Fresh seeds, different for every regenerate job (and still reproducible).
-            seeds = [candidate_seed(job.image_hash, base_seed, f"regenerate-{job.id}-{i}") for i in range(count)]
-        else:
-            have = {c.seed for c in existing}
-            seeds = [
-                s for s in (candidate_seed(job.image_hash, base_seed, i) for i in range(count))
-                if s not in have
-            ]
-        made: list[tuple[int, GeneratedClip]] = []
-        for start in range(0, len(seeds), self.batch_size):
-            batch = seeds[start : start + self.batch_size]
-            for clip in e.generate_batch([image] * len(batch), duration, batch):
-                clip_id = self.clips.put(
-                    image_hash=job.image_hash,
-                    artwork_id=artwork.id,
-                    engine=e,
-                    clip=clip,
-                    chosen=False if (existing or made) else None,
-                )
-                made.append((clip_id, clip))
-                if self.on_clip is not None:
-                    try:
-                        self.on_clip(clip_id, artwork.id)
-                    except Exception:
-                        log.exception("on_clip callback failed")
-        self._choose(job, existing, made)
-        return str(path), len(made)
+    def _claim(self) -> Job | None:
+        return self.jobs.claim(self.worker_id, engines=[self.engine.name])
 
-    def _choose(self, job: Job, existing, made: list[tuple[int, GeneratedClip]]) -> None:
+    def _plan(self, job: Job) -> _JobInHand | JobResult:
+        """Start the claimed job's heartbeat, load its image and work out the seeds it still
+        needs; a JobResult instead when the job ends here (skipped, failed, nothing to make)."""
+        item = _JobInHand(job, _Heartbeat(self.jobs, job.id, self.worker_id, self.stale_seconds / 4))
+        item.beat.start()
+        try:
+            item.artwork = self._artwork(job)
+            item.path = self._image_path(item.artwork)
+            item.image = self._load(item.path, job.image_hash)
+            params = json.loads(job.params_json or "{}")
+            item.duration = float(params.get("duration", self.duration))
+            base_seed = int(params.get("seed", self.seed))
+            count = int(params.get("candidates", self.candidates))
+            e = self.engine
+            key = (job.image_hash, e.name, e.model_version, clip_params_hash(e, item.duration))
+            item.existing = self.clips.find(*key)
+            item.seeds = _seeds_to_make(job, base_seed, count, item.existing)
+        except JobSkipped as exc:
+            return self._finish_skipped(item, exc)
+        except Exception as exc:
+            return self._finish_failed(item, exc)
+        if not item.seeds:  # every candidate is cached already
+            return self._finish_done(item)
+        return item
+
+    def _generate_alone(self, item: _JobInHand) -> JobResult:
+        """The job's candidates, ``batch_size`` per engine call, each batch stored when made."""
+        try:
+            for start in range(0, len(item.seeds), self.batch_size):
+                seeds = item.seeds[start : start + self.batch_size]
+                self._store(item, self.engine.generate_batch([item.image] * len(seeds), item.duration, seeds))
+            self._choose(item)
+        except Exception as exc:
+            return self._finish_failed(item, exc)
+        return self._finish_done(item)
+
+    def _generate_together(self, duration: float, group: list[_JobInHand]) -> list[JobResult]:
+        """One engine call for the clips of every job in ``group``, then store and finish each."""
+        images = [item.image for item in group for _ in item.seeds]
+        seeds = [seed for item in group for seed in item.seeds]
+        try:
+            clips = self.engine.generate_batch(images, duration, seeds)
+        except Exception as exc:
+            return [self._finish_failed(item, exc) for item in group]
+        results = []
+        at = 0
+        for item in group:
+            mine, at = clips[at : at + len(item.seeds)], at + len(item.seeds)
+            try:
+                self._store(item, mine)
+                self._choose(item)
+            except Exception as exc:
+                results.append(self._finish_failed(item, exc))
+            else:
+                results.append(self._finish_done(item))
+        log.info("batch of %d clips for %d artworks in %.1f s", len(clips), len(group),
+                 time.monotonic() - min(item.started for item in group))
+        return results
+
+    def _store(self, item: _JobInHand, clips: list[GeneratedClip]) -> None:
+        """Store each clip of the job (in its own transaction) and tell ``on_clip``."""
+        for clip in clips:
+            clip_id = self.clips.put(
+                image_hash=item.job.image_hash,
+                artwork_id=item.artwork.id,
+                engine=self.engine,
+                clip=clip,
+                chosen=False if (item.existing or item.made) else None,
+            )
+            item.made.append((clip_id, clip))
+            if self.on_clip is not None:
+                try:
+                    self.on_clip(clip_id, item.artwork.id)
+                except Exception:
+                    log.exception("on_clip callback failed")
+
+    def _choose(self, item: _JobInHand) -> None:
         """Pick the clip to play: the best-scored new one (regenerate: and drop the old)."""
+        made, existing = item.made, item.existing
         if not made:
             return
         scored = [(c.score, cid) for cid, c in made if c.score is not None]
         best = max(scored)[1] if scored else made[0][0]
-        if job.kind == "regenerate":
+        if item.job.kind == "regenerate":
             self.clips.choose(best)
             self.clips.delete([c.id for c in existing])
         elif not existing and len(made) > 1 and scored:
             self.clips.choose(best)
+
+    # -- the job's end: heartbeat stopped, the queue told, the result -------------------------
+
+    def _finish_done(self, item: _JobInHand) -> JobResult:
+        item.beat.stop()
+        self.jobs.complete(item.job.id, self.worker_id)
+        return self._result(item, JobStatus.DONE, len(item.made))
+
+    def _finish_skipped(self, item: _JobInHand, exc: JobSkipped) -> JobResult:
+        item.beat.stop()
+        self.jobs.complete(item.job.id, self.worker_id)
+        log.info("job %d skipped: %s", item.job.id, exc)
+        return self._result(item, "skipped", path=str(item.path) or str(exc))
+
+    def _finish_failed(self, item: _JobInHand, exc: Exception) -> JobResult:
+        """Record the failed attempt: the job is queued again, or failed after its last attempt."""
+        item.beat.stop()
+        job, error = item.job, _describe(exc)
+        status = self.jobs.fail(job.id, error, self.worker_id)
+        log.warning(
+            "job %d (artwork %s) attempt %d/%d failed: %s",
+            job.id, job.artwork_id, job.attempts, job.max_attempts, error,
+        )
+        log.debug("job %d failed", job.id, exc_info=exc)
+        return self._result(item, status, error=error)
+
+    @staticmethod
+    def _result(item: _JobInHand, status: str, clips: int = 0, error: str = "", path: str | None = None) -> JobResult:
+        path = str(item.path) if path is None else path
+        return JobResult(item.job.id, item.job.artwork_id, path, status, clips, error, time.monotonic() - item.started)
 
     def _artwork(self, job: Job) -> Artwork:
         if job.artwork_id is None:
@@ -340,6 +444,15 @@ class Worker:
         if image_hash is not None and sha256_file(path) != image_hash:
             raise JobSkipped(f"{path}: the file changed since the job was queued")
         return load_rgb(path, max_pixels=self.config.catalog.max_image_pixels, max_side=LOAD_MAX_SIDE)
+
+
+def _seeds_to_make(job: Job, base_seed: int, count: int, existing: list[Clip]) -> list[int]:
+    """The candidates' seeds: the missing ones, or for "regenerate" ``count`` fresh ones."""
+    if job.kind == "regenerate":
+        # Fresh seeds, different for every regenerate job (and still reproducible).
+        return [candidate_seed(job.image_hash, base_seed, f"regenerate-{job.id}-{i}") for i in range(count)]
+    have = {c.seed for c in existing}
+    return [s for s in (candidate_seed(job.image_hash, base_seed, i) for i in range(count)) if s not in have]
 
 
 def _process_alive(worker_id: str) -> bool:

@@ -169,8 +169,7 @@ def _work(index, device, worker_id, config_path, db_path, engine_name, model, un
     from engine.config import default_config, load_config
     from engine.engines.registry import create_engine, resolve_engine
     from engine.store import Database
-    from engine.batch_worker import BatchWorker
-    from engine.worker import WorkerSummary
+    from engine.worker import Worker, WorkerSummary
 
     config = load_config(config_path) if config_path else default_config()
     config.diffusion.device = "cuda" if device.startswith("cuda") else "cpu"
@@ -184,16 +183,14 @@ def _work(index, device, worker_id, config_path, db_path, engine_name, model, un
     result.engine = engine.name
     db = Database(Path(db_path))
     try:
+        # Several artworks per engine call: the GPU's throughput comes from batches.
+        worker = Worker(db, engine, config, worker_id=worker_id, batch_artworks=True)
         if not until_idle and index == 0:
             from engine.service import EngineService
 
             queued.set()
-            service = EngineService(db, engine, config, worker_id=worker_id)
-            service.worker = BatchWorker(db, engine, config, worker_id=worker_id)
-            service.run(_as_threading_event(stop))
+            EngineService(worker).run(_as_threading_event(stop))
             return
-        # Several artworks per engine call: the GPU's throughput comes from batches.
-        worker = BatchWorker(db, engine, config, worker_id=worker_id)
         if index == 0:
             worker.enqueue_missing()
             queued.set()

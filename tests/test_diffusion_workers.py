@@ -140,13 +140,13 @@ def test_worker_keeps_the_best_scored_candidate(tmp_path, collection):
 
 
 def test_batch_worker_puts_several_artworks_in_one_engine_call(tmp_path, collection):
-    from engine.batch_worker import BatchWorker
     from engine.catalog.scanner import scan_collection
     from engine.config import default_config
     from engine.engines.diffusion.engine import Art2MusEngine
     from engine.store import Database
     from engine.store.clips import ClipStore
     from engine.store.jobs import JobQueue
+    from engine.worker import Worker
 
     config = default_config()
     config.collection.path = collection
@@ -158,7 +158,7 @@ def test_batch_worker_puts_several_artworks_in_one_engine_call(tmp_path, collect
     calls = []
     original = engine.generate_batch
     engine.generate_batch = lambda images, duration, seeds: calls.append(len(images)) or original(images, duration, seeds)
-    worker = BatchWorker(db, engine, config)
+    worker = Worker(db, engine, config, batch_artworks=True)
     assert worker.enqueue_missing() == 8
     summary = worker.run_until_idle()
     assert summary.done == 7 and summary.skipped == 1 and summary.clips == 7

@@ -115,6 +115,7 @@ def test_unreadable_image_is_retried_then_failed_with_the_error(collection, db_p
     assert worker.enqueue_missing() == 9
     summary = worker.run_until_idle()
     assert summary.done == 8 and summary.failed == 1 and summary.retrying == 1
+    assert [Path(path).name for path, _ in summary.errors] == ["broken.png", "broken.png"]  # both attempts
     jobs = JobQueue(db)
     with db.read() as s:
         art = s.query(Artwork).filter_by(path="broken.png").one()
