@@ -266,7 +266,9 @@ def serve(ctx, db_path, model, gpus):
     log.info("engine service: %s, model %s, database %s", why, engine.model_version, db.path)
     stop = _stop_on_signals("stopping")
     try:
-        EngineService(Worker(db, engine, config)).run(stop)
+        # The GPU engine's throughput comes from several artworks per call.
+        worker = Worker(db, engine, config, batch_artworks=engine.name == "art2mus")
+        EngineService(worker, why).run(stop)
     finally:
         db.close()
     log.info("engine service stopped")

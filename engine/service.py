@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from engine.catalog.scanner import ScanError, ScanSummary, scan_collection
 from engine.catalog.watcher import CatalogWatcher
+from engine.store.status import record_engine
 
 if TYPE_CHECKING:
     from engine.worker import Worker
@@ -33,8 +34,10 @@ RESCAN_SECONDS = 30.0
 class EngineService:
     """Runs ``worker`` and keeps the catalog of its database and configuration in step."""
 
-    def __init__(self, worker: Worker):
+    def __init__(self, worker: Worker, reason: str = ""):
         self.worker = worker
+        # Why this engine runs (from resolve_engine), recorded for the kiosk's curator panel.
+        self.reason = reason or f"{worker.engine.name} engine"
         self.db = worker.db
         self.config = worker.config
         self.folder = self.config.collection.path
@@ -43,6 +46,8 @@ class EngineService:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set."""
+        engine = self.worker.engine
+        record_engine(self.db, engine.name, engine.model_version, self.reason)
         self._start_watching(stop)
         try:
             self.worker.enqueue_missing()  # what the catalog already holds

@@ -177,6 +177,7 @@ def _work(index, device, worker_id, config_path, db_path, engine_name, model, un
         config.engine.model = Path(model)
     if engine_name and engine_name != "auto":
         engine = create_engine(engine_name, config)
+        why = f"{engine.name} engine (--engine {engine_name})"
     else:
         engine, why = resolve_engine(config)
         logging.getLogger(__name__).info("worker %s: %s", worker_id, why)
@@ -189,7 +190,9 @@ def _work(index, device, worker_id, config_path, db_path, engine_name, model, un
             from engine.service import EngineService
 
             queued.set()
-            EngineService(worker).run(_as_threading_event(stop))
+            EngineService(worker, f"{why}; {worker_id} and the other worker processes").run(
+                _as_threading_event(stop)
+            )
             return
         if index == 0:
             worker.enqueue_missing()
