@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from .config import ConfigError, hash_pin, load_config
@@ -21,7 +23,7 @@ def check(path: str | None) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{cfg.source}: OK")
-    for section in ("collection", "store", "catalog", "engine", "audio", "kiosk"):
+    for section in (f.name for f in dataclasses.fields(cfg) if not f.metadata.get("internal")):
         for key, value in vars(getattr(cfg, section)).items():
             if key != "pin_hash":
                 click.echo(f"  {section}.{key} = {value!r}")

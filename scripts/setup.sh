@@ -4,11 +4,20 @@
 #
 #   scripts/setup.sh            the installation (kiosk, player, default engine)
 #   scripts/setup.sh --full     also the diffusion engine, training and the test tools
+#   scripts/setup.sh --headless also a virtual screen and a dummy audio device, for the demo
+#                               on a machine with neither (a server, a container)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FULL=0
-[[ "${1:-}" == "--full" ]] && FULL=1
+HEADLESS=0
+for arg in "$@"; do
+  case "$arg" in
+    --full) FULL=1 ;;
+    --headless) HEADLESS=1 ;;
+    *) echo "setup: unknown option $arg (expected --full or --headless)" >&2; exit 2 ;;
+  esac
+done
 
 APT_PACKAGES=(
   python3-venv
@@ -21,6 +30,8 @@ APT_PACKAGES=(
 )
 if (( FULL )); then
   APT_PACKAGES+=(jackd2 xvfb xdotool)                # real audio stream and screen in tests
+elif (( HEADLESS )); then
+  APT_PACKAGES+=(jackd2 xvfb)                        # dummy audio device and virtual screen
 fi
 
 missing=()

@@ -89,3 +89,16 @@ def test_pin_hash_roundtrip():
     assert not verify_pin("2469", DEFAULT_PIN_HASH)
     made = hash_pin("9999")
     assert verify_pin("9999", made) and not verify_pin("2468", made)
+
+
+def test_config_check_command(tmp_path):
+    from click.testing import CliRunner
+
+    from installation.cli import main
+
+    good = CliRunner().invoke(main, ["config", "check", str(DEFAULT_CONFIG)])
+    assert good.exit_code == 0 and f"{DEFAULT_CONFIG}: OK" in good.output
+    assert "diffusion.device" in good.output and "pin_hash" not in good.output
+    bad = write(tmp_path, "[kiosk]\nidle_seconds = 1\n")
+    result = CliRunner().invoke(main, ["config", "check", str(bad)])
+    assert result.exit_code == 1 and "'kiosk.idle_seconds'" in result.output and str(bad) in result.output
