@@ -39,7 +39,7 @@ MAX_ERROR_CHARS = 4000
 
 
 def _put_back(job: Job, error: str) -> None:
-    """Requeue a job whose worker is gone, or fail it if that was its last attempt."""
+    """Requeue a job (failed, or its worker gone), or fail it if that was its last attempt."""
     job.error = error
     job.claimed_by = ""
     if job.attempts >= job.max_attempts:
@@ -203,13 +203,7 @@ class JobQueue:
                 raise KeyError(f"no job with id {job_id}")
             if worker_id is not None and (job.claimed_by != worker_id or job.status != JobStatus.RUNNING):
                 return job.status
-            job.error = error
-            job.claimed_by = ""
-            if job.attempts >= job.max_attempts:
-                job.status = JobStatus.FAILED
-                job.finished_at = utcnow()
-            else:
-                job.status = JobStatus.QUEUED
+            _put_back(job, error)
             return job.status
 
         return self.db.run_write(write)
