@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from engine.hashing import sha256_file
+
 # Pillow warns from ~89 Mpx and refuses at twice that; we apply our own limit (the config's
 # catalog.max_image_pixels) before decoding, so its warning is noise here.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -39,7 +41,6 @@ SUPPORTED_FORMATS = frozenset(SUFFIX_FORMATS.values())
 DEFAULT_MAX_PIXELS = 178_956_970
 # Files up to this size are read once into memory (hash and decode from the same bytes).
 _READ_WHOLE_LIMIT = 64 * 1024 * 1024
-_CHUNK = 1024 * 1024
 
 
 class ImageError(ValueError):
@@ -49,15 +50,6 @@ class ImageError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{os.fsdecode(path)}: {problem}")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """The sha256 of the file's bytes, read in chunks (hashlib releases the GIL)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_image_bytes(path: str | os.PathLike) -> tuple[bytes | None, str]:

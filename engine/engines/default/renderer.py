@@ -23,7 +23,6 @@ How it renders, and why:
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 import soxr
+
+from engine.hashing import sha256_file
 
 from .composer import Composition, Voice
 from .mastering import master_planar
@@ -70,13 +71,8 @@ def bundled_soundfont() -> Path:
     return Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
 
 
-@lru_cache(maxsize=4)
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+# A SoundFont is hashed once per process (it names the engine's model version).
+file_sha256 = lru_cache(maxsize=4)(sha256_file)
 
 
 def _fluidsynth():

@@ -31,7 +31,6 @@ it, so a different bundle never reuses another's clips.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -39,6 +38,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from engine.hashing import sha256_file
 
 from . import architectures as arch
 
@@ -82,14 +83,6 @@ class ModelBundle:
 
 
 # --------------------------------------------------------------------------- hashing
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _bundle_files(folder: Path) -> list[str]:
