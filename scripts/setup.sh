@@ -49,20 +49,25 @@ fi
 
 PY=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
 
-extras=""
+# Python packages come from a lock (requirements/, refreshed by `make lock`): exact versions
+# with hashes, so every machine gets the set the tests passed with. torch is in the lock too,
+# pinned to the build for the machine, so nothing can pull several GB of CUDA wheels where
+# there is no GPU: the CPU build (from pip's configured wheel folder or index; see
+# scripts/lock.sh) without nvidia-smi, PyPI's CUDA build with it.
+lock=requirements/base.txt
 if (( FULL )); then
-  # torch must come first, pinned: on a machine without CUDA this takes the CPU build
-  # rather than letting a dependency pull several GB of CUDA wheels.
-  if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-    if command -v nvidia-smi >/dev/null 2>&1; then
-      .venv/bin/python -m pip install -q torch
-    else
-      .venv/bin/python -m pip install -q torch==2.13.0
-    fi
-  fi
-  extras="[diffusion,test]"
+  if command -v nvidia-smi >/dev/null 2>&1; then lock=requirements/cuda.txt; else lock=requirements/cpu.txt; fi
 fi
-.venv/bin/python -m pip install -q -e ".${extras}"
-echo "setup: ready (.venv)"
+stamp=.venv/.art2mus-lock
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum "$lock" pyproject.toml)" ]]; then
+  echo "setup: installing the Python packages of $lock"
+  .venv/bin/python -m pip install -q --require-hashes --no-deps -r "$lock"
+  # The project itself, editable; its dependencies are all in the lock already.
+  .venv/bin/python -m pip install -q --no-deps -e .
+  # Packages of another lock (a --full venv set up without --full later) are left in place:
+  # only a lock's own packages are checked, here.
+  .venv/bin/python -m pip check >/dev/null || { .venv/bin/python -m pip check; exit 1; }
+  sha256sum "$lock" pyproject.toml > "$stamp"
+fi
+echo "setup: ready (.venv, $lock)"
