@@ -13,25 +13,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import jack_fixtures  # noqa: E402  (sets the JACK environment)
+import jack_fixtures
 
 SERVER_NAME = f"art2mus-bench-{os.getpid()}"
 os.environ["JACK_DEFAULT_SERVER"] = SERVER_NAME
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 JackServer = jack_fixtures.JackServer
 JackRecorder = jack_fixtures.JackRecorder
 RATE = jack_fixtures.RATE
 
 
-def start_server(realtime: bool = False) -> "JackServer":
+def start_server(realtime: bool = False) -> JackServer:
     """The benchmark's JACK server; ``realtime`` schedules its threads (and the clients'
     process threads) SCHED_FIFO, as an exhibition PC would, where the machine permits."""
     server = JackServer(name=SERVER_NAME, realtime=realtime)
     server.start()
-    print(f"JACK dummy server {SERVER_NAME}: {'real-time' if realtime else 'no real-time'} "
-          f"scheduling, {server.rate} Hz, period {server.period}")
+    print(
+        f"JACK dummy server {SERVER_NAME}: {'real-time' if realtime else 'no real-time'} "
+        f"scheduling, {server.rate} Hz, period {server.period}"
+    )
     return server
 
 
@@ -65,6 +67,6 @@ def percentiles(values, ps=(50, 95, 100)) -> str:
     return ", ".join(f"p{p} {np.percentile(arr, p):.1f}" for p in ps)
 
 
-import logging  # noqa: E402
+import logging
 
 logging.basicConfig(level=logging.WARNING, format="  [log] %(levelname)s %(name)s: %(message)s")

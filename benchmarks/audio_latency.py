@@ -13,7 +13,7 @@ import argparse
 import random
 import time
 
-import audio_common as ac  # noqa: I001  (first: names the JACK server)
+import audio_common as ac
 import numpy as np
 
 from engine.config import AudioConfig
@@ -57,11 +57,17 @@ def main() -> None:
         rec.stop()
         target = block / ac.RATE * 1000 + 5
         t = player.telemetry()
-        print(f"crossfade_to -> first samples at the JACK recorder, {args.trials} trials, "
-              f"block {block} at {ac.RATE} Hz ({block / ac.RATE * 1000:.1f} ms)")
+        print(
+            f"crossfade_to -> first samples at the JACK recorder, {args.trials} trials, "
+            f"block {block} at {ac.RATE} Hz ({block / ac.RATE * 1000:.1f} ms)"
+        )
         print(f"  latency ms: min {min(latencies):.1f}, {ac.percentiles(latencies)}")
-        print(f"  target <= {target:.1f} ms: {sum(v <= target for v in latencies)}/{len(latencies)} trials met it")
-        print(f"  underruns {t['underruns']}, callback load {t['callback_load']:.2%} (max {t['callback_load_max']:.1%})")
+        print(
+            f"  target <= {target:.1f} ms: {sum(v <= target for v in latencies)}/{len(latencies)} trials met it"
+        )
+        print(
+            f"  underruns {t['underruns']}, callback load {t['callback_load']:.2%} (max {t['callback_load_max']:.1%})"
+        )
         rec.close()
     finally:
         player.close()

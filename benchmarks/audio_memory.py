@@ -15,7 +15,7 @@ import argparse
 import gc
 import time
 
-import audio_common as ac  # noqa: I001  (first: names the JACK server)
+import audio_common as ac
 
 from engine.config import AudioConfig
 from installation.audio import Player
@@ -52,19 +52,27 @@ def main() -> None:
                 print(f"after {warm} crossfades (warm-up): RSS {base:.1f} MB", flush=True)
             if n + 1 > warm and (n + 1) % 60 == 0:
                 samples.append(ac.rss_mb())
-                print(f"  {n + 1:4d} crossfades, {(time.monotonic() - t0) / 60:5.1f} min: RSS "
-                      f"{samples[-1]:.1f} MB, cache {player.telemetry()['cache_megabytes']:.0f} MB",
-                      flush=True)
+                print(
+                    f"  {n + 1:4d} crossfades, {(time.monotonic() - t0) / 60:5.1f} min: RSS "
+                    f"{samples[-1]:.1f} MB, cache {player.telemetry()['cache_megabytes']:.0f} MB",
+                    flush=True,
+                )
         gc.collect()
         end = ac.rss_mb()
         t = player.telemetry()
         pace = "real time" if args.minutes is not None else f"accelerated, every {interval:g} s"
-        print(f"memory: {count} crossfades ({pace}, {(time.monotonic() - t0) / 60:.1f} min), "
-              f"{args.clips} clips through a {player.config.cache_megabytes} MB cache")
-        print(f"  RSS after warm-up {base:.1f} MB, at the end {end:.1f} MB: growth "
-              f"{end - base:+.2f} MB (max seen {max(samples + [end]):.1f} MB)")
-        print(f"  underruns {t['underruns']}, callback errors {t['callback_errors']}, "
-              f"cache {t['cache_clips']} clips / {t['cache_megabytes']:.0f} MB")
+        print(
+            f"memory: {count} crossfades ({pace}, {(time.monotonic() - t0) / 60:.1f} min), "
+            f"{args.clips} clips through a {player.config.cache_megabytes} MB cache"
+        )
+        print(
+            f"  RSS after warm-up {base:.1f} MB, at the end {end:.1f} MB: growth "
+            f"{end - base:+.2f} MB (max seen {max(samples + [end]):.1f} MB)"
+        )
+        print(
+            f"  underruns {t['underruns']}, callback errors {t['callback_errors']}, "
+            f"cache {t['cache_clips']} clips / {t['cache_megabytes']:.0f} MB"
+        )
     finally:
         player.close()
         server.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-import audio_common as ac  # noqa: I001  (first: names the JACK server)
+import audio_common as ac
 import numpy as np
 
 from engine.config import AudioConfig
@@ -55,14 +55,19 @@ def main() -> None:
             back_to_sound.append(t_sound - t_back)
             kill_to_sound.append(t_sound - t_kill)
             positions.append((before, player.position()))
-            print(f"  trial {trial + 1}: sound {t_sound - t_back:.2f} s after the server was back "
-                  f"({t_sound - t_kill:.2f} s after the kill); position {before:.1f} s -> "
-                  f"{player.position():.1f} s", flush=True)
+            print(
+                f"  trial {trial + 1}: sound {t_sound - t_back:.2f} s after the server was back "
+                f"({t_sound - t_kill:.2f} s after the kill); position {before:.1f} s -> "
+                f"{player.position():.1f} s",
+                flush=True,
+            )
             time.sleep(1.0)
         t = player.telemetry()
         print(f"recovery over {args.trials} trials (server away {args.away:g} s):")
-        print(f"  server back -> sound: {ac.percentiles(back_to_sound)} s "
-              f"(target 3 s: {sum(v <= 3.0 for v in back_to_sound)}/{len(back_to_sound)} met it)")
+        print(
+            f"  server back -> sound: {ac.percentiles(back_to_sound)} s "
+            f"(target 3 s: {sum(v <= 3.0 for v in back_to_sound)}/{len(back_to_sound)} met it)"
+        )
         print(f"  kill -> sound: {ac.percentiles(kill_to_sound)} s; stream restarts {t['restarts']}")
         kept = all(after >= before for before, after in positions)
         print(f"  playback position kept across restarts: {'yes' if kept else 'NO'}")

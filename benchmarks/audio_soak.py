@@ -15,7 +15,7 @@ import json
 import threading
 import time
 
-import audio_common as ac  # noqa: I001  (first: names the JACK server)
+import audio_common as ac
 import numpy as np
 
 from engine.config import AudioConfig
@@ -90,20 +90,29 @@ def main() -> None:
                 next_fade += args.interval
             if now >= report:
                 t = player.telemetry()
-                print(f"  {(args.minutes * 60 - (end - now)) / 60:4.1f} min: underruns "
-                      f"{t['underruns'] - base['underruns']}, load {t['callback_load_recent']:.2%} "
-                      f"(max {t['callback_load_max']:.1%}), crossfades {fades}", flush=True)
+                print(
+                    f"  {(args.minutes * 60 - (end - now)) / 60:4.1f} min: underruns "
+                    f"{t['underruns'] - base['underruns']}, load {t['callback_load_recent']:.2%} "
+                    f"(max {t['callback_load_max']:.1%}), crossfades {fades}",
+                    flush=True,
+                )
                 report += 60
             time.sleep(0.25 if args.idle else 0.005)
         stop.set()
         t = player.telemetry()
-        print(f"soak: {args.minutes:g} min, crossfade every {args.interval:g} s ({fades} crossfades), "
-              f"main thread busy ({ui_rounds} UI rounds, gc.collect() every 10)")
-        print(f"  underruns during the run: {t['underruns'] - base['underruns']} "
-              f"(JACK xruns seen by a second client: {watcher.xruns - xruns0}; "
-              f"{base['underruns']} during start-up)")
-        print(f"  callback load: mean {t['callback_load']:.2%}, max {t['callback_load_max']:.1%}; "
-              f"callbacks {t['callbacks']}, errors {t['callback_errors']}, restarts {t['restarts']}")
+        print(
+            f"soak: {args.minutes:g} min, crossfade every {args.interval:g} s ({fades} crossfades), "
+            f"main thread busy ({ui_rounds} UI rounds, gc.collect() every 10)"
+        )
+        print(
+            f"  underruns during the run: {t['underruns'] - base['underruns']} "
+            f"(JACK xruns seen by a second client: {watcher.xruns - xruns0}; "
+            f"{base['underruns']} during start-up)"
+        )
+        print(
+            f"  callback load: mean {t['callback_load']:.2%}, max {t['callback_load_max']:.1%}; "
+            f"callbacks {t['callbacks']}, errors {t['callback_errors']}, restarts {t['restarts']}"
+        )
         watcher.close()
     finally:
         player.close()

@@ -154,7 +154,9 @@ def _watch(folder: str, db_path: str, source: str, repeats: int) -> dict:
 def _child(args: list[str]) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(args)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     if out.returncode != 0:
         raise SystemExit(f"benchmark step failed:\n{out.stderr}")
@@ -193,25 +195,28 @@ def main() -> None:
         assert all(r["unchanged"] == 10_000 for r in rescans), rescans
         best = min(r["seconds"] for r in rescans)
         runs = ", ".join(f"{r['seconds']:.2f}" for r in rescans)
-        print(f"1. Re-scan of unchanged 10,000-image collection: {best:.2f} s "
-              f"(runs: {runs}; target < 5 s)")
+        print(f"1. Re-scan of unchanged 10,000-image collection: {best:.2f} s (runs: {runs}; target < 5 s)")
 
         # 2. First scan of 1,000 JPEGs of 1,600 x 1,200.
         db = str(Path(tmp) / "first.db")
         r = _child(["scan", str(photos), db, args.workers])
         assert r["added"] == 1000 and r["invalid"] == 0, r
         rate = 1000 / r["seconds"]
-        print(f"2. First scan of 1,000 JPEGs 1600x1200: {rate:.1f} images/s ({r['seconds']:.1f} s; "
-              f"target >= 40), peak memory {r['peak_rss_mb']:.0f} MB RSS (target < 300 MB)")
+        print(
+            f"2. First scan of 1,000 JPEGs 1600x1200: {rate:.1f} images/s ({r['seconds']:.1f} s; "
+            f"target >= 40), peak memory {r['peak_rss_mb']:.0f} MB RSS (target < 300 MB)"
+        )
 
         # 3. Watch latency.
         source = Path(tmp) / "source.jpg"
         Image.fromarray(painting(123456, 1600, 1200)).save(source, quality=90)
         w = _child(["watch", str(photos), db, str(source), args.repeats])
         lat = w["latencies"]
-        print(f"3. Watch: new image in the catalog {statistics.median(lat):.2f} s (median; max "
-              f"{max(lat):.2f} s of {len(lat)}) after its copy completes, with settle_seconds = "
-              f"{w['settle_seconds']} (target < 2 s)")
+        print(
+            f"3. Watch: new image in the catalog {statistics.median(lat):.2f} s (median; max "
+            f"{max(lat):.2f} s of {len(lat)}) after its copy completes, with settle_seconds = "
+            f"{w['settle_seconds']} (target < 2 s)"
+        )
 
 
 if __name__ == "__main__":

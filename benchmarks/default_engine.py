@@ -22,13 +22,13 @@ import os
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[var] = "1"
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -107,7 +107,9 @@ def _other_process_digest(name: str, duration: float) -> str:
         "print(hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest())"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     return out.stdout.strip()
 
 
@@ -173,21 +175,29 @@ def main() -> None:
     again = engine.generate(images[name], d, 0)
     fresh = DefaultEngine().generate(images[name].copy(), d, 0)
     other = engine.generate(images[name], d, 1)
-    print(f"{name}: same engine bit-identical: {np.array_equal(clips[name].audio, again.audio)}; "
-          f"fresh engine bit-identical: {np.array_equal(clips[name].audio, fresh.audio)}; "
-          f"seed 1 differs: {not np.array_equal(clips[name].audio, other.audio)}")
-    print(f"{name}: another process bit-identical: {_other_process_digest(name, d) == _digest(clips[name].audio)}")
+    print(
+        f"{name}: same engine bit-identical: {np.array_equal(clips[name].audio, again.audio)}; "
+        f"fresh engine bit-identical: {np.array_equal(clips[name].audio, fresh.audio)}; "
+        f"seed 1 differs: {not np.array_equal(clips[name].audio, other.audio)}"
+    )
+    print(
+        f"{name}: another process bit-identical: {_other_process_digest(name, d) == _digest(clips[name].audio)}"
+    )
 
     print("\n== musical choices ==")
     for name, clip in clips.items():
         x = clip.details
         inst = ", ".join(f"{role}: {prog}" for role, prog in x["instruments"].items())
-        print(f"{name}\n    {x['key_name']}, {x['tempo_bpm']:g} bpm in {x['metre']}, {x['bars']} bars, "
-              f"chords {' '.join(x['chords'])}\n    {inst}\n    notes {x['notes']}\n    \"{clip.caption}\"")
+        print(
+            f"{name}\n    {x['key_name']}, {x['tempo_bpm']:g} bpm in {x['metre']}, {x['bars']} bars, "
+            f'chords {" ".join(x["chords"])}\n    {inst}\n    notes {x["notes"]}\n    "{clip.caption}"'
+        )
 
     print("\n== loudness, true peak, loop seam ==")
     meter = pyloudnorm.Meter(clip.sample_rate)
-    print(f"{'painting':34} {'LUFS':>7} {'dBTP':>6} {'seam L':>8} {'seam R':>8} {'p99|diff|':>9} {'median':>8} ok")
+    print(
+        f"{'painting':34} {'LUFS':>7} {'dBTP':>6} {'seam L':>8} {'seam R':>8} {'p99|diff|':>9} {'median':>8} ok"
+    )
     for name, clip in clips.items():
         a = clip.audio
         loud = meter.integrated_loudness(a.astype(np.float64))
@@ -197,15 +207,19 @@ def main() -> None:
         steps = np.abs(np.diff(a, axis=0))
         p99 = np.percentile(steps, 99, axis=0)
         ok = bool((seam <= p99).all())
-        print(f"{name:34} {loud:7.2f} {tp:6.2f} {seam[0]:8.5f} {seam[1]:8.5f} {p99.max():9.5f} "
-              f"{np.median(steps):8.5f} {'yes' if ok else 'NO'}")
+        print(
+            f"{name:34} {loud:7.2f} {tp:6.2f} {seam[0]:8.5f} {seam[1]:8.5f} {p99.max():9.5f} "
+            f"{np.median(steps):8.5f} {'yes' if ok else 'NO'}"
+        )
 
     print("\n== listening by proxy ==")
     print("(heard key: the major/minor key whose profile best matches the audio's pitch classes;")
     print(" a modal key is heard as the major/minor key with the same notes, e.g. E Dorian = D major)")
     specs = {}
     print(" pitch match: correlation of the audio's pitch classes with the score's (1 = the same)")
-    print(f"{'painting':34} {'composed key':>18} {'heard key':>10} {'pitch match':>11} {'centroid Hz':>11} {'notes':>6}")
+    print(
+        f"{'painting':34} {'composed key':>18} {'heard key':>10} {'pitch match':>11} {'centroid Hz':>11} {'notes':>6}"
+    )
     for name, clip in clips.items():
         chroma = audio_chroma(clip.audio, clip.sample_rate)
         key = heard_key(chroma)
@@ -214,12 +228,16 @@ def main() -> None:
         freqs = np.fft.rfftfreq(len(clip.audio), 1 / clip.sample_rate)
         centroid = float((mag * freqs).sum() / mag.sum())
         specs[name] = spectrum(clip.audio)
-        print(f"{name:34} {clip.details['key_name']:>18} {key:>10} {match:11.2f} {centroid:11.0f} "
-              f"{clip.details['note_count']:6d}")
+        print(
+            f"{name:34} {clip.details['key_name']:>18} {key:>10} {match:11.2f} {centroid:11.0f} "
+            f"{clip.details['note_count']:6d}"
+        )
     names = list(specs)
-    sims = [float(specs[a] @ specs[b]) for i, a in enumerate(names) for b in names[i + 1:]]
-    print(f"long-term spectra, cosine similarity between paintings: max {max(sims):.3f}, "
-          f"median {statistics.median(sims):.3f} (1.0 = identical)")
+    sims = [float(specs[a] @ specs[b]) for i, a in enumerate(names) for b in names[i + 1 :]]
+    print(
+        f"long-term spectra, cosine similarity between paintings: max {max(sims):.3f}, "
+        f"median {statistics.median(sims):.3f} (1.0 = identical)"
+    )
 
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

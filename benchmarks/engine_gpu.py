@@ -42,9 +42,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.engines.diffusion import architectures as arch  # noqa: E402
-from engine.engines.diffusion.bundle import ModelBundle  # noqa: E402
-from engine.engines.diffusion.pipeline import Art2MusPipeline, resolve_dtype  # noqa: E402
+from engine.engines.diffusion import architectures as arch
+from engine.engines.diffusion.bundle import ModelBundle
+from engine.engines.diffusion.pipeline import Art2MusPipeline, resolve_dtype
 
 # Dense tensor-core peaks (TFLOP/s) for bf16/fp16, and fp32 without tensor cores.
 PEAK_TFLOPS = {
@@ -133,10 +133,17 @@ def stock_pipeline(models: dict, s: arch.Sizes):
 
     text = make_tiny_pipeline()
     pipe = AudioLDM2Pipeline(
-        vae=models["vae"], text_encoder=text.text_encoder, text_encoder_2=text.text_encoder_2,
-        projection_model=text.projection_model, language_model=models["language_model"],
-        tokenizer=text.tokenizer, tokenizer_2=text.tokenizer_2, feature_extractor=text.feature_extractor,
-        unet=models["unet"], scheduler=models["scheduler"], vocoder=models["vocoder"],
+        vae=models["vae"],
+        text_encoder=text.text_encoder,
+        text_encoder_2=text.text_encoder_2,
+        projection_model=text.projection_model,
+        language_model=models["language_model"],
+        tokenizer=text.tokenizer,
+        tokenizer_2=text.tokenizer_2,
+        feature_extractor=text.feature_extractor,
+        unet=models["unet"],
+        scheduler=models["scheduler"],
+        vocoder=models["vocoder"],
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -151,7 +158,9 @@ def stock_call(pipe, cond, loa, seeds, steps, duration, guidance):
         negative_prompt_embeds=cond["negative_prompt_embeds"].expand(n, -1, -1),
         negative_attention_mask=cond["negative_attention_mask"].expand(n, -1),
         negative_generated_prompt_embeds=cond["negative_generated_prompt_embeds"].expand(n, -1, -1),
-        num_inference_steps=steps, guidance_scale=guidance, audio_length_in_s=duration,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        audio_length_in_s=duration,
         generator=[torch.Generator("cpu").manual_seed(x) for x in seeds],
     ).audios
 
@@ -166,15 +175,24 @@ def unet_flops_per_step(pipeline: Art2MusPipeline, batch: int, duration: float) 
     loa_in, t5_in, mask_in = pipeline._stream_inputs(loa, guided=True)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        pipeline.bundle.unet(x, torch.tensor(500, device=pipeline.device), encoder_hidden_states=loa_in,
-                             encoder_hidden_states_1=t5_in, encoder_attention_mask_1=mask_in)
+        pipeline.bundle.unet(
+            x,
+            torch.tensor(500, device=pipeline.device),
+            encoder_hidden_states=loa_in,
+            encoder_hidden_states_1=t5_in,
+            encoder_attention_mask_1=mask_in,
+        )
     return counter.get_total_flops()
 
 
 def image_conditioning(s: arch.Sizes, device, dtype, tiny: bool):
     """Vision encoder + aligner at the real size (ImageBind-H, 16 tokens) for the conditioning figure."""
     from engine.engines.diffusion.aligner import ImageAligner
-    from engine.engines.diffusion.encoders import ImageBindVisionEncoder, load_vision_encoder, make_tiny_encoder
+    from engine.engines.diffusion.encoders import (
+        ImageBindVisionEncoder,
+        load_vision_encoder,
+        make_tiny_encoder,
+    )
 
     if tiny:
         folder = Path(tempfile.mkdtemp(prefix="art2mus-bench-encoder-"))
@@ -202,8 +220,11 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (GPU)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs after one warm-up")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock pipeline")
-    parser.add_argument("--no-engine-clip", action="store_true",
-                        help="on the CPU: skip timing the tiny bundle through the engine")
+    parser.add_argument(
+        "--no-engine-clip",
+        action="store_true",
+        help="on the CPU: skip timing the tiny bundle through the engine",
+    )
     parser.add_argument("--peak-tflops", type=float, help="the GPU's peak TFLOP/s for the UNet's dtype")
     args = parser.parse_args()
 
@@ -214,8 +235,10 @@ def main() -> None:
     repeats = args.repeats if cuda else 1
     dtype = resolve_dtype(args.precision, device)
     where = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {where}; torch {torch.__version__}; size: {'full' if cuda else 'tiny'}; "
-          f"{args.duration:g}-s clips, guidance {args.guidance:g}; this pipeline in {str(dtype)[6:]}")
+    print(
+        f"device: {where}; torch {torch.__version__}; size: {'full' if cuda else 'tiny'}; "
+        f"{args.duration:g}-s clips, guidance {args.guidance:g}; this pipeline in {str(dtype)[6:]}"
+    )
     if cuda:
         torch.backends.cudnn.benchmark = True
 
@@ -232,12 +255,16 @@ def main() -> None:
     if not args.no_stock:
         pipe = stock_pipeline(models, s).to(device)
         for steps in args.steps:
+
             def run():
                 return stock_call(pipe, cond, loa1.to(device), [7], steps, args.duration, args.guidance)
+
             seconds, mem, audio = measure(run, device, repeats, warmup=cuda)
             stock[steps] = (seconds, audio)
-            print(f"[stock AudioLDM2Pipeline fp32, {steps} steps] batch 1: {seconds:.2f} s/clip, "
-                  f"{60 / seconds:.2f} clips/min, {memory_text(mem, cuda)}")
+            print(
+                f"[stock AudioLDM2Pipeline fp32, {steps} steps] batch 1: {seconds:.2f} s/clip, "
+                f"{60 / seconds:.2f} clips/min, {memory_text(mem, cuda)}"
+            )
         pipe.to("cpu")
         del pipe
         gc.collect()
@@ -249,10 +276,17 @@ def main() -> None:
     if cuda:
         unet = unet.to(memory_format=torch.channels_last)
     bundle = ModelBundle(
-        path=Path("benchmark"), manifest={"components": {"encoder": {"kind": "imagebind"}}}, version="benchmark",
-        unet=unet, vae=models["vae"].to(device), vocoder=models["vocoder"].to(device),
-        language_model=models["language_model"].to(device), scheduler_config=dict(models["scheduler"].config),
-        aligner=None, encoder=None, conditioning={k: v.to(device) for k, v in cond.items()},
+        path=Path("benchmark"),
+        manifest={"components": {"encoder": {"kind": "imagebind"}}},
+        version="benchmark",
+        unet=unet,
+        vae=models["vae"].to(device),
+        vocoder=models["vocoder"].to(device),
+        language_model=models["language_model"].to(device),
+        scheduler_config=dict(models["scheduler"].config),
+        aligner=None,
+        encoder=None,
+        conditioning={k: v.to(device) for k, v in cond.items()},
     )
     ours = Art2MusPipeline(bundle, device)
     if args.compile and cuda:
@@ -260,8 +294,10 @@ def main() -> None:
         print("UNet compiled with torch.compile (max-autotune); the first call per batch size compiles")
     peak = gpu_peak_tflops(device, dtype, args.peak_tflops)
     flops1 = unet_flops_per_step(ours, 1, args.duration)
-    print(f"UNet FLOPs per guided step at batch 1: {flops1 / 1e9:.1f} GFLOP"
-          f" (FlopCounterMode; 2 x batch latents per call)")
+    print(
+        f"UNet FLOPs per guided step at batch 1: {flops1 / 1e9:.1f} GFLOP"
+        f" (FlopCounterMode; 2 x batch latents per call)"
+    )
 
     for steps in args.steps:
         for batch in batches:
@@ -272,8 +308,9 @@ def main() -> None:
                 """Denoise and decode, timing the denoising (the UNet's share) on its own."""
                 sync(device)
                 started = time.perf_counter()
-                latents = ours.denoise(loa, seeds, steps=steps, guidance_scale=args.guidance,
-                                       duration=args.duration)
+                latents = ours.denoise(
+                    loa, seeds, steps=steps, guidance_scale=args.guidance, duration=args.duration
+                )
                 sync(device)
                 unet_times.append(time.perf_counter() - started)
                 return ours.decode(latents, args.duration)
@@ -283,27 +320,39 @@ def main() -> None:
             unet_seconds = statistics.median(unet_times[-repeats:])
             flops = unet_flops_per_step(ours, batch, args.duration) * steps
             rate = flops / unet_seconds / 1e12
-            line = (f"[this pipeline {str(dtype)[6:]}, {steps} steps] batch {batch}: {seconds / batch:.2f} s/clip, "
-                    f"{60 * batch / seconds:.2f} clips/min")
+            line = (
+                f"[this pipeline {str(dtype)[6:]}, {steps} steps] batch {batch}: {seconds / batch:.2f} s/clip, "
+                f"{60 * batch / seconds:.2f} clips/min"
+            )
             if steps in stock:
                 line += f", {stock[steps][0] * batch / seconds:.1f}x stock"
                 reference = stock[steps][1][0]
                 n = min(reference.shape[-1], audio.shape[-1])
-                line += f", waveform corr. with stock fp32 {np.corrcoef(reference[:n], audio[0][:n])[0, 1]:.4f}"
+                line += (
+                    f", waveform corr. with stock fp32 {np.corrcoef(reference[:n], audio[0][:n])[0, 1]:.4f}"
+                )
             line += f"; {memory_text(mem, cuda)}; UNet {rate * 1000:.1f} GFLOP/s"
-            line += (f" = {100 * rate / peak:.1f}% of the GPU's peak {peak:g} TFLOP/s" if peak
-                     else " (no GPU peak to compare with)")
+            line += (
+                f" = {100 * rate / peak:.1f}% of the GPU's peak {peak:g} TFLOP/s"
+                if peak
+                else " (no GPU peak to compare with)"
+            )
             print(line)
 
     # ---- image conditioning (encoder + aligner + GPT-2 LoA)
     encoder, aligner = image_conditioning(s, device, dtype, tiny=not cuda)
     ours.bundle.encoder, ours.bundle.aligner = encoder, aligner
     for batch in (1, max(batches)):
-        images = [np.random.default_rng(i).integers(0, 256, (480, 640, 3), dtype=np.uint8) for i in range(batch)]
-        seconds, _, _ = measure(lambda: ours.loa_embeddings(ours.image_embeddings(images)), device,
-                                repeats, warmup=True)
-        print(f"[image conditioning: {encoder.kind} encoder + aligner + GPT-2 LoA] batch {batch}: "
-              f"{1000 * seconds / batch:.1f} ms/image")
+        images = [
+            np.random.default_rng(i).integers(0, 256, (480, 640, 3), dtype=np.uint8) for i in range(batch)
+        ]
+        seconds, _, _ = measure(
+            lambda: ours.loa_embeddings(ours.image_embeddings(images)), device, repeats, warmup=True
+        )
+        print(
+            f"[image conditioning: {encoder.kind} encoder + aligner + GPT-2 LoA] batch {batch}: "
+            f"{1000 * seconds / batch:.1f} ms/image"
+        )
 
 
 def tiny_engine_clip(args) -> None:
@@ -318,9 +367,11 @@ def tiny_engine_clip(args) -> None:
             engine = Art2MusEngine(Path(tmp) / "tiny", steps=steps, device="cpu")
             started = time.perf_counter()
             clip = engine.generate(image, 10.0, seed=1)
-            print(f"[tiny bundle, engine.generate on the CPU] one 10-s clip, {steps} steps: "
-                  f"{time.perf_counter() - started:.2f} s ({clip.audio.shape[0] / clip.sample_rate:g} s of "
-                  f"{clip.sample_rate} Hz stereo)")
+            print(
+                f"[tiny bundle, engine.generate on the CPU] one 10-s clip, {steps} steps: "
+                f"{time.perf_counter() - started:.2f} s ({clip.audio.shape[0] / clip.sample_rate:g} s of "
+                f"{clip.sample_rate} Hz stereo)"
+            )
 
 
 if __name__ == "__main__":

@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # Imported before any stand-in module is installed: diffusers probes for timm at import time.
-from engine.engines.diffusion.aligner import make_aligner  # noqa: E402
-from engine.engines.diffusion.encoders import convert_imagebind_checkpoint, load_vision_encoder  # noqa: E402
-from engine.engines.diffusion.onnx_export import OnnxImageConditioner, export_image_conditioner  # noqa: E402
-from engine.engines.diffusion.preprocessing import IMAGEBIND_SPEC, preprocess  # noqa: E402
+from engine.engines.diffusion.aligner import make_aligner
+from engine.engines.diffusion.encoders import convert_imagebind_checkpoint, load_vision_encoder
+from engine.engines.diffusion.onnx_export import OnnxImageConditioner, export_image_conditioner
+from engine.engines.diffusion.preprocessing import IMAGEBIND_SPEC, preprocess
 
 DEMO = ROOT / "content" / "demo"
 
@@ -135,7 +135,10 @@ def build_reference(imagebind_model, size: str, seed: int) -> torch.nn.Module:
     else:
         small = dict(embed_dim=64, num_blocks=1, num_heads=4)
         model = imagebind_model.ImageBindModel(
-            vision_embed_dim=64, vision_num_blocks=3, vision_num_heads=4, out_embed_dim=1024,
+            vision_embed_dim=64,
+            vision_num_blocks=3,
+            vision_num_heads=4,
+            out_embed_dim=1024,
             **{f"{m}_{k}": v for m in ("text", "audio", "depth", "thermal", "imu") for k, v in small.items()},
         )
     with torch.no_grad():
@@ -156,8 +159,8 @@ def demo_images(limit: int) -> tuple[list[Path], list[np.ndarray]]:
 
 def compare_preprocessing(paths: list[Path], images: list[np.ndarray]) -> float | None:
     try:
-        from torchvision import transforms  # noqa: F401
         from imagebind import data
+        from torchvision import transforms  # noqa: F401
     except ImportError:
         return None
     theirs = data.load_and_transform_vision_data([str(p) for p in paths], "cpu").numpy()
@@ -195,8 +198,12 @@ def main() -> int:
         torch.save(reference.state_dict(), checkpoint)
         heads = reference.modality_trunks["vision"].blocks[0].attn.num_heads
         started = time.perf_counter()
-        encoder = load_vision_encoder(convert_imagebind_checkpoint(checkpoint, Path(tmp) / "encoder", heads=heads))
-        print(f"converted {checkpoint.stat().st_size / 1e6:.0f} MB checkpoint in {time.perf_counter() - started:.1f} s: {encoder.model.config}")
+        encoder = load_vision_encoder(
+            convert_imagebind_checkpoint(checkpoint, Path(tmp) / "encoder", heads=heads)
+        )
+        print(
+            f"converted {checkpoint.stat().st_size / 1e6:.0f} MB checkpoint in {time.perf_counter() - started:.1f} s: {encoder.model.config}"
+        )
         checkpoint.unlink()
 
         reference.to(args.device)

@@ -35,7 +35,11 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=120)
     parser.add_argument("--distance", type=int, default=0, help="scroll only this far (px); 0 = end to end")
     args = parser.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen:configfile=" + str(Path(__file__).resolve().parent.parent / "tests" / "offscreen-1920x1080.json"))
+    os.environ.setdefault(
+        "QT_QPA_PLATFORM",
+        "offscreen:configfile="
+        + str(Path(__file__).resolve().parent.parent / "tests" / "offscreen-1920x1080.json"),
+    )
     from kiosk_synthetic import make_store, open_kiosk
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,7 +56,9 @@ def main() -> None:
         bar = view.verticalScrollBar()
         view.doItemsLayout()
         app.processEvents()
-        print(f"gallery height {bar.maximum() + view.viewport().height():,} px; scrolling by {args.step} px per frame")
+        print(
+            f"gallery height {bar.maximum() + view.viewport().height():,} px; scrolling by {args.step} px per frame"
+        )
 
         painted = shown = 0
         original_get = window.thumbnails.get
@@ -91,18 +97,30 @@ def main() -> None:
         window.thumbnails.wait_idle(10000)
         ms = np.array(times) * 1000
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"frames: {len(ms)}; frame time median {np.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms, "
-              f"p99 {np.percentile(ms, 99):.1f} ms (target < 20 ms), max {ms.max():.1f} ms")
+        print(
+            f"frames: {len(ms)}; frame time median {np.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms, "
+            f"p99 {np.percentile(ms, 99):.1f} ms (target < 20 ms), max {ms.max():.1f} ms"
+        )
         cpu_ms = np.array(cpu) * 1000
-        print(f"UI-thread CPU time per frame (excludes waiting for other processes on a shared machine): "
-              f"median {np.median(cpu_ms):.1f} ms, p99 {np.percentile(cpu_ms, 99):.1f} ms")
-        print(f"machine load average during the run: {load_before:.1f} -> {os.getloadavg()[0]:.1f} "
-              f"on {os.cpu_count()} CPUs (other processes share them; wall-clock tails include that)")
-        print(f"cards painted with their thumbnail already decoded: {100 * shown / max(painted, 1):.0f} % "
-              f"(of {painted:,} card paints)")
-        print(f"thumbnail cache: {window.thumbnails.cached_bytes / 2**20:.0f} MB in {len(window.thumbnails._images)} images "
-              f"(bound {window.thumbnails.max_bytes / 2**20:.0f} MB)")
-        print(f"peak memory (max RSS) {peak:.0f} MB (target < 500 MB); before the kiosk opened {rss_before:.0f} MB")
+        print(
+            f"UI-thread CPU time per frame (excludes waiting for other processes on a shared machine): "
+            f"median {np.median(cpu_ms):.1f} ms, p99 {np.percentile(cpu_ms, 99):.1f} ms"
+        )
+        print(
+            f"machine load average during the run: {load_before:.1f} -> {os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} CPUs (other processes share them; wall-clock tails include that)"
+        )
+        print(
+            f"cards painted with their thumbnail already decoded: {100 * shown / max(painted, 1):.0f} % "
+            f"(of {painted:,} card paints)"
+        )
+        print(
+            f"thumbnail cache: {window.thumbnails.cached_bytes / 2**20:.0f} MB in {len(window.thumbnails._images)} images "
+            f"(bound {window.thumbnails.max_bytes / 2**20:.0f} MB)"
+        )
+        print(
+            f"peak memory (max RSS) {peak:.0f} MB (target < 500 MB); before the kiosk opened {rss_before:.0f} MB"
+        )
         window.allow_close = True
         window.close()
         backend.close()

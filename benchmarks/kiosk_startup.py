@@ -28,11 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def child(db_path: str) -> None:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
+    from kiosk_synthetic import SilentPlayer, open_kiosk, real_player
     from PyQt6.QtCore import QEvent, QObject, QTimer
-
-    from kiosk_synthetic import open_kiosk
-
-    from kiosk_synthetic import SilentPlayer, real_player
 
     marks: dict[str, float] = {}
     player = real_player() if os.environ.get("JACK_DEFAULT_SERVER") else SilentPlayer()
@@ -50,8 +47,14 @@ def child(db_path: str) -> None:
 
     def check():
         if "first_frame" in marks:
-            rows = [r for r in range(window.model.rowCount()) if view.visualRect(window.model.index(r)).intersects(view.viewport().rect())]
-            if rows and all(window.thumbnails._images.get(window.model.entry(r).id) is not None for r in rows):
+            rows = [
+                r
+                for r in range(window.model.rowCount())
+                if view.visualRect(window.model.index(r)).intersects(view.viewport().rect())
+            ]
+            if rows and all(
+                window.thumbnails._images.get(window.model.entry(r).id) is not None for r in rows
+            ):
                 view.viewport().repaint()
                 marks["thumbnails"] = time.monotonic()
                 marks["visible_cards"] = len(rows)
@@ -102,7 +105,11 @@ def run_all(args, jack, server, make_store) -> None:
         for run in range(args.runs):
             start = time.monotonic()
             out = subprocess.run(
-                [sys.executable, __file__, "--child", str(db)], env=env, capture_output=True, text=True, timeout=120
+                [sys.executable, __file__, "--child", str(db)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
             line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
             if line is None:
@@ -110,10 +117,14 @@ def run_all(args, jack, server, make_store) -> None:
             marks = json.loads(line)
             first.append(marks["first_frame"] - start)
             thumbs.append(marks["thumbnails"] - start)
-            print(f"run {run + 1}: first frame {first[-1]:.2f} s, "
-                  f"{marks['visible_cards']} visible thumbnails {thumbs[-1]:.2f} s")
-    print(f"kiosk start to first frame, {args.artworks} artworks: median {statistics.median(first):.2f} s "
-          f"(target < 3 s); all visible thumbnails: median {statistics.median(thumbs):.2f} s")
+            print(
+                f"run {run + 1}: first frame {first[-1]:.2f} s, "
+                f"{marks['visible_cards']} visible thumbnails {thumbs[-1]:.2f} s"
+            )
+    print(
+        f"kiosk start to first frame, {args.artworks} artworks: median {statistics.median(first):.2f} s "
+        f"(target < 3 s); all visible thumbnails: median {statistics.median(thumbs):.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -17,10 +17,34 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "content" / "demo"
 
-WORDS = (
-    "Evening Morning Harbour Garden Portrait Study Olive Trees Wheat Field Bridge Night Café "
-    "Sunflowers Irises Road Cypresses Lilacs Mountains Shore Boats River Orchard Interior Still Life"
-).split()
+WORDS = [
+    "Evening",
+    "Morning",
+    "Harbour",
+    "Garden",
+    "Portrait",
+    "Study",
+    "Olive",
+    "Trees",
+    "Wheat",
+    "Field",
+    "Bridge",
+    "Night",
+    "Café",
+    "Sunflowers",
+    "Irises",
+    "Road",
+    "Cypresses",
+    "Lilacs",
+    "Mountains",
+    "Shore",
+    "Boats",
+    "River",
+    "Orchard",
+    "Interior",
+    "Still",
+    "Life",
+]
 ARTISTS = ("Vincent van Gogh", "Berthe Morisot", "Claude Monet", "Paul Cézanne", "Mary Cassatt",
            "Gustave Caillebotte", "Camille Pissarro", "Alfred Sisley")  # fmt: skip
 
@@ -171,7 +195,8 @@ def start_private_jack(name: str):
         return None
     proc = subprocess.Popen(
         ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(100):
         if subprocess.run(["jack_lsp", "-s", name], capture_output=True).returncode == 0:

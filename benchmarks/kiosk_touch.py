@@ -26,15 +26,18 @@ import numpy as np
 SERVER = f"art2mus-bench-{os.getpid()}"
 os.environ["JACK_DEFAULT_SERVER"] = SERVER
 os.environ["JACK_NO_START_SERVER"] = "1"
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen:configfile=" + str(Path(__file__).resolve().parent.parent / "tests" / "offscreen-1920x1080.json"))
+os.environ.setdefault(
+    "QT_QPA_PLATFORM",
+    "offscreen:configfile="
+    + str(Path(__file__).resolve().parent.parent / "tests" / "offscreen-1920x1080.json"),
+)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
+    from kiosk_synthetic import SilentPlayer, make_store, open_kiosk, real_player, start_private_jack
     from PyQt6.QtCore import Qt
     from PyQt6.QtTest import QTest
-
-    from kiosk_synthetic import SilentPlayer, make_store, open_kiosk, real_player, start_private_jack
 
     jack = start_private_jack(SERVER)
     try:
@@ -73,16 +76,22 @@ def main() -> None:
                 deadline = start + 2.0
                 while not calls and time.perf_counter() < deadline:
                     app.processEvents()
-                assert calls, f"no crossfade for artwork {artwork_id} (touch {len(latencies)}, card {rect}, page {window.page}, viewport {view.viewport().rect()})"
+                assert calls, (
+                    f"no crossfade for artwork {artwork_id} (touch {len(latencies)}, card {rect}, page {window.page}, viewport {view.viewport().rect()})"
+                )
                 assert window.page == "artwork"
                 latencies.append((calls[0] - start) * 1000)
                 app.processEvents()
             ms = np.array(latencies)
             print(f"player: {kind}")
-            print(f"touch to crossfade_to, cached clip, {len(ms)} touches: median {statistics.median(ms):.1f} ms, "
-                  f"p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms (target < 50 ms)")
-            print(f"then the fade begins in the next audio block: "
-                  f"{1000 * 1024 / 48000:.0f} ms at most with block_size 1024 at 48 kHz")
+            print(
+                f"touch to crossfade_to, cached clip, {len(ms)} touches: median {statistics.median(ms):.1f} ms, "
+                f"p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms (target < 50 ms)"
+            )
+            print(
+                f"then the fade begins in the next audio block: "
+                f"{1000 * 1024 / 48000:.0f} ms at most with block_size 1024 at 48 kHz"
+            )
             window.allow_close = True
             window.close()
             backend.close()

@@ -24,29 +24,36 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.engines.diffusion.aligner import make_aligner  # noqa: E402
-from engine.engines.diffusion.encoders import (  # noqa: E402
+from engine.engines.diffusion.aligner import make_aligner
+from engine.engines.diffusion.encoders import (
     load_vision_encoder,
     make_tiny_encoder,
     save_clip_encoder,
     save_imagebind_encoder,
 )
-from engine.engines.diffusion.imagebind_vision import ImageBindVision, ImageBindVisionConfig  # noqa: E402
-from engine.engines.diffusion.onnx_export import OnnxImageConditioner, export_image_conditioner  # noqa: E402
+from engine.engines.diffusion.imagebind_vision import ImageBindVision, ImageBindVisionConfig
+from engine.engines.diffusion.onnx_export import OnnxImageConditioner, export_image_conditioner
 
 
 def build_encoder(kind: str, size: str, folder: Path):
     if size == "tiny":
         return load_vision_encoder(make_tiny_encoder(kind, folder))
     if kind == "imagebind":
-        save_imagebind_encoder(ImageBindVision(ImageBindVisionConfig()).init_random(torch.Generator().manual_seed(0)), folder)
+        save_imagebind_encoder(
+            ImageBindVision(ImageBindVisionConfig()).init_random(torch.Generator().manual_seed(0)), folder
+        )
     else:
         from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
 
         torch.manual_seed(0)
         config = CLIPVisionConfig(  # openai/clip-vit-base-patch32's vision tower
-            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            image_size=224, patch_size=32, projection_dim=512,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=224,
+            patch_size=32,
+            projection_dim=512,
         )
         save_clip_encoder(CLIPVisionModelWithProjection(config), CLIPImageProcessorPil(), folder)
     return load_vision_encoder(folder)
@@ -75,12 +82,16 @@ def main() -> int:
         encoder = build_encoder(args.kind, args.size, tmp / "encoder")
         aligner = make_aligner(args.kind, input_dim=encoder.dim).eval()
         params = sum(p.numel() for p in encoder.parameters()) / 1e6
-        print(f"{args.kind} ({args.size}): encoder {params:.0f}M parameters, aligner {aligner.num_parameters() / 1e6:.1f}M")
+        print(
+            f"{args.kind} ({args.size}): encoder {params:.0f}M parameters, aligner {aligner.num_parameters() / 1e6:.1f}M"
+        )
 
         started = time.perf_counter()
         folder = export_image_conditioner(encoder, aligner, tmp / "onnx")
-        print(f"export: {time.perf_counter() - started:.1f} s; files: "
-              + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in sorted(folder.iterdir())))
+        print(
+            f"export: {time.perf_counter() - started:.1f} s; files: "
+            + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in sorted(folder.iterdir()))
+        )
         conditioner = OnnxImageConditioner(folder)
         print(f"onnxruntime provider: {conditioner.provider}")
 
@@ -91,7 +102,9 @@ def main() -> int:
         ort_tokens, ort_embeds = conditioner.run(pixels.numpy())
         token_diff = float(np.abs(ort_tokens - tokens.numpy()).max())
         embed_diff = float(np.abs(ort_embeds - embeds.numpy()).max())
-        print(f"parity (fp32, batch {args.batch}): tokens max |diff| {token_diff:.2e}, embeddings {embed_diff:.2e}")
+        print(
+            f"parity (fp32, batch {args.batch}): tokens max |diff| {token_diff:.2e}, embeddings {embed_diff:.2e}"
+        )
 
         def torch_run():
             with torch.no_grad():
@@ -99,8 +112,10 @@ def main() -> int:
 
         torch_s = median_seconds(torch_run, args.runs)
         ort_s = median_seconds(lambda: conditioner.run(pixels.numpy()), args.runs)
-        print(f"latency per batch of {args.batch} (median of {args.runs}, {torch.get_num_threads()} threads): "
-              f"PyTorch {torch_s:.3f} s, onnxruntime {ort_s:.3f} s")
+        print(
+            f"latency per batch of {args.batch} (median of {args.runs}, {torch.get_num_threads()} threads): "
+            f"PyTorch {torch_s:.3f} s, onnxruntime {ort_s:.3f} s"
+        )
         return 0 if max(token_diff, embed_diff) <= 1e-4 else 1
 
 

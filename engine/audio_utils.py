@@ -17,7 +17,9 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
     if rate_in == rate_out:
         return np.asarray(audio, dtype=np.float32)
-    return soxr.resample(np.asarray(audio, dtype=np.float32), rate_in, rate_out, quality="HQ").astype(np.float32)
+    return soxr.resample(np.asarray(audio, dtype=np.float32), rate_in, rate_out, quality="HQ").astype(
+        np.float32
+    )
 
 
 def crossfade_loop(audio: np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:

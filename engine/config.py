@@ -24,7 +24,9 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "content" / "art2mus.t
 
 
 # PBKDF2 hash of the default curator PIN "2468"; installers set their own.
-DEFAULT_PIN_HASH = "pbkdf2_sha256$200000$art2mus-default$667cc02c378ebfa4327d2e5357a7b9e40dcc3351c433eecf3de905c02905b9a3"
+DEFAULT_PIN_HASH = (
+    "pbkdf2_sha256$200000$art2mus-default$667cc02c378ebfa4327d2e5357a7b9e40dcc3351c433eecf3de905c02905b9a3"
+)
 
 
 class ConfigError(ValueError):
@@ -194,8 +196,7 @@ def _build(cls: type, table: Any, file: Path, prefix: str) -> Any:
     unknown = sorted(set(table) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{file}: unknown key '{prefix}{unknown[0]}'; "
-            f"expected one of: {', '.join(sorted(fields))}"
+            f"{file}: unknown key '{prefix}{unknown[0]}'; expected one of: {', '.join(sorted(fields))}"
         )
     values = {}
     for name, value in table.items():

@@ -52,11 +52,33 @@ def _engine_for(config, name: str | None, model: Path | None = None):
 
 @click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--engine", "engine_name", type=ENGINE_CHOICES, help="Engine (default: engine.name from the configuration).")
-@click.option("--duration", type=float, callback=_check_duration, help=f"Clip length in seconds ({MIN_DURATION:g}-{MAX_DURATION:g}; default from the configuration).")
-@click.option("--seed", type=int, callback=_check_seed, help="Seed (0 or more; default from the configuration).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the WAV files (created if needed).")
-@click.option("--model", type=click.Path(file_okay=False, path_type=Path), help="Art2Mus model bundle folder (default: engine.model from the configuration).")
+@click.option(
+    "--engine",
+    "engine_name",
+    type=ENGINE_CHOICES,
+    help="Engine (default: engine.name from the configuration).",
+)
+@click.option(
+    "--duration",
+    type=float,
+    callback=_check_duration,
+    help=f"Clip length in seconds ({MIN_DURATION:g}-{MAX_DURATION:g}; default from the configuration).",
+)
+@click.option(
+    "--seed", type=int, callback=_check_seed, help="Seed (0 or more; default from the configuration)."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the WAV files (created if needed).",
+)
+@click.option(
+    "--model",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Art2Mus model bundle folder (default: engine.model from the configuration).",
+)
 @click.pass_context
 def generate(ctx, images, engine_name, duration, seed, out_dir, model):
     """Make a clip for each IMAGE and write OUT/<image name>.wav (no database needed).
@@ -81,7 +103,9 @@ def generate(ctx, images, engine_name, duration, seed, out_dir, model):
     for path in images:
         target = out_dir / f"{path.stem}.wav"
         if target.name in written:
-            click.echo(f"error: {path}: same output name as {written[target.name]} ({target}); skipped", err=True)
+            click.echo(
+                f"error: {path}: same output name as {written[target.name]} ({target}); skipped", err=True
+            )
             failed += 1
             continue
         started = time.perf_counter()
@@ -97,7 +121,12 @@ def generate(ctx, images, engine_name, duration, seed, out_dir, model):
         written[target.name] = path
         details = clip.details
         choices = ", ".join(
-            x for x in (details.get("key_name"), f"{details['tempo_bpm']:g} bpm" if "tempo_bpm" in details else None) if x
+            x
+            for x in (
+                details.get("key_name"),
+                f"{details['tempo_bpm']:g} bpm" if "tempo_bpm" in details else None,
+            )
+            if x
         )
         click.echo(
             f"{target}  {clip.duration:g} s{' (' + choices + ')' if choices else ''}  "
@@ -125,12 +154,31 @@ def _write_wav_atomically(target: Path, audio, rate: int) -> None:
 
 
 @click.command()
-@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database from the configuration).")
-@click.option("--engine", "engine_name", type=ENGINE_CHOICES, help="Engine (default: engine.name from the configuration).")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    help="Database file (default: store.database from the configuration).",
+)
+@click.option(
+    "--engine",
+    "engine_name",
+    type=ENGINE_CHOICES,
+    help="Engine (default: engine.name from the configuration).",
+)
 @click.option("--no-scan", is_flag=True, help="Do not scan the collection folder first.")
-@click.option("--retry-failed", is_flag=True, help="Give artworks whose generation failed another set of attempts.")
-@click.option("--model", type=click.Path(file_okay=False, path_type=Path), help="Art2Mus model bundle folder (default: engine.model from the configuration).")
-@click.option("--gpus", help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.")
+@click.option(
+    "--retry-failed", is_flag=True, help="Give artworks whose generation failed another set of attempts."
+)
+@click.option(
+    "--model",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Art2Mus model bundle folder (default: engine.model from the configuration).",
+)
+@click.option(
+    "--gpus",
+    help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.",
+)
 @click.pass_context
 def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     """Fill the clip cache for every ready artwork of the collection.
@@ -206,17 +254,27 @@ def _pregenerate_on_devices(ctx, config, db, gpus, engine_name, model, no_scan, 
     db_path = db.path
     db.close()
     click.echo(f"starting {len(devices)} worker processes: {', '.join(devices)}", err=True)
-    results = run_pool(devices, config_path=config.source, db_path=db_path,
-                       engine_name=engine_name, model=model, until_idle=True)
+    results = run_pool(
+        devices,
+        config_path=config.source,
+        db_path=db_path,
+        engine_name=engine_name,
+        model=model,
+        until_idle=True,
+    )
     failed = 0
     for r in results:
-        click.echo(f"{r.device} ({r.engine or 'no engine'}): {r.clips} clips for {r.done} artworks"
-                   f"{'' if r.ok else ' — worker failed'}")
+        click.echo(
+            f"{r.device} ({r.engine or 'no engine'}): {r.clips} clips for {r.done} artworks"
+            f"{'' if r.ok else ' — worker failed'}"
+        )
         for error in r.errors:
             click.echo(f"error: [{r.device}] {error}", err=True)
         failed += r.failed + (not r.ok)
-    click.echo(f"generated {sum(r.clips for r in results)} clips for {sum(r.done for r in results)} "
-               f"artworks on {len(devices)} devices")
+    click.echo(
+        f"generated {sum(r.clips for r in results)} clips for {sum(r.done for r in results)} "
+        f"artworks on {len(devices)} devices"
+    )
     if failed:
         ctx.exit(1)
 
@@ -243,9 +301,21 @@ def engine_group():
 
 
 @engine_group.command()
-@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database from the configuration).")
-@click.option("--model", type=click.Path(file_okay=False, path_type=Path), help="Art2Mus model bundle folder (default: engine.model from the configuration).")
-@click.option("--gpus", help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    help="Database file (default: store.database from the configuration).",
+)
+@click.option(
+    "--model",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Art2Mus model bundle folder (default: engine.model from the configuration).",
+)
+@click.option(
+    "--gpus",
+    help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.",
+)
 @click.pass_context
 def serve(ctx, db_path, model, gpus):
     """Keep the catalog in step with the collection folder and generate clips until stopped.
@@ -296,8 +366,9 @@ def _serve_on_devices(ctx, config, db, gpus, model) -> None:
     db.close()
     stop = _stop_on_signals("stopping the workers")
     log.info("engine service on %d devices: %s", len(devices), ", ".join(devices))
-    results = run_pool(devices, config_path=config.source, db_path=db_path,
-                       model=model, until_idle=False, stop=stop)
+    results = run_pool(
+        devices, config_path=config.source, db_path=db_path, model=model, until_idle=False, stop=stop
+    )
     for r in results:
         for error in r.errors:
             log.error("[%s] %s", r.device, error)

@@ -95,7 +95,11 @@ class EngineService:
         """The catalog changed (called from the watcher's or the poller's thread): queue what needs clips."""
         log.info(
             "catalog %s: %d added, %d updated, %d renamed, %d missing, %d invalid",
-            self.folder, summary.added, summary.updated, summary.renamed, summary.missing,
+            self.folder,
+            summary.added,
+            summary.updated,
+            summary.renamed,
+            summary.missing,
             summary.invalid,
         )
         for path, reason in summary.invalid_items:

@@ -163,9 +163,9 @@ class Worker:
         e = self.engine
         with self.db.read() as s:
             artworks = s.execute(
-                select(Artwork.id, Artwork.image_hash).where(
-                    Artwork.status == ArtworkStatus.READY, Artwork.image_hash.is_not(None)
-                ).order_by(Artwork.id)
+                select(Artwork.id, Artwork.image_hash)
+                .where(Artwork.status == ArtworkStatus.READY, Artwork.image_hash.is_not(None))
+                .order_by(Artwork.id)
             ).all()
             have = dict(
                 s.execute(
@@ -210,7 +210,9 @@ class Worker:
         with self.db.read() as s:
             return int(
                 s.scalar(
-                    select(func.count()).select_from(Job).where(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(
                         Job.engine.in_(names),
                         Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
                     )
@@ -355,8 +357,12 @@ class Worker:
                 results.append(self._finish_failed(item, exc))
             else:
                 results.append(self._finish_done(item))
-        log.info("batch of %d clips for %d artworks in %.1f s", len(clips), len(group),
-                 time.monotonic() - min(item.started for item in group))
+        log.info(
+            "batch of %d clips for %d artworks in %.1f s",
+            len(clips),
+            len(group),
+            time.monotonic() - min(item.started for item in group),
+        )
         return results
 
     def _store(self, item: _JobInHand, clips: list[GeneratedClip]) -> None:
@@ -409,15 +415,23 @@ class Worker:
         status = self.jobs.fail(job.id, error, self.worker_id)
         log.warning(
             "job %d (artwork %s) attempt %d/%d failed: %s",
-            job.id, job.artwork_id, job.attempts, job.max_attempts, error,
+            job.id,
+            job.artwork_id,
+            job.attempts,
+            job.max_attempts,
+            error,
         )
         log.debug("job %d failed", job.id, exc_info=exc)
         return self._result(item, status, error=error)
 
     @staticmethod
-    def _result(item: _JobInHand, status: str, clips: int = 0, error: str = "", path: str | None = None) -> JobResult:
+    def _result(
+        item: _JobInHand, status: str, clips: int = 0, error: str = "", path: str | None = None
+    ) -> JobResult:
         path = str(item.path) if path is None else path
-        return JobResult(item.job.id, item.job.artwork_id, path, status, clips, error, time.monotonic() - item.started)
+        return JobResult(
+            item.job.id, item.job.artwork_id, path, status, clips, error, time.monotonic() - item.started
+        )
 
     def _artwork(self, job: Job) -> Artwork:
         if job.artwork_id is None:

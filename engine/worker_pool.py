@@ -106,9 +106,20 @@ def run_pool(
         child = ctx.Process(
             target=_child_main,
             name=f"art2mus-worker-{index}",
-            args=(index, device, worker_id, str(config_path) if config_path else None, str(db_path),
-                  engine_name, str(Path(model).expanduser().resolve()) if model else None,
-                  until_idle, queued, child_stop, results, level),
+            args=(
+                index,
+                device,
+                worker_id,
+                str(config_path) if config_path else None,
+                str(db_path),
+                engine_name,
+                str(Path(model).expanduser().resolve()) if model else None,
+                until_idle,
+                queued,
+                child_stop,
+                results,
+                level,
+            ),
         )
         child.start()
         children.append(child)
@@ -133,14 +144,34 @@ def run_pool(
                 child.terminate()
                 child.join(timeout=10)
     for index, child in enumerate(children):
-        if child.exitcode not in (0, None) and not any(r.device == devices[index] and not r.ok for r in collected):
-            collected.append(PoolResult(devices[index], child.name, False,
-                                        errors=[f"worker process exited with code {child.exitcode}"]))
+        if child.exitcode not in (0, None) and not any(
+            r.device == devices[index] and not r.ok for r in collected
+        ):
+            collected.append(
+                PoolResult(
+                    devices[index],
+                    child.name,
+                    False,
+                    errors=[f"worker process exited with code {child.exitcode}"],
+                )
+            )
     return collected
 
 
-def _child_main(index, device, worker_id, config_path, db_path, engine_name, model, until_idle,
-                queued, stop, results, level) -> None:
+def _child_main(
+    index,
+    device,
+    worker_id,
+    config_path,
+    db_path,
+    engine_name,
+    model,
+    until_idle,
+    queued,
+    stop,
+    results,
+    level,
+) -> None:
     # "host:pid:..." like every worker id, so a restarted service can tell ours are gone.
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{worker_id}"
     # Before anything imports torch: this process sees only its own GPU, as cuda:0.
@@ -152,8 +183,19 @@ def _child_main(index, device, worker_id, config_path, db_path, engine_name, mod
         signal.signal(sig, lambda *_: stop.set())
     result = PoolResult(device, worker_id, ok=False)
     try:
-        _work(index, device, worker_id, config_path, db_path, engine_name, model, until_idle, queued, stop,
-              result)
+        _work(
+            index,
+            device,
+            worker_id,
+            config_path,
+            db_path,
+            engine_name,
+            model,
+            until_idle,
+            queued,
+            stop,
+            result,
+        )
         result.ok = True
     except Exception as exc:  # reported to the parent, which prints it
         result.errors.append(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
@@ -164,8 +206,19 @@ def _child_main(index, device, worker_id, config_path, db_path, engine_name, mod
         results.put(result)
 
 
-def _work(index, device, worker_id, config_path, db_path, engine_name, model, until_idle, queued, stop,
-          result: PoolResult) -> None:
+def _work(
+    index,
+    device,
+    worker_id,
+    config_path,
+    db_path,
+    engine_name,
+    model,
+    until_idle,
+    queued,
+    stop,
+    result: PoolResult,
+) -> None:
     from engine.config import default_config, load_config
     from engine.engines.registry import create_engine, resolve_engine
     from engine.store import Database
@@ -211,8 +264,9 @@ def _work(index, device, worker_id, config_path, db_path, engine_name, model, un
             summary.add(job)
         result.done, result.clips = summary.done, summary.clips
         result.skipped, result.failed = summary.skipped, summary.failed + summary.retrying
-        result.errors += [f"{path}: {error}" if path and path not in error else error
-                          for path, error in summary.errors]
+        result.errors += [
+            f"{path}: {error}" if path and path not in error else error for path, error in summary.errors
+        ]
     finally:
         db.close()
 

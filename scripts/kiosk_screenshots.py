@@ -31,8 +31,11 @@ sys.path.insert(0, str(ROOT))
 def start_jack():
     if shutil.which("jackd") is None:
         return None
-    proc = subprocess.Popen(["jackd", "-n", SERVER, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["jackd", "-n", SERVER, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(100):
         if subprocess.run(["jack_lsp", "-s", SERVER], capture_output=True).returncode == 0:
             return proc
@@ -88,8 +91,12 @@ def shoot(tmp: Path, out: Path) -> None:
         window.grab().save(str(path), "PNG")
         print(f"saved {path}")
 
-    wait(180, lambda: window.model.rowCount() == 8
-         and all(e.music == MusicState.READY for e in window.model.entries()))
+    wait(
+        180,
+        lambda: (
+            window.model.rowCount() == 8 and all(e.music == MusicState.READY for e in window.model.entries())
+        ),
+    )
     window.idle.stop()
     entries = {e.path: e for e in window.model.entries()}
 

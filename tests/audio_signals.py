@@ -16,8 +16,9 @@ def sine(freq: float, seconds: float, amp: float = 0.5, rate: int = RATE) -> np.
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def amplitude(x: np.ndarray, freq: float, window: int = WINDOW, hop: int = WINDOW // 2,
-              rate: int = RATE) -> tuple[np.ndarray, np.ndarray]:
+def amplitude(
+    x: np.ndarray, freq: float, window: int = WINDOW, hop: int = WINDOW // 2, rate: int = RATE
+) -> tuple[np.ndarray, np.ndarray]:
     """Amplitude of the ``freq`` component per window, and the window centres (seconds)."""
     starts = np.arange(0, len(x) - window + 1, hop)
     n = np.arange(window)

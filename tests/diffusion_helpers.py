@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 # --------------------------------------------------------------------------- tiny bundles
 
 _BUNDLES: dict[str, Path] = {}

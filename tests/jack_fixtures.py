@@ -32,8 +32,14 @@ os.environ.setdefault("JACK_NO_AUDIO_RESERVATION", "1")
 class JackServer:
     """A jackd process on the dummy driver: start, kill, restart."""
 
-    def __init__(self, name: str = SERVER_NAME, rate: int = RATE, period: int = PERIOD,
-                 log_path: str | None = None, realtime: bool = False) -> None:
+    def __init__(
+        self,
+        name: str = SERVER_NAME,
+        rate: int = RATE,
+        period: int = PERIOD,
+        log_path: str | None = None,
+        realtime: bool = False,
+    ) -> None:
         self.name, self.rate, self.period = name, rate, period
         # Real-time scheduling (as on the exhibition PC) where the machine allows it; the
         # tests use --no-realtime, which needs no privileges.
@@ -48,9 +54,23 @@ class JackServer:
     def start(self, timeout: float = 20.0) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                ["jackd", "-n", self.name, "-R" if self.realtime else "--no-realtime", "-t", "5000",
-                 "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    "jackd",
+                    "-n",
+                    self.name,
+                    "-R" if self.realtime else "--no-realtime",
+                    "-t",
+                    "5000",
+                    "-d",
+                    "dummy",
+                    "-r",
+                    str(self.rate),
+                    "-p",
+                    str(self.period),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -90,8 +110,13 @@ class JackServer:
 class JackRecorder:
     """Records the player's output ports into a preallocated buffer, with frame times."""
 
-    def __init__(self, server: str = SERVER_NAME, seconds: float = 60.0, channels: int = 2,
-                 name: str = "art2mus-recorder") -> None:
+    def __init__(
+        self,
+        server: str = SERVER_NAME,
+        seconds: float = 60.0,
+        channels: int = 2,
+        name: str = "art2mus-recorder",
+    ) -> None:
         import jack
 
         self.client = jack.Client(name, servername=server, no_start_server=True)
@@ -128,8 +153,11 @@ class JackRecorder:
         """Output ports of the newest other client (after a recovery the abandoned PortAudio
         client may still be registered as "PortAudio", the new one as "PortAudio-01")."""
         own = self.client.name + ":"
-        names = [p.name for p in self.client.get_ports(is_output=True, is_audio=True)
-                 if not p.name.startswith(("system:", own))]
+        names = [
+            p.name
+            for p in self.client.get_ports(is_output=True, is_audio=True)
+            if not p.name.startswith(("system:", own))
+        ]
         by_client: dict[str, list[str]] = {}
         for name in names:
             by_client.setdefault(name.split(":")[0], []).append(name)

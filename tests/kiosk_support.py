@@ -16,11 +16,11 @@ SCREEN = Path(__file__).resolve().parent / "offscreen-1920x1080.json"
 if os.environ.get("QT_QPA_PLATFORM", "offscreen") == "offscreen":
     os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={SCREEN}"
 
-from engine.catalog.scanner import scan_collection  # noqa: E402
-from engine.config import default_config  # noqa: E402
-from engine.engines.base import GeneratedClip  # noqa: E402
-from engine.store import Artwork, Database  # noqa: E402
-from engine.store.clips import ClipStore  # noqa: E402
+from engine.catalog.scanner import scan_collection
+from engine.config import default_config
+from engine.engines.base import GeneratedClip
+from engine.store import Artwork, Database
+from engine.store.clips import ClipStore
 
 
 class ToneEngine:

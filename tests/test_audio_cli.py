@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
-
 from audio_signals import F1, F2, RATE, amplitude, sine
-from installation.cli import main
+from click.testing import CliRunner
 from jack_fixtures import JackRecorder
+
+from installation.cli import main
 
 pytestmark = pytest.mark.audio
 
@@ -42,7 +42,9 @@ def test_play_crossfades_files_in_turn(jack, tmp_path, monkeypatch):
         return ok
 
     monkeypatch.setattr(player_module.Player, "start", start_and_record)
-    result = CliRunner().invoke(main, ["audio", "play", str(a), str(b), "--crossfade", "0.5", "--volume", "1"])
+    result = CliRunner().invoke(
+        main, ["audio", "play", str(a), str(b), "--crossfade", "0.5", "--volume", "1"]
+    )
     rec = recorded["rec"]
     x = rec.stop()[:, 0]
     rec.close()
@@ -81,10 +83,23 @@ def test_play_loop_cycles_in_time_and_ctrl_c_fades_out(jack, tmp_path):
     sf.write(b, sine(F2, 1.0, 0.5), RATE)
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(
-        [sys.executable, "-m", "installation.cli", "audio", "play", str(a), str(b), "--loop",
-         "--crossfade", "0.3"],
-        cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "installation.cli",
+            "audio",
+            "play",
+            str(a),
+            str(b),
+            "--loop",
+            "--crossfade",
+            "0.3",
+        ],
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a real Ctrl-C
     )
     time.sleep(5.0)

@@ -11,11 +11,11 @@ import time
 
 import numpy as np
 import pytest
-
 from audio_signals import F1, RATE, amplitude, sine_jump_limit
+from jack_fixtures import JackRecorder
+
 from engine.config import AudioConfig
 from installation.audio import Player
-from jack_fixtures import JackRecorder
 
 pytestmark = pytest.mark.audio
 
@@ -48,8 +48,9 @@ def wait_for(condition, timeout, what):
 
 def test_recovers_after_the_jack_server_restarts(jack):
     fatal: list[str] = []
-    player = Player(AudioConfig(volume=1.0, loop_seam_seconds=0.0, recover_seconds=60.0),
-                    on_fatal=fatal.append)
+    player = Player(
+        AudioConfig(volume=1.0, loop_seam_seconds=0.0, recover_seconds=60.0), on_fatal=fatal.append
+    )
     assert player.start()
     recorder = JackRecorder(server=jack.name)
     try:
@@ -66,8 +67,9 @@ def test_recovers_after_the_jack_server_restarts(jack):
         wait_for(lambda: not player.supervisor.healthy, 10, "the supervisor to notice")
         time.sleep(1.0)  # the server stays away for a while
         jack.start()
-        wait_for(lambda: player.supervisor.healthy and player.supervisor.restarts >= 1, 30,
-                 "the player to recover")
+        wait_for(
+            lambda: player.supervisor.healthy and player.supervisor.restarts >= 1, 30, "the player to recover"
+        )
 
         recorder = JackRecorder(server=jack.name, name="art2mus-recorder-2")
         recorder.connect_player()
@@ -126,8 +128,9 @@ def test_recovers_from_a_stalled_device(jack):
     import signal
 
     fatal: list[str] = []
-    player = Player(AudioConfig(volume=1.0, loop_seam_seconds=0.0, recover_seconds=60.0),
-                    on_fatal=fatal.append)
+    player = Player(
+        AudioConfig(volume=1.0, loop_seam_seconds=0.0, recover_seconds=60.0), on_fatal=fatal.append
+    )
     assert player.start()
     try:
         player.crossfade_to(player.prepare("rise", lambda: (rising_sine(), RATE)), 0.5)

@@ -11,9 +11,8 @@ import time
 
 import numpy as np
 import pytest
+from audio_signals import F1, F2, F3, F4, RATE, amplitude, first_crossing, max_jump, sine, sine_jump_limit
 
-from audio_signals import (F1, F2, F3, F4, RATE, amplitude, first_crossing, max_jump, sine,
-                           sine_jump_limit)
 from engine.config import AudioConfig
 from installation.audio import Player
 
@@ -166,10 +165,14 @@ def test_device_chosen_by_name_with_fallback(jack):
 def test_quiet_hours_lower_the_volume_at_start(jack, recorder):
     from engine.config import QuietHours
 
-    p = Player(AudioConfig(volume=1.0, loop_seam_seconds=0.0,
-                           quiet_hours=[QuietHours("00:00", "23:59", 0.5),
-                                        QuietHours("23:59", "00:00", 0.5)]),
-               on_fatal=lambda reason: None)
+    p = Player(
+        AudioConfig(
+            volume=1.0,
+            loop_seam_seconds=0.0,
+            quiet_hours=[QuietHours("00:00", "23:59", 0.5), QuietHours("23:59", "00:00", 0.5)],
+        ),
+        on_fatal=lambda reason: None,
+    )
     assert p.start()
     try:
         recorder.connect_player()

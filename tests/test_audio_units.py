@@ -184,8 +184,13 @@ def test_cache_keeps_the_budget_and_what_plays():
 
 
 def test_quiet_hours_cross_midnight():
-    s = QuietSchedule([QuietHours("22:00", "06:30", 0.3), QuietHours("09:00", "10:00", 0.5),
-                       QuietHours("09:30", "09:45", 0.2)])
+    s = QuietSchedule(
+        [
+            QuietHours("22:00", "06:30", 0.3),
+            QuietHours("09:00", "10:00", 0.5),
+            QuietHours("09:30", "09:45", 0.2),
+        ]
+    )
 
     def at(hhmm):
         h, m = map(int, hhmm.split(":"))

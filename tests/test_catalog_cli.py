@@ -41,7 +41,11 @@ def test_scan_and_list_json(collection, db_path):
     assert len(artworks) == 9
     night = artworks["the-night-cafe.png"]
     assert {k: night[k] for k in ("title", "artist", "year", "status")} == {
-        "title": "The Night Café", "artist": "Vincent van Gogh", "year": "1888", "status": "ready"}
+        "title": "The Night Café",
+        "artist": "Vincent van Gogh",
+        "year": "1888",
+        "status": "ready",
+    }
     assert artworks["broken.jpg"]["status"] == "invalid"
     assert "contains text" in artworks["broken.jpg"]["reason"]
     invalid = runner.invoke(main, ["catalog", "list", "--db", str(db_path), "--json", "--status", "invalid"])
@@ -75,9 +79,23 @@ def test_watch_command_picks_up_a_new_file_and_stops_on_sigterm(tmp_path, db_pat
     config.write_text("[catalog]\nsettle_seconds = 0.2\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "installation.cli", "-c", str(config), "catalog", "watch", str(c),
-         "--db", str(db_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "installation.cli",
+            "-c",
+            str(config),
+            "catalog",
+            "watch",
+            str(c),
+            "--db",
+            str(db_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)

@@ -42,7 +42,10 @@ def test_jpeg_reduced_decode_is_close_to_full(tmp_path):
     "make, expected",
     [
         (lambda p: p.write_bytes(b""), "empty (0 bytes)"),
-        (lambda p: p.write_text("Dear curator,\nthis is a letter.\n"), "not an image: the file contains text"),
+        (
+            lambda p: p.write_text("Dear curator,\nthis is a letter.\n"),
+            "not an image: the file contains text",
+        ),
         (lambda p: write_truncated_jpeg(p), "truncated"),
         (lambda p: p.write_bytes(bytes(range(256)) * 4), "not an image in a supported format"),
     ],
@@ -159,6 +162,8 @@ def test_every_exif_orientation_matches_pillows_exif_transpose(tmp_path, orienta
     expected = np.asarray(ImageOps.exif_transpose(Image.open(p)).convert("RGB"))
     assert np.array_equal(load_rgb(p), expected)
     small = load_rgb(p, max_side=300)  # reduced before rotating: same picture, smaller
-    assert max(small.shape[:2]) == 300 and (small.shape[0] > small.shape[1]) == (expected.shape[0] > expected.shape[1])
+    assert max(small.shape[:2]) == 300 and (small.shape[0] > small.shape[1]) == (
+        expected.shape[0] > expected.shape[1]
+    )
     shrunk = np.asarray(Image.fromarray(expected).resize(small.shape[1::-1], Image.Resampling.BOX))
     assert np.abs(small.astype(int) - shrunk.astype(int)).mean() < 8

@@ -13,9 +13,9 @@ from engine.catalog.metadata import (
 def test_csv_with_bom_semicolons_quotes_and_extra_columns(tmp_path):
     p = tmp_path / "catalog.csv"
     p.write_bytes(
-        "\ufeffFile;Title;Year;Room;\n"
-        'a.jpg;"Night; with a semicolon";1888;Hall 2;\n'
-        "sub\\b.jpg;B;;;\n".encode("utf-8")
+        '\ufeffFile;Title;Year;Room;\na.jpg;"Night; with a semicolon";1888;Hall 2;\nsub\\b.jpg;B;;;\n'.encode(
+            "utf-8"
+        )
     )
     records, problems = parse_catalog_csv(str(p))
     assert problems == []
@@ -39,11 +39,15 @@ def test_csv_duplicates_empty_file_cells_and_long_rows_are_reported(tmp_path):
 
 def test_json_entries_with_wrong_types_are_reported_by_key(tmp_path):
     p = tmp_path / "catalog.json"
-    p.write_text(json.dumps([
-        {"file": "a.jpg", "title": ["not", "text"], "year": 1890, "artist": "Someone"},
-        "just a string",
-        {"title": "no file key"},
-    ]))
+    p.write_text(
+        json.dumps(
+            [
+                {"file": "a.jpg", "title": ["not", "text"], "year": 1890, "artist": "Someone"},
+                "just a string",
+                {"title": "no file key"},
+            ]
+        )
+    )
     records, problems = parse_catalog_json(str(p))
     assert records["a.jpg"].fields == {"year": "1890", "artist": "Someone"}
     reasons = [pr.reason for pr in problems]

@@ -37,7 +37,11 @@ def test_demo_collection_is_imported_with_metadata_and_left_untouched(collection
     assert summary.added == 8 and summary.invalid == 0 and summary.problems == []
     arts = by_path(db)
     cafe = arts["cafe-terrace-at-night.png"]
-    assert (cafe["title"], cafe["artist"], cafe["year"]) == ("Café Terrace at Night", "Vincent van Gogh", "1888")
+    assert (cafe["title"], cafe["artist"], cafe["year"]) == (
+        "Café Terrace at Night",
+        "Vincent van Gogh",
+        "1888",
+    )
     assert cafe["status"] == "ready" and cafe["width"] > 0 and len(cafe["image_hash"]) == 64
     with db.read() as s:
         row = s.scalars(select(Artwork).where(Artwork.path == "cafe-terrace-at-night.png")).one()
@@ -160,13 +164,22 @@ def test_metadata_precedence_sidecar_json_csv_filename(tmp_path, db):
         "b.jpg,CSV B,Csv Artist,1901,Hall 2\n"
         "c.jpg,CSV C,Csv Artist,1902,\n"
     )
-    (c / "catalog.json").write_text(json.dumps([{"file": "b.jpg", "title": "JSON B", "year": 1950},
-                                                {"file": "c.jpg", "title": "JSON C"}]))
+    (c / "catalog.json").write_text(
+        json.dumps([{"file": "b.jpg", "title": "JSON B", "year": 1950}, {"file": "c.jpg", "title": "JSON C"}])
+    )
     (c / "c.json").write_text(json.dumps({"title": "Sidecar C", "style": "Cubism", "loan": "private"}))
     scan_collection(db, c, CONFIG)
     arts = by_path(db)
-    assert (arts["a.jpg"]["title"], arts["a.jpg"]["year"], arts["a.jpg"]["extra"]) == ("CSV A", "1900", {"room": "Hall 1"})
-    assert (arts["b.jpg"]["title"], arts["b.jpg"]["year"], arts["b.jpg"]["artist"]) == ("JSON B", "1950", "Csv Artist")
+    assert (arts["a.jpg"]["title"], arts["a.jpg"]["year"], arts["a.jpg"]["extra"]) == (
+        "CSV A",
+        "1900",
+        {"room": "Hall 1"},
+    )
+    assert (arts["b.jpg"]["title"], arts["b.jpg"]["year"], arts["b.jpg"]["artist"]) == (
+        "JSON B",
+        "1950",
+        "Csv Artist",
+    )
     assert (arts["c.jpg"]["title"], arts["c.jpg"]["style"]) == ("Sidecar C", "Cubism")
     assert arts["c.jpg"]["extra"] == {"loan": "private"}
     assert arts["c.jpg"]["metadata_source"] == "c.json; catalog.json:[1]; catalog.csv:4"

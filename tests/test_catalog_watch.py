@@ -102,9 +102,7 @@ def test_rename_replace_delete_and_metadata_edit(watched):
 
     write_jpeg(folder / "tmp.part", 2)  # write elsewhere, then replace atomically
     (folder / "tmp.part").replace(folder / "moved.jpg")
-    replaced = wait_for(
-        lambda: (r := by_path(db)["moved.jpg"])["image_hash"] != first["image_hash"] and r
-    )
+    replaced = wait_for(lambda: (r := by_path(db)["moved.jpg"])["image_hash"] != first["image_hash"] and r)
     assert replaced["id"] == first["id"]
 
     (folder / "moved.json").write_text('{"title": "Dusk", "artist": "A. Painter"}')

@@ -9,13 +9,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.engines.diffusion.aligner import (  # noqa: E402
+from engine.engines.diffusion.aligner import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     ImageAligner,
     make_aligner,
 )
-from engine.engines.diffusion.checkpoints import CheckpointError  # noqa: E402
+from engine.engines.diffusion.checkpoints import CheckpointError
 
 
 def test_imagebind_aligner_maps_1024_to_16_tokens_without_upscaler():
@@ -56,7 +56,12 @@ def test_save_and_load_roundtrip_in_diffusers_format(tmp_path: Path):
     assert (tmp_path / CONFIG_NAME).is_file() and (tmp_path / WEIGHTS_NAME).is_file()
     config = json.loads((tmp_path / CONFIG_NAME).read_text())
     assert config["_class_name"] == "ImageAligner"
-    assert (config["input_dim"], config["embed_dim"], config["num_tokens"], config["token_dim"]) == (512, 1024, 3, 768)
+    assert (config["input_dim"], config["embed_dim"], config["num_tokens"], config["token_dim"]) == (
+        512,
+        1024,
+        3,
+        768,
+    )
 
     loaded = ImageAligner.from_pretrained(tmp_path)
     x = torch.randn(4, 512)
@@ -146,5 +151,7 @@ def test_package_and_torch_free_modules_import_without_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     root = Path(__file__).resolve().parent.parent
-    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr

@@ -10,12 +10,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from click.testing import CliRunner  # noqa: E402
+import diffusion_helpers as helpers
+from click.testing import CliRunner
 
-import diffusion_helpers as helpers  # noqa: E402
-
-from engine.engines.diffusion import architectures as arch  # noqa: E402
-from engine.engines.diffusion.bundle import (  # noqa: E402
+from engine.engines.diffusion import architectures as arch
+from engine.engines.diffusion.bundle import (
     CONDITIONING,
     MANIFEST,
     BundleError,
@@ -24,7 +23,7 @@ from engine.engines.diffusion.bundle import (  # noqa: E402
     model_version,
     sha256_file,
 )
-from installation.cli import main  # noqa: E402
+from installation.cli import main
 
 
 def run_cli(*args: str):
@@ -32,7 +31,9 @@ def run_cli(*args: str):
 
 
 def tree_hashes(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 # --------------------------------------------------------------------------- good bundles
@@ -88,8 +89,17 @@ def test_build_from_local_folders_stores_pipeline_conditioning(tmp_path):
     inputs = {name: tree_hashes(tmp_path / name) for name in ("audioldm2-music", "encoder", "aligner")}
 
     out = tmp_path / "bundle"
-    result = run_cli("models", "build", str(out), "--audioldm2", str(snapshot),
-                     "--encoder", str(tmp_path / "encoder"), "--aligner", str(tmp_path / "aligner"))
+    result = run_cli(
+        "models",
+        "build",
+        str(out),
+        "--audioldm2",
+        str(snapshot),
+        "--encoder",
+        str(tmp_path / "encoder"),
+        "--aligner",
+        str(tmp_path / "aligner"),
+    )
     assert result.exit_code == 0, result.output
     assert check_bundle(out) == []
     # The curators' / installers' input folders are only read.
@@ -115,9 +125,20 @@ def test_build_from_local_folders_stores_pipeline_conditioning(tmp_path):
     torch.testing.assert_close(stored["negative_generated_prompt_embeds"], generated[:1])
 
     # A second build never overwrites a bundle.
-    again = CliRunner().invoke(main, ["models", "build", str(out), "--audioldm2", str(snapshot),
-                                      "--encoder", str(tmp_path / "encoder"),
-                                      "--aligner", str(tmp_path / "aligner")])
+    again = CliRunner().invoke(
+        main,
+        [
+            "models",
+            "build",
+            str(out),
+            "--audioldm2",
+            str(snapshot),
+            "--encoder",
+            str(tmp_path / "encoder"),
+            "--aligner",
+            str(tmp_path / "aligner"),
+        ],
+    )
     assert again.exit_code != 0 and "already exists" in again.output
 
 
@@ -131,9 +152,20 @@ def test_build_refuses_aligner_that_does_not_fit_the_encoder(tmp_path):
     ImageAligner(input_dim=77, embed_dim=64, num_tokens=6, token_dim=arch.TINY.lm_dim).save_pretrained(
         tmp_path / "aligner"
     )
-    result = CliRunner().invoke(main, ["models", "build", str(tmp_path / "out"), "--audioldm2", str(snapshot),
-                                       "--encoder", str(tmp_path / "encoder"),
-                                       "--aligner", str(tmp_path / "aligner")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "models",
+            "build",
+            str(tmp_path / "out"),
+            "--audioldm2",
+            str(snapshot),
+            "--encoder",
+            str(tmp_path / "encoder"),
+            "--aligner",
+            str(tmp_path / "aligner"),
+        ],
+    )
     assert result.exit_code != 0
     assert "aligner/config.json: input_dim 77" in result.output
     assert not (tmp_path / "out").exists()

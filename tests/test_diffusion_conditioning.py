@@ -8,11 +8,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from diffusers import AudioLDM2Pipeline  # noqa: E402
-from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model  # noqa: E402
+from diffusers import AudioLDM2Pipeline
+from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
-from engine.engines.diffusion.aligner import ImageAligner  # noqa: E402
-from engine.engines.diffusion.conditioning import generate_loa  # noqa: E402
+from engine.engines.diffusion.aligner import ImageAligner
+from engine.engines.diffusion.conditioning import generate_loa
 
 WIDTH = 32
 
@@ -20,7 +20,9 @@ WIDTH = 32
 def tiny_gpt2_pair() -> tuple[GPT2LMHeadModel, GPT2Model]:
     """A tiny random GPT-2 as GPT2LMHeadModel and the same weights as GPT2Model."""
     torch.manual_seed(0)
-    config = GPT2Config(n_embd=WIDTH, n_layer=2, n_head=4, n_positions=64, vocab_size=64, bos_token_id=0, eos_token_id=0)
+    config = GPT2Config(
+        n_embd=WIDTH, n_layer=2, n_head=4, n_positions=64, vocab_size=64, bos_token_id=0, eos_token_id=0
+    )
     lm = GPT2LMHeadModel(config).eval()
     base = GPT2Model(config).eval()
     base.load_state_dict(lm.transformer.state_dict())

@@ -12,8 +12,8 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from safetensors.torch import save_file  # noqa: E402
-from transformers import (  # noqa: E402
+from safetensors.torch import save_file
+from transformers import (
     CLIPConfig,
     CLIPImageProcessor,
     CLIPImageProcessorPil,
@@ -22,8 +22,8 @@ from transformers import (  # noqa: E402
     CLIPVisionConfig,
 )
 
-from engine.engines.diffusion.checkpoints import CheckpointError  # noqa: E402
-from engine.engines.diffusion.encoders import (  # noqa: E402
+from engine.engines.diffusion.checkpoints import CheckpointError
+from engine.engines.diffusion.encoders import (
     ENCODER_CONFIG,
     WEIGHTS,
     convert_clip_checkpoint,
@@ -31,11 +31,11 @@ from engine.engines.diffusion.encoders import (  # noqa: E402
     load_vision_encoder,
     make_tiny_encoder,
 )
-from engine.engines.diffusion.imagebind_vision import (  # noqa: E402
+from engine.engines.diffusion.imagebind_vision import (
     ImageBindVision,
     ImageBindVisionConfig,
 )
-from engine.engines.diffusion.preprocessing import CLIP_SPEC, preprocess  # noqa: E402
+from engine.engines.diffusion.preprocessing import CLIP_SPEC, preprocess
 
 DEMO = Path(__file__).resolve().parent.parent / "content" / "demo"
 
@@ -53,10 +53,13 @@ def tiny_folders(tmp_path_factory) -> dict[str, Path]:
 # --- folder format and loading -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind,dim,files", [
-    ("clip", 512, {ENCODER_CONFIG, "config.json", WEIGHTS, "preprocessor_config.json"}),
-    ("imagebind", 1024, {ENCODER_CONFIG, WEIGHTS}),
-])
+@pytest.mark.parametrize(
+    "kind,dim,files",
+    [
+        ("clip", 512, {ENCODER_CONFIG, "config.json", WEIGHTS, "preprocessor_config.json"}),
+        ("imagebind", 1024, {ENCODER_CONFIG, WEIGHTS}),
+    ],
+)
 def test_tiny_encoder_roundtrip(tiny_folders, kind, dim, files):
     folder = tiny_folders[kind]
     assert files <= {p.name for p in folder.iterdir()}
@@ -112,11 +115,14 @@ def test_imagebind_crop_offset_rounds_like_torchvision(tiny_folders):
     assert not np.allclose(ours, resized[:, :, 27:251, :])
 
 
-@pytest.mark.parametrize("bad", [
-    np.zeros((10, 10), np.uint8),
-    np.zeros((10, 10, 4), np.uint8),
-    np.zeros((10, 10, 3), np.float32),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((10, 10), np.uint8),
+        np.zeros((10, 10, 4), np.uint8),
+        np.zeros((10, 10, 3), np.float32),
+    ],
+)
 def test_preprocess_refuses_non_rgb_uint8_naming_the_index(tiny_folders, bad):
     encoder = load_vision_encoder(tiny_folders["imagebind"])
     with pytest.raises(ValueError, match="image 1: expected an RGB uint8"):
@@ -147,7 +153,9 @@ def test_imagebind_huge_key_layout_and_shapes():
     assert 630e6 < params < 635e6  # ImageBind-huge's vision tower: ~632M parameters
 
 
-def reference_imagebind_vision(state: dict, config: ImageBindVisionConfig, pixels: torch.Tensor) -> torch.Tensor:
+def reference_imagebind_vision(
+    state: dict, config: ImageBindVisionConfig, pixels: torch.Tensor
+) -> torch.Tensor:
     """ImageBind's vision forward written out from torch primitives and its own layer classes
     (nn.MultiheadAttention, sequence-first, like ImageBind's SimpleTransformer), independent of
     the module under test."""
@@ -160,17 +168,21 @@ def reference_imagebind_vision(state: dict, config: ImageBindVisionConfig, pixel
     x = x.flatten(2).transpose(1, 2)
     x = torch.cat([state[p + "cls_token"].expand(x.shape[0], -1, -1), x], dim=1)
     x = x + state[p + "pos_embedding_helper.pos_embed"]
-    ln = lambda y, k: torch.nn.functional.layer_norm(y, (config.width,), state[k + ".weight"], state[k + ".bias"], 1e-6)  # noqa: E731
+    ln = lambda y, k: torch.nn.functional.layer_norm(
+        y, (config.width,), state[k + ".weight"], state[k + ".bias"], 1e-6
+    )
     x = ln(x, t + "pre_transformer_layer.0").transpose(0, 1)  # "b l d -> l b d"
     for i in range(config.layers):
         b = f"{t}blocks.{i}."
         mha = torch.nn.MultiheadAttention(config.width, config.heads, bias=True)
-        mha.load_state_dict({
-            "in_proj_weight": state[b + "attn.in_proj_weight"],
-            "in_proj_bias": state[b + "attn.in_proj_bias"],
-            "out_proj.weight": state[b + "attn.out_proj.weight"],
-            "out_proj.bias": state[b + "attn.out_proj.bias"],
-        })
+        mha.load_state_dict(
+            {
+                "in_proj_weight": state[b + "attn.in_proj_weight"],
+                "in_proj_bias": state[b + "attn.in_proj_bias"],
+                "out_proj.weight": state[b + "attn.out_proj.weight"],
+                "out_proj.bias": state[b + "attn.out_proj.bias"],
+            }
+        )
         y = ln(x, b + "norm_1")
         x = x + mha(y, y, y, need_weights=False)[0]
         y = ln(x, b + "norm_2")
@@ -220,8 +232,12 @@ def test_convert_imagebind_pth_keeps_only_the_vision_tower(tmp_path: Path):
 def test_convert_clip_from_a_full_transformers_clip_folder(tmp_path: Path):
     torch.manual_seed(0)
     config = CLIPConfig(
-        text_config=CLIPTextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=99).to_dict(),
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, patch_size=32).to_dict(),
+        text_config=CLIPTextConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=99
+        ).to_dict(),
+        vision_config=CLIPVisionConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, patch_size=32
+        ).to_dict(),
         projection_dim=512,
     )
     clip = CLIPModel(config).eval()
@@ -269,7 +285,10 @@ def test_imagebind_weights_of_the_wrong_width_are_refused(tmp_path: Path):
     config = json.loads((folder / ENCODER_CONFIG).read_text())
     config["config"]["width"] = 64
     (folder / ENCODER_CONFIG).write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=rf"{WEIGHTS}: does not match its config: .*vision.0.bias has shape \(32,\), expected \(64,\).*more"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"{WEIGHTS}: does not match its config: .*vision.0.bias has shape \(32,\), expected \(64,\).*more",
+    ):
         load_vision_encoder(folder)
 
 
@@ -280,7 +299,9 @@ def test_imagebind_weights_with_a_missing_block_are_refused(tmp_path: Path):
     state = load_file(folder / WEIGHTS)
     del state["modality_trunks.vision.blocks.1.mlp.fc2.weight"]
     save_file(state, str(folder / WEIGHTS))
-    with pytest.raises(CheckpointError, match="missing tensors modality_trunks.vision.blocks.1.mlp.fc2.weight"):
+    with pytest.raises(
+        CheckpointError, match="missing tensors modality_trunks.vision.blocks.1.mlp.fc2.weight"
+    ):
         load_vision_encoder(folder)
 
 
@@ -289,7 +310,9 @@ def test_bad_imagebind_sizes_name_the_config(tmp_path: Path):
     config = json.loads((folder / ENCODER_CONFIG).read_text())
     config["config"]["heads"] = 5
     (folder / ENCODER_CONFIG).write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=f"{ENCODER_CONFIG}: bad ImageBind config: width 32 is not divisible by heads 5"):
+    with pytest.raises(
+        CheckpointError, match=f"{ENCODER_CONFIG}: bad ImageBind config: width 32 is not divisible by heads 5"
+    ):
         load_vision_encoder(folder)
 
 
@@ -298,7 +321,9 @@ def test_clip_weights_of_another_size_are_refused(tmp_path: Path):
     config = json.loads((folder / "config.json").read_text())
     config["projection_dim"] = 768
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=rf"{WEIGHTS}: does not match its config: .*visual_projection.weight"):
+    with pytest.raises(
+        CheckpointError, match=rf"{WEIGHTS}: does not match its config: .*visual_projection.weight"
+    ):
         load_vision_encoder(folder)
 
 

@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import diffusion_helpers as helpers  # noqa: E402
+import diffusion_helpers as helpers
 
-from engine import audio_utils  # noqa: E402
-from engine.engines.base import Engine, GenerationError  # noqa: E402
-from engine.engines.diffusion.engine import Art2MusEngine, create_art2mus_engine  # noqa: E402
+from engine import audio_utils
+from engine.engines.base import Engine, GenerationError
+from engine.engines.diffusion.engine import Art2MusEngine, create_art2mus_engine
 
 DEMO = Path(__file__).resolve().parent.parent / "content" / "demo"
 STEPS = 3
@@ -52,7 +52,9 @@ def test_ten_second_clip_for_the_kiosk(engine, images):
     import soxr
 
     # Measured with the reference meter, and true peak at 4x oversampling.
-    assert pyloudnorm.Meter(48000).integrated_loudness(clip.audio.astype(np.float64)) == pytest.approx(-18.0, abs=0.1)
+    assert pyloudnorm.Meter(48000).integrated_loudness(clip.audio.astype(np.float64)) == pytest.approx(
+        -18.0, abs=0.1
+    )
     oversampled = soxr.resample(clip.audio, 48000, 192000)
     assert 20 * np.log10(np.abs(oversampled).max()) <= -1.0 + 0.05
     assert clip.details["loudness_lufs"] == pytest.approx(-18.0, abs=0.1)
@@ -73,7 +75,7 @@ def test_crossfade_loop_is_continuous():
     sr = 8000
     t = np.arange(3 * sr) / sr
     rng = np.random.default_rng(0)
-    x = (np.sin(2 * np.pi * 220 * t + 3 * np.sin(2 * np.pi * 0.7 * t)) + 0.01 * rng.standard_normal(t.size))
+    x = np.sin(2 * np.pi * 220 * t + 3 * np.sin(2 * np.pi * 0.7 * t)) + 0.01 * rng.standard_normal(t.size)
     looped = audio_utils.crossfade_loop(x.astype(np.float32), sr, 0.5)
     assert looped.shape[0] == x.size - sr // 2
     twice = np.concatenate([looped, looped])
@@ -160,8 +162,13 @@ def test_scorer_scores_every_candidate(images):
     # The worker asks for an artwork's candidates in one call: one UNet batch.
     clips = engine.generate_batch([images[0]] * 3, 5.0, [100, 101, 102])
     assert scorer.calls == [3]
-    waves = engine.pipeline.generate([images[0]] * 3, [100, 101, 102], steps=2, guidance_scale=3.5,
-                                     duration=5.0 + engine.loop_crossfade + GENERATION_MARGIN_S)
+    waves = engine.pipeline.generate(
+        [images[0]] * 3,
+        [100, 101, 102],
+        steps=2,
+        guidance_scale=3.5,
+        duration=5.0 + engine.loop_crossfade + GENERATION_MARGIN_S,
+    )
     rms = np.sqrt(np.mean(np.square(waves), axis=1))
     assert [c.score for c in clips] == pytest.approx(list(rms), rel=1e-4)
     assert engine.params()["scorer"] == "test-rms"
@@ -228,12 +235,27 @@ def test_generate_cli_with_a_model_bundle(tmp_path):
     from installation.cli import main
 
     config = tmp_path / "art2mus.toml"
-    config.write_text('[engine]\nsteps = 2\n[diffusion]\nloop_crossfade_seconds = 1.0\n')
+    config.write_text("[engine]\nsteps = 2\n[diffusion]\nloop_crossfade_seconds = 1.0\n")
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, [
-        "-c", str(config), "generate", "--engine", "art2mus", "--model", str(helpers.tiny_bundle()),
-        "--duration", "6", "--seed", "4", "--out", str(out), str(DEMO / "the-night-cafe.png"),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "-c",
+            str(config),
+            "generate",
+            "--engine",
+            "art2mus",
+            "--model",
+            str(helpers.tiny_bundle()),
+            "--duration",
+            "6",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+            str(DEMO / "the-night-cafe.png"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "art2mus engine" in result.output
     audio, rate = sf.read(out / "the-night-cafe.wav")

@@ -15,10 +15,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import diffusion_helpers as helpers  # noqa: E402
+import diffusion_helpers as helpers
 
-from engine.engines.diffusion.bundle import load_bundle  # noqa: E402
-from engine.engines.diffusion.pipeline import Art2MusPipeline  # noqa: E402
+from engine.engines.diffusion.bundle import load_bundle
+from engine.engines.diffusion.pipeline import Art2MusPipeline
 
 IMAGES = [np.random.default_rng(i).integers(0, 256, (96, 64 + 16 * i, 3), dtype=np.uint8) for i in range(2)]
 SEEDS = [11, 1234567]
@@ -92,8 +92,9 @@ def reference_call(ours, reference, *, steps, duration, guidance):
     ],
 )
 def test_latents_and_audio_equal_audioldm2_pipeline(ours, reference, steps, duration, guidance):
-    ref_audio, ref_latents, ref_loa = reference_call(ours, reference, steps=steps, duration=duration,
-                                                     guidance=guidance)
+    ref_audio, ref_latents, ref_loa = reference_call(
+        ours, reference, steps=steps, duration=duration, guidance=guidance
+    )
 
     loa = ours.loa_embeddings(ours.image_embeddings(IMAGES))
     torch.testing.assert_close(loa, ref_loa, rtol=1e-5, atol=1e-6)

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import diffusion_helpers as helpers  # noqa: E402
+import diffusion_helpers as helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,11 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     return subprocess.run(
         [sys.executable, "-m", "installation.cli", "-c", str(config), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -72,7 +76,7 @@ def test_two_worker_processes_do_every_job_exactly_once(tmp_path, collection):
     # One job per artwork, each claimed once and done; one clip per artwork.
     assert sorted(j.artwork_id for j in jobs) == sorted(ready)
     assert all(j.status == "done" and j.attempts == 1 for j in jobs)
-    assert Counter(c.artwork_id for c in clips) == {a: 1 for a in ready}
+    assert Counter(c.artwork_id for c in clips) == dict.fromkeys(ready, 1)
     assert {c.engine for c in clips} == {"art2mus"}
     assert {c.model_version for c in clips} == {model_version(bundle)}
     # Both processes took part.
@@ -157,7 +161,9 @@ def test_batch_worker_puts_several_artworks_in_one_engine_call(tmp_path, collect
     engine = Art2MusEngine(helpers.tiny_bundle(), steps=2)
     calls = []
     original = engine.generate_batch
-    engine.generate_batch = lambda images, duration, seeds: calls.append(len(images)) or original(images, duration, seeds)
+    engine.generate_batch = lambda images, duration, seeds: (
+        calls.append(len(images)) or original(images, duration, seeds)
+    )
     worker = Worker(db, engine, config, batch_artworks=True)
     assert worker.enqueue_missing() == 8
     summary = worker.run_until_idle()
@@ -196,9 +202,24 @@ def test_engine_serve_on_two_worker_processes_stops_cleanly(tmp_path, collection
     config = write_config(tmp_path, collection, db_path)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "installation.cli", "-c", str(config), "engine", "serve",
-         "--model", str(helpers.tiny_bundle()), "--gpus", "cpu:2"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "installation.cli",
+            "-c",
+            str(config),
+            "engine",
+            "serve",
+            "--model",
+            str(helpers.tiny_bundle()),
+            "--gpus",
+            "cpu:2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 400
@@ -209,7 +230,9 @@ def test_engine_serve_on_two_worker_processes_stops_cleanly(tmp_path, collection
                 db = Database(db_path)
                 with db.read() as s:
                     clips = s.scalar(select(func.count()).select_from(Clip))
-                    per_artwork = s.execute(select(Clip.artwork_id, func.count()).group_by(Clip.artwork_id)).all()
+                    per_artwork = s.execute(
+                        select(Clip.artwork_id, func.count()).group_by(Clip.artwork_id)
+                    ).all()
                 db.close()
                 if clips >= 8:
                     break

@@ -31,20 +31,38 @@ def write_config(tmp_path: Path, collection: Path, db_path: Path, duration: floa
 def test_generate_writes_one_wav_per_image(tmp_path, demo_paintings):
     out = tmp_path / "out"
     images = [str(p) for p in demo_paintings[:3]]
-    result = CliRunner().invoke(main, ["generate", *images, "--engine", "default", "--duration", "6", "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["generate", *images, "--engine", "default", "--duration", "6", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     for p in demo_paintings[:3]:
         audio, rate = sf.read(out / f"{p.stem}.wav", dtype="float32")
         assert rate == 48000 and audio.shape == (6 * 48000, 2)
         assert str(out / f"{p.stem}.wav") in result.stdout
-    assert sorted(os.listdir(out)) == sorted(f"{p.stem}.wav" for p in demo_paintings[:3])  # no temp files left
+    assert sorted(os.listdir(out)) == sorted(
+        f"{p.stem}.wav" for p in demo_paintings[:3]
+    )  # no temp files left
 
 
 def test_generate_same_seed_same_file_other_seed_differs(tmp_path, demo_paintings):
     runner = CliRunner()
     img = str(demo_paintings[0])
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
-        r = runner.invoke(main, ["generate", img, "--engine", "default", "--duration", "5", "--seed", seed, "--out", str(tmp_path / name)])
+        r = runner.invoke(
+            main,
+            [
+                "generate",
+                img,
+                "--engine",
+                "default",
+                "--duration",
+                "5",
+                "--seed",
+                seed,
+                "--out",
+                str(tmp_path / name),
+            ],
+        )
         assert r.exit_code == 0, r.output
     stem = demo_paintings[0].stem + ".wav"
     a, b, c = (sf.read(tmp_path / n / stem, dtype="float32")[0] for n in "abc")
@@ -61,7 +79,20 @@ def test_bad_images_are_named_and_the_rest_continue(tmp_path, demo_paintings):
     good = demo_paintings[0]
     out = tmp_path / "out"
     r = CliRunner().invoke(
-        main, ["generate", str(bad), str(truncated), str(missing), str(good), "--engine", "default", "--duration", "5", "--out", str(out)]
+        main,
+        [
+            "generate",
+            str(bad),
+            str(truncated),
+            str(missing),
+            str(good),
+            "--engine",
+            "default",
+            "--duration",
+            "5",
+            "--out",
+            str(out),
+        ],
     )
     assert r.exit_code == 1
     for p in (bad, truncated, missing):
@@ -104,8 +135,22 @@ def test_engine_serve_generates_and_stops_cleanly_on_sigterm(tmp_path, collectio
     cfg = write_config(tmp_path, collection, db_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "installation.cli", "--config", str(cfg), "engine", "serve", "--db", str(db_path)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "installation.cli",
+            "--config",
+            str(cfg),
+            "engine",
+            "serve",
+            "--db",
+            str(db_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 240
@@ -161,8 +206,22 @@ def test_engine_serve_follows_the_collection_folder(tmp_path, collection, db_pat
     cfg = write_config(tmp_path, collection, db_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "installation.cli", "--config", str(cfg), "engine", "serve", "--db", str(db_path)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "installation.cli",
+            "--config",
+            str(cfg),
+            "engine",
+            "serve",
+            "--db",
+            str(db_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _wait_for(lambda: _clip_count(db_path) >= 8, proc, 240, "the demo collection's clips")
@@ -188,6 +247,8 @@ def test_engine_serve_follows_the_collection_folder(tmp_path, collection, db_pat
 def test_explicit_art2mus_that_cannot_load_is_a_clear_error(tmp_path, demo_paintings):
     cfg = tmp_path / "art2mus.toml"
     cfg.write_text(f'[engine]\nname = "art2mus"\nmodel = "{tmp_path / "no-bundle-here"}"\n')
-    r = CliRunner().invoke(main, ["--config", str(cfg), "generate", str(demo_paintings[0]), "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(
+        main, ["--config", str(cfg), "generate", str(demo_paintings[0]), "--out", str(tmp_path / "o")]
+    )
     assert r.exit_code == 1
     assert "cannot load the art2mus engine" in r.output and str(tmp_path / "no-bundle-here") in r.output

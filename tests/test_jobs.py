@@ -87,7 +87,13 @@ def _claimer(path, worker_id, start, results):
 def test_two_processes_never_claim_the_same_job(db_path):
     q = JobQueue(Database(db_path))
     ids = [
-        q.enqueue("pregenerate", artwork_id=None, image_hash=f"h{i}", engine="default", priority=PRIORITY_PREGENERATE)
+        q.enqueue(
+            "pregenerate",
+            artwork_id=None,
+            image_hash=f"h{i}",
+            engine="default",
+            priority=PRIORITY_PREGENERATE,
+        )
         for i in range(120)
     ]
     ctx = mp.get_context("spawn")

@@ -6,10 +6,9 @@ import dataclasses
 import shutil
 
 import pytest
+from kiosk_support import kiosk_config, player  # noqa: F401
 
 from installation.kiosk.services import MusicState, clip_key
-
-from kiosk_support import kiosk_config, player  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +22,9 @@ def demo_kiosk(qtbot, collection, tmp_path, player):
     config = kiosk_config()
     config.engine = dataclasses.replace(config.engine, duration=5.0)
     config.catalog = dataclasses.replace(config.catalog, settle_seconds=0.3)
-    backend = KioskBackend(config, collection=collection, db_path=tmp_path / "demo.db", demo=True, player=player)
+    backend = KioskBackend(
+        config, collection=collection, db_path=tmp_path / "demo.db", demo=True, player=player
+    )
     window = build_window(backend, config, windowed=True)
     qtbot.addWidget(window)
     window.resize(1920, 1080)
@@ -41,7 +42,9 @@ def demo_kiosk(qtbot, collection, tmp_path, player):
     backend.close()
 
 
-def test_demo_mode_scans_composes_plays_and_follows_the_folder(qtbot, demo_kiosk, collection, demo_paintings, player):
+def test_demo_mode_scans_composes_plays_and_follows_the_folder(
+    qtbot, demo_kiosk, collection, demo_paintings, player
+):
     window = demo_kiosk
     qtbot.waitUntil(lambda: window.model.rowCount() == 8, timeout=30000)  # the watcher's first scan
     qtbot.waitUntil(lambda: all(e.music == MusicState.READY for e in window.model.entries()), timeout=120000)
@@ -88,6 +91,12 @@ def test_the_kiosk_starts_without_torch(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=120,
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok default", out.stderr[-2000:]

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from jack_fixtures import JackRecorder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +41,9 @@ def xvfb():
     read, write = os.pipe()
     proc = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write), "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     os.close(write)
     with os.fdopen(read) as f:
@@ -95,8 +96,21 @@ def test_kiosk_demo_click_shows_the_painting_and_changes_the_sound(jack, xvfb, c
     env = dict(os.environ, DISPLAY=xvfb, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
     log = open(tmp_path / "kiosk.log", "wb")
     kiosk = subprocess.Popen(
-        [sys.executable, "-m", "installation.cli", "-v", "kiosk", "--collection", str(collection), "--db", str(db)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "installation.cli",
+            "-v",
+            "kiosk",
+            "--collection",
+            str(collection),
+            "--db",
+            str(db),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     recorder = None
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 
+from kiosk_support import add_clip, artworks, kiosk, player, store  # noqa: F401
 from PyQt6.QtCore import Qt
 from PyQt6.QtTest import QTest
 
@@ -12,8 +13,6 @@ from engine.catalog.scanner import scan_collection
 from engine.config import default_config
 from engine.store.jobs import PRIORITY_VISITOR, JobQueue
 from installation.kiosk.services import MusicState, clip_key
-
-from kiosk_support import add_clip, artworks, kiosk, player, store  # noqa: F401
 
 
 def touch_card(qtbot, window, artwork_id):
@@ -99,7 +98,9 @@ def test_thumbnails_are_decoded_off_the_ui_thread(qtbot, kiosk):
     assert 0 < image.width() <= kiosk.thumbnails.size.width()
 
 
-def test_a_file_added_to_the_collection_appears_in_the_gallery(qtbot, kiosk, store, collection, demo_paintings):
+def test_a_file_added_to_the_collection_appears_in_the_gallery(
+    qtbot, kiosk, store, collection, demo_paintings
+):
     view = kiosk.gallery.view
     view.verticalScrollBar().setValue(200)
     position = view.verticalScrollBar().value()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from kiosk_support import add_clip, artworks, kiosk, player, store  # noqa: F401
 from PyQt6.QtCore import QEvent, QObject, QPoint, Qt
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtTest import QTest
@@ -11,8 +12,6 @@ from PyQt6.QtWidgets import QApplication
 
 from installation.kiosk.curator import PinGuard
 from installation.kiosk.services import clip_key
-
-from kiosk_support import add_clip, artworks, kiosk, player, store  # noqa: F401
 
 
 def test_idle_leads_to_attract_mode_and_a_touch_leaves_it(qtbot, kiosk, store, player):
@@ -118,7 +117,9 @@ def test_curator_panel_shows_status_auditions_and_chooses(qtbot, kiosk, store, p
     picked = panel.selected_clip().id
     assert picked == second
     qtbot.mouseClick(panel.audition_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(player.crossfades) and player.crossfades[-1] == clip_key(second), timeout=5000)
+    qtbot.waitUntil(
+        lambda: bool(player.crossfades) and player.crossfades[-1] == clip_key(second), timeout=5000
+    )
     qtbot.mouseClick(panel.choose_button, Qt.MouseButton.LeftButton)
     assert kiosk.services.own_clip(aid).clip.id == second
     assert first != second

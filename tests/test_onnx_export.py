@@ -17,10 +17,10 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from engine.engines.diffusion.aligner import make_aligner  # noqa: E402
-from engine.engines.diffusion.checkpoints import CheckpointError  # noqa: E402
-from engine.engines.diffusion.encoders import load_vision_encoder, make_tiny_encoder  # noqa: E402
-from engine.engines.diffusion.onnx_export import (  # noqa: E402
+from engine.engines.diffusion.aligner import make_aligner
+from engine.engines.diffusion.checkpoints import CheckpointError
+from engine.engines.diffusion.encoders import load_vision_encoder, make_tiny_encoder
+from engine.engines.diffusion.onnx_export import (
     META_NAME,
     ONNX_NAME,
     OnnxImageConditioner,
@@ -52,7 +52,11 @@ def test_export_writes_the_graph_and_its_description(exported):
     kind, encoder, aligner, folder = exported
     meta = json.loads((folder / META_NAME).read_text())
     assert meta["encoder_kind"] == kind
-    assert (meta["encoder_dim"], meta["num_tokens"], meta["token_dim"]) == (encoder.dim, aligner.config.num_tokens, 768)
+    assert (meta["encoder_dim"], meta["num_tokens"], meta["token_dim"]) == (
+        encoder.dim,
+        aligner.config.num_tokens,
+        768,
+    )
     assert meta["preprocess"]["crop_rounding"] == ("round" if kind == "imagebind" else "floor")
     for name in meta["files"]:
         assert (folder / name).is_file()
@@ -64,10 +68,13 @@ def test_export_writes_the_graph_and_its_description(exported):
     assert not list(folder.parent.glob(".conditioner.partial-*"))
 
 
-@pytest.mark.parametrize("names", [
-    ("arched-hallway",),
-    ("cafe-terrace-at-night", "the-night-cafe", "harvest-at-la-crau"),
-])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("arched-hallway",),
+        ("cafe-terrace-at-night", "the-night-cafe", "harvest-at-la-crau"),
+    ],
+)
 def test_onnxruntime_matches_pytorch_within_1e_4(exported, names):
     kind, encoder, aligner, folder = exported
     images = paintings(*names)
@@ -81,7 +88,9 @@ def test_onnxruntime_matches_pytorch_within_1e_4(exported, names):
     assert np.abs(tokens - ref_tokens.numpy()).max() <= TOLERANCE
     assert np.abs(embeds - ref_embeds.numpy()).max() <= TOLERANCE
     # Same pixels as the PyTorch path: the preprocessing went along in conditioner.json.
-    np.testing.assert_allclose(conditioner.preprocess(images), encoder.preprocess(images).numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        conditioner.preprocess(images), encoder.preprocess(images).numpy(), rtol=0, atol=1e-6
+    )
 
 
 def test_provider_is_reported_in_property_and_log(exported, caplog):
@@ -112,7 +121,9 @@ def test_conditioner_runs_without_torch(exported):
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print(tokens.shape, c.provider)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "CPUExecutionProvider" in result.stdout or "CUDAExecutionProvider" in result.stdout
 
@@ -173,7 +184,10 @@ def test_description_that_disagrees_with_the_graph_is_refused(copy_of_export):
     meta = json.loads((copy_of_export / META_NAME).read_text())
     meta["num_tokens"] = 16
     (copy_of_export / META_NAME).write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match=r"output tokens has shape .*2, 768\], but conditioner.json says \(batch, 16, 768\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"output tokens has shape .*2, 768\], but conditioner.json says \(batch, 16, 768\)",
+    ):
         OnnxImageConditioner(copy_of_export)
 
 
@@ -189,14 +203,27 @@ def test_export_and_run_commands(tmp_path):
     result = runner.invoke(model_parts, ["make-tiny-encoder", "imagebind", str(tmp_path / "encoder")])
     assert result.exit_code == 0, result.output
     make_aligner("imagebind", num_tokens=3).save_pretrained(tmp_path / "aligner")
-    result = runner.invoke(model_parts, [
-        "export-onnx", "--encoder", str(tmp_path / "encoder"), "--aligner", str(tmp_path / "aligner"), str(tmp_path / "onnx"),
-    ])
+    result = runner.invoke(
+        model_parts,
+        [
+            "export-onnx",
+            "--encoder",
+            str(tmp_path / "encoder"),
+            "--aligner",
+            str(tmp_path / "aligner"),
+            str(tmp_path / "onnx"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "vs PyTorch on 4 demo paintings: max |diff|" in result.output
-    result = runner.invoke(model_parts, ["run-onnx", str(tmp_path / "onnx"), str(DEMO / "the-night-cafe.png")])
+    result = runner.invoke(
+        model_parts, ["run-onnx", str(tmp_path / "onnx"), str(DEMO / "the-night-cafe.png")]
+    )
     assert result.exit_code == 0, result.output
-    assert "provider: CPUExecutionProvider" in result.output or "provider: CUDAExecutionProvider" in result.output
+    assert (
+        "provider: CPUExecutionProvider" in result.output
+        or "provider: CUDAExecutionProvider" in result.output
+    )
     assert "tokens (1, 3, 768)" in result.output
     # A bad folder is a clear one-line error, not a traceback.
     result = runner.invoke(model_parts, ["run-onnx", str(tmp_path / "encoder")])

@@ -19,11 +19,10 @@ def test_new_database_is_wal_and_versioned(db_path):
 
 def test_write_block_is_all_or_nothing(db_path):
     db = Database(db_path)
-    with pytest.raises(RuntimeError):
-        with db.write() as s:
-            s.add(Artwork(path="a.png", image_hash="0" * 64))
-            s.flush()
-            raise RuntimeError("crash mid-transaction")
+    with pytest.raises(RuntimeError), db.write() as s:
+        s.add(Artwork(path="a.png", image_hash="0" * 64))
+        s.flush()
+        raise RuntimeError("crash mid-transaction")
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Artwork)) == 0
 
@@ -90,8 +89,18 @@ def test_version_1_database_is_migrated_with_its_rows(tmp_path, db_path):
         art = Artwork(path="a.png", image_hash="a" * 64, title="Kept")
         s.add(art)
         s.flush()
-        s.add(Clip(image_hash="a" * 64, artwork_id=art.id, engine="default", model_version="m",
-                   params_hash="p", duration=5.0, sample_rate=48000, audio=b"fLaC"))
+        s.add(
+            Clip(
+                image_hash="a" * 64,
+                artwork_id=art.id,
+                engine="default",
+                model_version="m",
+                params_hash="p",
+                duration=5.0,
+                sample_rate=48000,
+                audio=b"fLaC",
+            )
+        )
         s.add(Job(kind="pregenerate", artwork_id=art.id, image_hash="a" * 64))
     db.close()
     _make_version_1(db_path)
@@ -113,4 +122,8 @@ def test_engine_status_is_recorded_and_replaced(db_path):
     record_engine(db, "default", "v1", "art2mus: model.safetensors is missing; default engine runs")
     record_engine(db, "art2mus", "abc", "Art2Mus engine on cuda:0")
     status = read_engine(Database(db_path))
-    assert (status.engine, status.model_version, status.reason) == ("art2mus", "abc", "Art2Mus engine on cuda:0")
+    assert (status.engine, status.model_version, status.reason) == (
+        "art2mus",
+        "abc",
+        "Art2Mus engine on cuda:0",
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+
 from engine.catalog.scanner import scan_collection
 from engine.config import default_config
 from engine.engines.default.engine import DefaultEngine
@@ -249,8 +250,12 @@ def test_regenerate_replaces_the_clips_with_new_takes(tmp_path, demo_dir, engine
     worker.enqueue_missing()
     worker.run_until_idle()
     store = ClipStore(db)
-    (old,) = store.clips_for_image(hashlib.sha256((collection / "harvest-at-la-crau.png").read_bytes()).hexdigest())
-    JobQueue(db).enqueue("regenerate", artwork_id=old.artwork_id, image_hash=old.image_hash, engine="", priority=50)
+    (old,) = store.clips_for_image(
+        hashlib.sha256((collection / "harvest-at-la-crau.png").read_bytes()).hexdigest()
+    )
+    JobQueue(db).enqueue(
+        "regenerate", artwork_id=old.artwork_id, image_hash=old.image_hash, engine="", priority=50
+    )
     assert worker.run_until_idle().clips == 1
     (new,) = store.clips_for_image(old.image_hash)
     assert new.id != old.id and new.seed != old.seed and new.chosen

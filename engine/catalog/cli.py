@@ -90,7 +90,9 @@ class _Bar:
 
 @catalog.command()
 @click.argument("folder", required=False, type=click.Path(file_okay=False))
-@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database).")
+@click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and artworks as JSON.")
 @click.option("--full", is_flag=True, help="Re-read every image, even those that look unchanged.")
 @click.pass_context
@@ -109,15 +111,18 @@ def scan(ctx: click.Context, folder: str | None, db_path: str | None, as_json: b
         bar.close()
     if as_json:
         artworks = [_artwork_json(a) for a in list_artworks(db)]
-        click.echo(json.dumps({"summary": summary.as_dict(), "artworks": artworks},
-                              ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps({"summary": summary.as_dict(), "artworks": artworks}, ensure_ascii=False, indent=2)
+        )
     else:
         _print_summary(summary)
     db.close()
 
 
 @catalog.command("list")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database).")
+@click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of artwork objects.")
 @click.option("--status", type=click.Choice(STATUSES), help="Only artworks with this status.")
 @click.pass_context
@@ -146,7 +151,9 @@ def list_cmd(ctx: click.Context, db_path: str | None, as_json: bool, status: str
 
 @catalog.command()
 @click.argument("folder", required=False, type=click.Path(file_okay=False))
-@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database).")
+@click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False), help="Database file (default: store.database)."
+)
 @click.option("--polling", is_flag=True, help="Poll the folder instead of OS events (network shares).")
 @click.pass_context
 def watch(ctx: click.Context, folder: str | None, db_path: str | None, polling: bool) -> None:

@@ -125,9 +125,7 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
-def _record(
-    item: dict[str, Any], where: str, source: str, problems: list[Problem], name: str
-) -> Record:
+def _record(item: dict[str, Any], where: str, source: str, problems: list[Problem], name: str) -> Record:
     rec = Record(source=source)
     for key, value in item.items():
         low = key.strip().lower() if isinstance(key, str) else key
@@ -136,9 +134,7 @@ def _record(
         if low in FIELDS:
             text = _as_text(value)
             if text is None:
-                problems.append(
-                    Problem(name, f"{where} '{key}': expected text, got {type(value).__name__}")
-                )
+                problems.append(Problem(name, f"{where} '{key}': expected text, got {type(value).__name__}"))
             elif text:
                 rec.fields[low] = text
         elif value not in (None, ""):
@@ -183,17 +179,17 @@ def parse_catalog_csv(path: str, name: str = CATALOG_CSV) -> tuple[dict[str, Rec
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(
-                Problem(name, f"line {reader.line_num}: {exc}; the rest of the file is ignored")
-            )
+            problems.append(Problem(name, f"line {reader.line_num}: {exc}; the rest of the file is ignored"))
             break
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
         if len(row) > len(header):
             problems.append(
-                Problem(name, f"line {line}: {len(row)} cells but the header has {len(header)}; "
-                        "extra cells ignored")
+                Problem(
+                    name,
+                    f"line {line}: {len(row)} cells but the header has {len(header)}; extra cells ignored",
+                )
             )
         key = normalize_key(row[file_col]) if file_col < len(row) else ""
         if not key:
@@ -211,9 +207,7 @@ def parse_catalog_csv(path: str, name: str = CATALOG_CSV) -> tuple[dict[str, Rec
 
 
 def _json_error(name: str, exc: json.JSONDecodeError) -> Problem:
-    return Problem(
-        name, f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); file ignored"
-    )
+    return Problem(name, f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); file ignored")
 
 
 def parse_catalog_json(path: str, name: str = CATALOG_JSON) -> tuple[dict[str, Record], list[Problem]]:
@@ -233,9 +227,7 @@ def parse_catalog_json(path: str, name: str = CATALOG_JSON) -> tuple[dict[str, R
     elif isinstance(doc, list):
         items, prefix = doc, ""
     else:
-        problems.append(
-            Problem(name, 'expected a list of artworks or {"artworks": [...]}; file ignored')
-        )
+        problems.append(Problem(name, 'expected a list of artworks or {"artworks": [...]}; file ignored'))
         return records, problems
     for i, item in enumerate(items):
         where = f"{prefix}[{i}]"
@@ -342,7 +334,5 @@ class CollectionMetadata:
                 if key not in present and key.casefold() not in folded:
                     where = rec.source.split(":", 1)[1] if ":" in rec.source else ""
                     where = f"line {where}" if name == CATALOG_CSV else where
-                    out.append(
-                        Problem(name, f"{where}: names '{key}', which is not in the collection")
-                    )
+                    out.append(Problem(name, f"{where}: names '{key}', which is not in the collection"))
         return out

@@ -50,7 +50,14 @@ Progress = Callable[[int, int], None]
 
 _META_COLUMNS = ("title", "artist", "year", "description", "style", "extra_json", "metadata_source")
 _ROW_COLUMNS = (
-    "id", "path", "image_hash", "status", "reason", "file_size", "file_mtime_ns", "file_inode",
+    "id",
+    "path",
+    "image_hash",
+    "status",
+    "reason",
+    "file_size",
+    "file_mtime_ns",
+    "file_inode",
     *_META_COLUMNS,
 )
 
@@ -290,9 +297,7 @@ class _Scan:
         if row["id"] in self.claimed:
             return False
         path = row["path"]
-        return row["status"] == ArtworkStatus.MISSING or (
-            self._in_scope(path) and path not in self.listed
-        )
+        return row["status"] == ArtworkStatus.MISSING or (self._in_scope(path) and path not in self.listed)
 
     def _match_moved(self, files: list[FoundFile], metadata: dict, updates: list) -> list[FoundFile]:
         """Files at a new path with the same (size, mtime, inode) as a vanished row: moved."""
@@ -310,10 +315,14 @@ class _Scan:
             self.claimed.add(row["id"])
             self._move_row(row, found.rel)
             self.final[found.rel] = (row["status"], row["reason"])
-            updates.append({
-                "id": row["id"], "path": found.rel, "updated_at": utcnow(),
-                **metadata[found.rel].as_columns(),
-            })
+            updates.append(
+                {
+                    "id": row["id"],
+                    "path": found.rel,
+                    "updated_at": utcnow(),
+                    **metadata[found.rel].as_columns(),
+                }
+            )
             self.summary.renamed += 1
         return rest
 
@@ -422,9 +431,7 @@ class _Scan:
             return row, "same"
         if row is None and image_hash is not None:
             candidates = self.by_hash.get(image_hash, ())
-            moved = next(
-                (g for g in candidates if g["image_hash"] == image_hash and self._is_gone(g)), None
-            )
+            moved = next((g for g in candidates if g["image_hash"] == image_hash and self._is_gone(g)), None)
             if moved is not None:
                 return moved, "renamed"
         return (row, "replaced") if row is not None else (None, "new")
@@ -479,8 +486,7 @@ class _Scan:
     def _finish_summary(self, started: float) -> None:
         s = self.summary
         s.invalid_items = sorted(
-            (path, reason) for path, (status, reason) in self.final.items()
-            if status == ArtworkStatus.INVALID
+            (path, reason) for path, (status, reason) in self.final.items() if status == ArtworkStatus.INVALID
         )
         s.invalid = len(s.invalid_items)
         seen = set()
@@ -489,12 +495,24 @@ class _Scan:
                 seen.add((p.path, p.reason))
                 s.problems.append((p.path, p.reason))
         for rel in s.growing:
-            s.problems.append((rel, "incomplete or changing right now (still being copied?); "
-                               "it will be read again on the next scan"))
+            s.problems.append(
+                (
+                    rel,
+                    "incomplete or changing right now (still being copied?); "
+                    "it will be read again on the next scan",
+                )
+            )
         s.seconds = time.monotonic() - started
         log.info(
             "%s: %d added, %d updated, %d renamed, %d missing, %d invalid, %d unchanged (%.1f s)",
-            s.folder, s.added, s.updated, s.renamed, s.missing, s.invalid, s.unchanged, s.seconds,
+            s.folder,
+            s.added,
+            s.updated,
+            s.renamed,
+            s.missing,
+            s.invalid,
+            s.unchanged,
+            s.seconds,
         )
 
 
@@ -537,9 +555,20 @@ def _default_workers() -> int:
 def list_artworks(db: Database, *, include_missing: bool = True) -> list[dict]:
     """Collection artworks as plain dicts (no thumbnails), ordered by path."""
     columns = [
-        Artwork.id, Artwork.path, Artwork.title, Artwork.artist, Artwork.year, Artwork.style,
-        Artwork.description, Artwork.status, Artwork.reason, Artwork.image_hash, Artwork.width,
-        Artwork.height, Artwork.metadata_source, Artwork.extra_json,
+        Artwork.id,
+        Artwork.path,
+        Artwork.title,
+        Artwork.artist,
+        Artwork.year,
+        Artwork.style,
+        Artwork.description,
+        Artwork.status,
+        Artwork.reason,
+        Artwork.image_hash,
+        Artwork.width,
+        Artwork.height,
+        Artwork.metadata_source,
+        Artwork.extra_json,
     ]
     with db.read() as session:
         stmt = select(*columns).where(Artwork.source == SOURCE).order_by(Artwork.path)

@@ -120,8 +120,11 @@ def _walk_dir(root: str, rel_dir: str, st: os.stat_result, listing: Listing, vis
         if (st.st_dev, st.st_ino) in visited:
             if rel_dir:
                 listing.problems.append(
-                    Problem(display_path(rel_dir), "a link to a folder already scanned "
-                            "(a symbolic link loop or a second link); not followed")
+                    Problem(
+                        display_path(rel_dir),
+                        "a link to a folder already scanned "
+                        "(a symbolic link loop or a second link); not followed",
+                    )
                 )
             continue
         visited.add((st.st_dev, st.st_ino))
@@ -180,8 +183,7 @@ def _add_file(listing: Listing, rel: str, abspath: str, st: os.stat_result, top:
         )
     elif suffix in UNSUPPORTED_SUFFIXES:
         found.refused = (
-            f"{UNSUPPORTED_SUFFIXES[suffix]} images are not supported; "
-            "save it as JPEG, PNG, WebP or TIFF"
+            f"{UNSUPPORTED_SUFFIXES[suffix]} images are not supported; save it as JPEG, PNG, WebP or TIFF"
         )
     elif not stat.S_ISREG(st.st_mode):
         found.refused = "not a regular file (a pipe, socket or device); not read"

@@ -72,8 +72,7 @@ def check_request(duration: float, seed: int) -> None:
     """Refuse a duration or seed outside the allowed range, naming the range."""
     if not (MIN_DURATION <= duration <= MAX_DURATION):
         raise ValueError(
-            f"duration {duration:g} s is out of range; allowed: {MIN_DURATION:g} to "
-            f"{MAX_DURATION:g} seconds"
+            f"duration {duration:g} s is out of range; allowed: {MIN_DURATION:g} to {MAX_DURATION:g} seconds"
         )
     if not (0 <= seed <= MAX_SEED):
         raise ValueError(f"seed {seed} is out of range; allowed: 0 to {MAX_SEED}")

@@ -37,9 +37,7 @@ def available_engines() -> list[str]:
 def create_engine(name: str, config: Config) -> Engine:
     """Create the engine called ``name`` ("default" or "art2mus") for ``config``."""
     if name not in ENGINES:
-        raise EngineLoadError(
-            f"unknown engine {name!r}; expected one of: {', '.join(available_engines())}"
-        )
+        raise EngineLoadError(f"unknown engine {name!r}; expected one of: {', '.join(available_engines())}")
     module_name, factory_name = ENGINES[name].split(":")
     try:
         factory = getattr(importlib.import_module(module_name), factory_name)

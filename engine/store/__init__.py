@@ -6,6 +6,7 @@ from .migrations import SchemaError
 from .models import Artwork, ArtworkStatus, Base, Clip, Job, JobStatus, ServiceStatus
 
 __all__ = [
+    "SCHEMA_VERSION",
     "Artwork",
     "ArtworkStatus",
     "Base",
@@ -13,7 +14,6 @@ __all__ = [
     "Database",
     "Job",
     "JobStatus",
-    "SCHEMA_VERSION",
     "SchemaError",
     "ServiceStatus",
     "StoreError",

@@ -216,9 +216,7 @@ class ClipStore:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def find(
-        self, image_hash: str, engine_name: str, model_version: str, params_hash: str
-    ) -> list[ClipInfo]:
+    def find(self, image_hash: str, engine_name: str, model_version: str, params_hash: str) -> list[ClipInfo]:
         """The clips stored under one key, the chosen one first, then by score and age."""
         with self.db.read() as s:
             rows = s.execute(
@@ -237,9 +235,7 @@ class ClipStore:
         """Every clip of an image, any engine (newest first); for the curator panel."""
         with self.db.read() as s:
             rows = s.execute(
-                select(*_INFO_COLUMNS)
-                .where(Clip.image_hash == image_hash)
-                .order_by(Clip.id.desc())
+                select(*_INFO_COLUMNS).where(Clip.image_hash == image_hash).order_by(Clip.id.desc())
             ).all()
         return [_info(r) for r in rows]
 
@@ -259,9 +255,7 @@ class ClipStore:
             image_hash = s.scalar(select(Artwork.image_hash).where(Artwork.id == artwork_id))
             if image_hash is None:
                 return None
-            rows = s.execute(
-                select(*_INFO_COLUMNS).where(Clip.image_hash == image_hash)
-            ).all()
+            rows = s.execute(select(*_INFO_COLUMNS).where(Clip.image_hash == image_hash)).all()
         if not rows:
             return None
         clips = [_info(r) for r in rows]

@@ -146,11 +146,7 @@ class JobQueue:
         if engines is not None:
             conditions.append(Job.engine.in_([*engines, *ANY_ENGINE]))
         next_id = (
-            select(Job.id)
-            .where(*conditions)
-            .order_by(Job.priority.desc(), Job.id)
-            .limit(1)
-            .scalar_subquery()
+            select(Job.id).where(*conditions).order_by(Job.priority.desc(), Job.id).limit(1).scalar_subquery()
         )
         stmt = (
             update(Job)
@@ -183,11 +179,7 @@ class JobQueue:
         conditions = [Job.id == job_id]
         if worker_id is not None:
             conditions += [Job.claimed_by == worker_id, Job.status == JobStatus.RUNNING]
-        stmt = (
-            update(Job)
-            .where(*conditions)
-            .values(status=JobStatus.DONE, finished_at=utcnow(), error="")
-        )
+        stmt = update(Job).where(*conditions).values(status=JobStatus.DONE, finished_at=utcnow(), error="")
         return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
 
     def fail(self, job_id: int, error: str, worker_id: str | None = None) -> str:
@@ -267,7 +259,7 @@ class JobQueue:
         """Jobs per status (every status present, zero when none)."""
         with self.db.read() as s:
             rows = s.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-        counts = {st: 0 for st in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED)}
+        counts = dict.fromkeys((JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED), 0)
         counts.update({status: n for status, n in rows})
         return counts
 
@@ -286,6 +278,6 @@ class JobQueue:
             ).first()
 
     def status_for(self, artwork_id: int) -> str | None:
-        """"queued", "running", "done" or "failed" for the artwork's latest job; None if none."""
+        """ "queued", "running", "done" or "failed" for the artwork's latest job; None if none."""
         job = self.latest_for(artwork_id)
         return None if job is None else job.status

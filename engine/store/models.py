@@ -6,7 +6,7 @@ The schema here is the *current* one. Each change to it comes with a migration i
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     Boolean,
@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -85,16 +85,12 @@ class Clip(Base):
     """A generated clip, found by (image hash, engine, model version, parameters hash)."""
 
     __tablename__ = "clips"
-    __table_args__ = (
-        Index("ix_clips_lookup", "image_hash", "engine", "model_version", "params_hash"),
-    )
+    __table_args__ = (Index("ix_clips_lookup", "image_hash", "engine", "model_version", "params_hash"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_hash: Mapped[str] = mapped_column(String(64))
     # The artwork it was made for (informational; lookups go by image hash).
-    artwork_id: Mapped[int | None] = mapped_column(
-        ForeignKey("artworks.id", ondelete="SET NULL"), index=True
-    )
+    artwork_id: Mapped[int | None] = mapped_column(ForeignKey("artworks.id", ondelete="SET NULL"), index=True)
     engine: Mapped[str] = mapped_column(String(32))
     model_version: Mapped[str] = mapped_column(String(64))
     params_hash: Mapped[str] = mapped_column(String(64))
@@ -131,9 +127,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # e.g. "pregenerate", "capture", "regenerate"
     kind: Mapped[str] = mapped_column(String(32))
-    artwork_id: Mapped[int | None] = mapped_column(
-        ForeignKey("artworks.id", ondelete="CASCADE"), index=True
-    )
+    artwork_id: Mapped[int | None] = mapped_column(ForeignKey("artworks.id", ondelete="CASCADE"), index=True)
     image_hash: Mapped[str | None] = mapped_column(String(64))
     engine: Mapped[str] = mapped_column(String(32), default="")
     params_json: Mapped[str] = mapped_column(Text, default="{}")

@@ -4,4 +4,4 @@ from .decode import decode_audio, read_audio_file
 from .player import Player
 from .prepare import ClipError, PreparedClip
 
-__all__ = ["Player", "PreparedClip", "ClipError", "decode_audio", "read_audio_file"]
+__all__ = ["ClipError", "Player", "PreparedClip", "decode_audio", "read_audio_file"]

@@ -35,8 +35,10 @@ def devices(ctx: click.Context) -> None:
         chosen = None
     for d in rows:
         mark = (">" if chosen and d["index"] == chosen.index else " ") + ("*" if d["default"] else " ")
-        click.echo(f"{mark} {d['index']:3d}  {d['name']}  [{d['hostapi']}]  "
-                   f"{d['channels']} out, {d['default_rate']:.0f} Hz")
+        click.echo(
+            f"{mark} {d['index']:3d}  {d['name']}  [{d['hostapi']}]  "
+            f"{d['channels']} out, {d['default_rate']:.0f} Hz"
+        )
     if wanted and chosen and not chosen.matched:
         click.echo(f"audio.device {wanted!r} matches no device: the default is used.")
     elif not wanted:
@@ -45,15 +47,27 @@ def devices(ctx: click.Context) -> None:
 
 @audio.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--crossfade", "crossfade", type=click.FloatRange(0.0, 60.0), default=None,
-              help="Crossfade seconds (default: audio.crossfade_seconds).")
+@click.option(
+    "--crossfade",
+    "crossfade",
+    type=click.FloatRange(0.0, 60.0),
+    default=None,
+    help="Crossfade seconds (default: audio.crossfade_seconds).",
+)
 @click.option("--loop", is_flag=True, help="Cycle through the files until Ctrl-C.")
 @click.option("--device", default=None, help="Output device (part of its name).")
-@click.option("--volume", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Volume 0..1 (default: audio.volume).")
+@click.option(
+    "--volume", type=click.FloatRange(0.0, 1.0), default=None, help="Volume 0..1 (default: audio.volume)."
+)
 @click.pass_context
-def play(ctx: click.Context, files: tuple[Path, ...], crossfade: float | None, loop: bool,
-         device: str | None, volume: float | None) -> None:
+def play(
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    crossfade: float | None,
+    loop: bool,
+    device: str | None,
+    volume: float | None,
+) -> None:
     """Play FILES in turn, crossfading each into the next (Ctrl-C fades out)."""
     from .decode import read_audio_file
     from .player import Player
@@ -88,8 +102,10 @@ def play(ctx: click.Context, files: tuple[Path, ...], crossfade: float | None, l
     finally:
         t = player.telemetry()
         player.close()
-        click.echo(f"Underruns {t['underruns']}, stream restarts {t['restarts']}, "
-                   f"callback load {t['callback_load']:.1%} (max {t['callback_load_max']:.1%})")
+        click.echo(
+            f"Underruns {t['underruns']}, stream restarts {t['restarts']}, "
+            f"callback load {t['callback_load']:.1%} (max {t['callback_load_max']:.1%})"
+        )
 
 
 def _play_sequence(player, files, prepare, xfade: float, loop: bool) -> None:
@@ -113,8 +129,7 @@ def _play_sequence(player, files, prepare, xfade: float, loop: bool) -> None:
         nxt = clips[following % len(files)]
         # Start the next crossfade so that it ends as the current clip does.
         fade = min(xfade, clip.duration / 2, nxt.duration / 2)
-        _wait_until(lambda: player.position() >= clip.duration - fade
-                    or player.now_playing != clip.key)
+        _wait_until(lambda: player.position() >= clip.duration - fade or player.now_playing != clip.key)
         i = following
 
 

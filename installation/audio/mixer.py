@@ -36,7 +36,7 @@ HALF_PI = math.pi / 2
 class _Voice:
     """One clip sounding: read position and gain envelope (all plain numbers)."""
 
-    __slots__ = ("clip", "samples", "pos", "loop", "gain", "fade_len", "fade_pos", "direction")
+    __slots__ = ("clip", "direction", "fade_len", "fade_pos", "gain", "loop", "pos", "samples")
 
     def __init__(self) -> None:
         self.clip = None
@@ -62,7 +62,7 @@ class _Voice:
 class _Ramp:
     """A gain that moves linearly to a target over a number of frames."""
 
-    __slots__ = ("value", "target", "step")
+    __slots__ = ("step", "target", "value")
 
     def __init__(self, value: float) -> None:
         self.value = self.target = value

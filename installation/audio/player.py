@@ -18,7 +18,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -37,8 +37,14 @@ SWITCH_INTERVAL = 0.0005
 
 
 class Player:
-    def __init__(self, config, *, on_fatal: Callable[[str], None] | None = None,
-                 clock: Callable[[], dt.datetime] = dt.datetime.now, freeze_gc: bool = True) -> None:
+    def __init__(
+        self,
+        config,
+        *,
+        on_fatal: Callable[[str], None] | None = None,
+        clock: Callable[[], dt.datetime] = dt.datetime.now,
+        freeze_gc: bool = True,
+    ) -> None:
         self.config = config
         self.freeze_gc = freeze_gc
         self.on_fatal = on_fatal
@@ -82,8 +88,11 @@ class Player:
         self._schedule_level = self.schedule.factor_at(self.clock())
         self.mixer.set_schedule(self._schedule_level, 0.0)
         self.supervisor = StreamSupervisor(
-            self.mixer, device=self.config.device, block_size=self.config.block_size,
-            recover_seconds=self.config.recover_seconds, on_fatal=self.on_fatal,
+            self.mixer,
+            device=self.config.device,
+            block_size=self.config.block_size,
+            recover_seconds=self.config.recover_seconds,
+            on_fatal=self.on_fatal,
             on_tick=self._tick,
         )
         self._started = True
@@ -97,7 +106,7 @@ class Player:
             self.supervisor.close()
         self._started = False
 
-    def __enter__(self) -> "Player":
+    def __enter__(self) -> Player:
         self.start()
         return self
 
@@ -120,13 +129,21 @@ class Player:
             return
         self.channels = min(2, device.channels)
         try:
-            sd.check_output_settings(device=device.index, samplerate=self.config.sample_rate,
-                                     channels=self.channels, dtype="float32")
+            sd.check_output_settings(
+                device=device.index,
+                samplerate=self.config.sample_rate,
+                channels=self.channels,
+                dtype="float32",
+            )
             self.sample_rate = int(self.config.sample_rate)
         except Exception:
             self.sample_rate = int(device.default_rate)
-            log.info("device %r does not take %d Hz; playing at its %d Hz", device.name,
-                     self.config.sample_rate, self.sample_rate)
+            log.info(
+                "device %r does not take %d Hz; playing at its %d Hz",
+                device.name,
+                self.config.sample_rate,
+                self.sample_rate,
+            )
 
     # -- clips --------------------------------------------------------------------------
     def prepare(self, key: str, loader: Loader) -> PreparedClip:
@@ -140,7 +157,11 @@ class Player:
             if clip is None:
                 audio, rate = loader()
                 clip = prepare_samples(
-                    key, audio, rate, target_rate=self.sample_rate, channels=self.channels,
+                    key,
+                    audio,
+                    rate,
+                    target_rate=self.sample_rate,
+                    channels=self.channels,
                     loop_seam_seconds=getattr(self.config, "loop_seam_seconds", 0.0),
                 )
                 self.cache.put(clip)
@@ -159,8 +180,7 @@ class Player:
         return self.mixer.in_use() if self.mixer is not None else set()
 
     # -- playing ------------------------------------------------------------------------
-    def crossfade_to(self, clip: PreparedClip, seconds: float | None = None, *,
-                     loop: bool = True) -> None:
+    def crossfade_to(self, clip: PreparedClip, seconds: float | None = None, *, loop: bool = True) -> None:
         """Fade ``clip`` in over ``seconds`` (default ``audio.crossfade_seconds``) while
         whatever sounds fades out; the clip loops unless ``loop`` is False. Returns at once."""
         self._require_started()
@@ -259,7 +279,9 @@ class Player:
             "quiet_hours_level": self._schedule_level,
             "cache_clips": len(self.cache),
             "cache_megabytes": self.cache.bytes / 2**20,
-            "events": [f"{time.strftime('%H:%M:%S', time.localtime(t))} {what}" for t, what in s.events[-10:]],
+            "events": [
+                f"{time.strftime('%H:%M:%S', time.localtime(t))} {what}" for t, what in s.events[-10:]
+            ],
         }
 
     def health(self) -> tuple[bool, str]:
@@ -267,9 +289,11 @@ class Player:
         t = self.telemetry()
         if not t.get("running"):
             return False, "audio: not started"
-        line = (f"audio: {'ok' if t['healthy'] else 'RECOVERING'} on {t['device']!r} "
-                f"{t['sample_rate']} Hz; underruns {t['underruns']}, restarts {t['restarts']}, "
-                f"load {t['callback_load']:.1%} (max {t['callback_load_max']:.1%})")
+        line = (
+            f"audio: {'ok' if t['healthy'] else 'RECOVERING'} on {t['device']!r} "
+            f"{t['sample_rate']} Hz; underruns {t['underruns']}, restarts {t['restarts']}, "
+            f"load {t['callback_load']:.1%} (max {t['callback_load_max']:.1%})"
+        )
         return bool(t["healthy"]), line
 
     # -- supervisor tick ----------------------------------------------------------------
@@ -280,7 +304,10 @@ class Player:
             self._next_schedule_check = now + 5.0
             level = self.schedule.factor_at(self.clock())
             if level != self._schedule_level:
-                log.info("quiet hours: volume level %.0f%% (over %.0f s)", level * 100,
-                         self.config.quiet_ramp_seconds)
+                log.info(
+                    "quiet hours: volume level %.0f%% (over %.0f s)",
+                    level * 100,
+                    self.config.quiet_ramp_seconds,
+                )
                 self._schedule_level = level
                 self.mixer.set_schedule(level, self.config.quiet_ramp_seconds)

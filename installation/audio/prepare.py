@@ -11,8 +11,8 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import soxr
@@ -164,5 +164,6 @@ class ClipCache:
         if self.bytes > self.budget_bytes:
             log.warning(
                 "clip cache holds %.0f MB, over its %.0f MB budget: the clips in use need it",
-                self.bytes / 2**20, self.budget_bytes / 2**20,
+                self.bytes / 2**20,
+                self.budget_bytes / 2**20,
             )

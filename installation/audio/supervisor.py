@@ -15,8 +15,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import portaudio
 
@@ -50,18 +50,22 @@ def list_output_devices() -> list[dict]:
     except Exception:
         default_out = -1
     if default_out is None or default_out < 0:
-        default_out = next((h["default_output_device"] for h in hostapis if h["default_output_device"] >= 0), -1)
+        default_out = next(
+            (h["default_output_device"] for h in hostapis if h["default_output_device"] >= 0), -1
+        )
     rows = []
     for d in sd.query_devices():
         if d["max_output_channels"] > 0:
-            rows.append({
-                "index": d["index"],
-                "name": d["name"],
-                "hostapi": hostapis[d["hostapi"]]["name"],
-                "channels": d["max_output_channels"],
-                "default_rate": d["default_samplerate"],
-                "default": d["index"] == default_out,
-            })
+            rows.append(
+                {
+                    "index": d["index"],
+                    "name": d["name"],
+                    "hostapi": hostapis[d["hostapi"]]["name"],
+                    "channels": d["max_output_channels"],
+                    "default_rate": d["default_samplerate"],
+                    "default": d["index"] == default_out,
+                }
+            )
     return rows
 
 
@@ -77,13 +81,15 @@ def choose_device(wanted: str) -> DeviceChoice:
         matched = pick is not None
     if pick is None:
         pick = next((d for d in devices if d["default"]), devices[0])
-    return DeviceChoice(pick["index"], pick["name"], pick["hostapi"], pick["channels"],
-                        pick["default_rate"], matched)
+    return DeviceChoice(
+        pick["index"], pick["name"], pick["hostapi"], pick["channels"], pick["default_rate"], matched
+    )
 
 
 def _default_fatal(reason: str) -> None:
-    log.critical("audio could not be recovered (%s); exiting with status %d for a restart",
-                 reason, EXIT_AUDIO_FAILED)
+    log.critical(
+        "audio could not be recovered (%s); exiting with status %d for a restart", reason, EXIT_AUDIO_FAILED
+    )
     logging.shutdown()
     os._exit(EXIT_AUDIO_FAILED)  # not sys.exit: PortAudio's exit path can hang on a dead server
 
@@ -91,9 +97,17 @@ def _default_fatal(reason: str) -> None:
 class StreamSupervisor:
     """Opens the output stream for ``mixer`` and keeps it alive (see the module doc)."""
 
-    def __init__(self, mixer, *, device: str = "", block_size: int = 1024,
-                 recover_seconds: float = 30.0, on_fatal: Callable[[str], None] | None = None,
-                 on_tick: Callable[[], None] | None = None, interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        mixer,
+        *,
+        device: str = "",
+        block_size: int = 1024,
+        recover_seconds: float = 30.0,
+        on_fatal: Callable[[str], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
+        interval: float = 0.1,
+    ) -> None:
         self.mixer = mixer
         self.wanted_device = device
         self.block_size = block_size
@@ -155,8 +169,10 @@ class StreamSupervisor:
         problem = self._problem(now)
         if problem is None:
             if self.failing_since is not None and self._first_callback_seen():
-                self._note(f"audio recovered after {now - self.failing_since:.1f} s "
-                           f"on {self.device.name!r}", logging.WARNING)
+                self._note(
+                    f"audio recovered after {now - self.failing_since:.1f} s on {self.device.name!r}",
+                    logging.WARNING,
+                )
                 self.failing_since = None
             return
         if self.failing_since is None:
@@ -215,8 +231,9 @@ class StreamSupervisor:
                 log.debug("PortAudio re-initialisation failed: %s", exc)
             return False
         if self.wanted_device and not device.matched and self.device is None:
-            log.warning("audio device %r not found; using the default output %r",
-                        self.wanted_device, device.name)
+            log.warning(
+                "audio device %r not found; using the default output %r", self.wanted_device, device.name
+            )
         generation = self._generation + 1
         mixer = self.mixer
 
@@ -229,16 +246,25 @@ class StreamSupervisor:
         self._finished.clear()
         try:
             stream = sd.OutputStream(
-                samplerate=mixer.sample_rate, blocksize=self.block_size, device=device.index,
-                channels=mixer.channels, dtype="float32", callback=callback,
+                samplerate=mixer.sample_rate,
+                blocksize=self.block_size,
+                device=device.index,
+                channels=mixer.channels,
+                dtype="float32",
+                callback=callback,
                 finished_callback=self._finished.set,
                 # A deep device buffer where the host API has one (ALSA): a late callback is
                 # absorbed instead of heard. JACK's latency is the server's period regardless.
                 latency="high",
             )
         except Exception as exc:
-            log.warning("cannot open %r at %d Hz, %d channels: %s", device.name,
-                        mixer.sample_rate, mixer.channels, exc)
+            log.warning(
+                "cannot open %r at %d Hz, %d channels: %s",
+                device.name,
+                mixer.sample_rate,
+                mixer.channels,
+                exc,
+            )
             try:
                 portaudio.reinitialize()
             except Exception as exc2:
@@ -260,10 +286,15 @@ class StreamSupervisor:
         if self.stream is not None or self.device is not None:
             self.restarts += 1
         self.stream, self.device = stream, device
-        self._note(f"output stream open on {device.name!r} ({device.hostapi}), "
-                   f"{mixer.sample_rate} Hz, {mixer.channels} ch, block {self.block_size}"
-                   + ("" if device.matched or not self.wanted_device else
-                      f" (configured {self.wanted_device!r} not found: default device)"))
+        self._note(
+            f"output stream open on {device.name!r} ({device.hostapi}), "
+            f"{mixer.sample_rate} Hz, {mixer.channels} ch, block {self.block_size}"
+            + (
+                ""
+                if device.matched or not self.wanted_device
+                else f" (configured {self.wanted_device!r} not found: default device)"
+            )
+        )
         return True
 
     def _note(self, what: str, level: int = logging.INFO) -> None:

@@ -21,9 +21,7 @@ def create_application():
 
     app = QApplication.instance()
     if app is None:
-        QApplication.setHighDpiScaleFactorRoundingPolicy(
-            Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
-        )
+        QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QApplication(sys.argv[:1])
     app.setApplicationName("Art2Mus")
     app.setApplicationDisplayName("Art2Mus")

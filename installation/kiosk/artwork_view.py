@@ -133,7 +133,12 @@ class ArtworkPage(QWidget):
         self.title = self._label("title", style.TEXT)
         self.artist = self._label("meta", style.TEXT)
         self.description = self._label("body", style.TEXT_SECONDARY)
-        for widget, gap in ((self.style_label, 16), (self.title, 18), (self.artist, 36), (self.description, 0)):
+        for widget, gap in (
+            (self.style_label, 16),
+            (self.title, 18),
+            (self.artist, 36),
+            (self.description, 0),
+        ):
             text.addWidget(widget)
             text.addSpacing(gap)
         text.addStretch(1)

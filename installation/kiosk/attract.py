@@ -184,7 +184,9 @@ class AttractPage(QWidget):
                        Qt.AlignmentFlag.AlignRight)  # fmt: skip
 
     @staticmethod
-    def _shadowed(painter: QPainter, box: QRectF, text: str, colour, align=Qt.AlignmentFlag.AlignLeft) -> None:
+    def _shadowed(
+        painter: QPainter, box: QRectF, text: str, colour, align=Qt.AlignmentFlag.AlignLeft
+    ) -> None:
         """Light text with a soft dark shadow: readable over any painting."""
         painter.setPen(QColor(0, 0, 0, 170))
         for dx, dy in ((1.5, 1.5), (0, 2)):

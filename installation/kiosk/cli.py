@@ -35,9 +35,13 @@ def _size(text: str) -> tuple[int, int]:
 @click.option("--windowed", is_flag=True, help="A normal window with a cursor and keys (development).")
 @click.option("--size", default="1920x1080", show_default=True, help="Window size with --windowed.")
 @click.pass_context
-def kiosk(ctx: click.Context, collection: Path | None, db_path: Path | None, windowed: bool, size: str) -> None:
+def kiosk(
+    ctx: click.Context, collection: Path | None, db_path: Path | None, windowed: bool, size: str
+) -> None:
     """Open the touchscreen kiosk (full screen; exit through the curator panel)."""
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
+    if not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    ):
         raise click.ClickException(
             "no display: set DISPLAY or WAYLAND_DISPLAY (on a machine without a screen run "
             "`xvfb-run -s '-screen 0 1920x1080x24' art2mus kiosk ...`, see docs/kiosk.md)"
@@ -48,9 +52,7 @@ def kiosk(ctx: click.Context, collection: Path | None, db_path: Path | None, win
     from .app import run_kiosk
 
     try:
-        code = run_kiosk(
-            config, collection=collection, db_path=db_path, windowed=windowed, size=_size(size)
-        )
+        code = run_kiosk(config, collection=collection, db_path=db_path, windowed=windowed, size=_size(size))
     except (StoreError, SchemaError) as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)

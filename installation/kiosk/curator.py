@@ -16,8 +16,8 @@ from PyQt6.QtCore import (
     QModelIndex,
     QObject,
     QRunnable,
-    QThreadPool,
     Qt,
+    QThreadPool,
     QTimer,
     pyqtSignal,
 )
@@ -521,7 +521,12 @@ class CuratorPanel(QWidget):
         entries = self.services.entries(include_unavailable=True)
         # Problems first, so a curator sees at once what needs attention.
         rank = {"invalid": 0, "missing": 2, "ready": 1}
-        music_rank = {MusicState.FAILED: 0, MusicState.COMPOSING: 1, MusicState.WAITING: 2, MusicState.READY: 3}
+        music_rank = {
+            MusicState.FAILED: 0,
+            MusicState.COMPOSING: 1,
+            MusicState.WAITING: 2,
+            MusicState.READY: 3,
+        }
         entries.sort(key=lambda e: (rank.get(e.status, 1), music_rank[e.music], e.display_title.lower()))
         self.table_model.set_entries(entries)
         self._fit_problem_rows()
@@ -553,7 +558,11 @@ class CuratorPanel(QWidget):
         entry = self.current_entry()
         # A refresh of the store must not move the curator's choice of clip.
         previous = self.selected_clip()
-        keep = previous.id if previous is not None and entry is not None and previous.artwork_id == entry.id else None
+        keep = (
+            previous.id
+            if previous is not None and entry is not None and previous.artwork_id == entry.id
+            else None
+        )
         self.clip_list.clear()
         if entry is None:
             self.selected_title.setText("No artworks yet")
@@ -570,7 +579,10 @@ class CuratorPanel(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, clip)
             self.clip_list.addItem(item)
         if self.clip_list.count():
-            rows = [self.clip_list.item(i).data(Qt.ItemDataRole.UserRole).id for i in range(self.clip_list.count())]
+            rows = [
+                self.clip_list.item(i).data(Qt.ItemDataRole.UserRole).id
+                for i in range(self.clip_list.count())
+            ]
             self.clip_list.setCurrentRow(rows.index(keep) if keep in rows else 0)
         can_generate = entry.status == "ready"
         self.regenerate_button.setEnabled(can_generate)
@@ -579,7 +591,7 @@ class CuratorPanel(QWidget):
 
     def refresh_status(self) -> None:
         entries = self.table_model.entries
-        counts = {k: 0 for k in ("artworks", "ready", "composing", "failed", "invalid")}
+        counts = dict.fromkeys(("artworks", "ready", "composing", "failed", "invalid"), 0)
         for e in entries:
             if e.status == "invalid":
                 counts["invalid"] += 1

@@ -367,7 +367,9 @@ class GalleryView(QListView):
         # The viewport gets a little slack: QListView wraps one column early at an exact fit.
         self.setViewportMargins(side, 0, max(0, side - self.theme.card_spacing - 16), 0)
         super().resizeEvent(event)
-        self.margins_changed.emit(side + self.theme.card_spacing // 2)  # cards sit centred in their grid cells
+        self.margins_changed.emit(
+            side + self.theme.card_spacing // 2
+        )  # cards sit centred in their grid cells
 
     def keep_position(self, value: int) -> None:
         """Restore a scroll position after a model reset (catalog refreshed)."""
@@ -432,9 +434,7 @@ class GalleryPage(QWidget):
     def _update_subtitle(self) -> None:
         n = self.model.rowCount()
         works = f"{n:,} work{'s' if n != 1 else ''}"
-        self.subtitle.setText(
-            f"Touch a painting to hear the music composed for it    ·    {works}"
-        )
+        self.subtitle.setText(f"Touch a painting to hear the music composed for it    ·    {works}")
 
     def _align_heading(self, left: int) -> None:
         """Line the heading up with the first column of cards."""

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QObject, QRunnable, QThreadPool, Qt, pyqtSignal
+from PyQt6.QtCore import QObject, QRunnable, Qt, QThreadPool, pyqtSignal
 from PyQt6.QtGui import QImage
 
 log = logging.getLogger(__name__)

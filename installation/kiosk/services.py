@@ -186,7 +186,8 @@ class KioskServices:
             ).fetchall()
             ready_hashes = {h for (h,) in conn.execute("SELECT DISTINCT image_hash FROM clips")}
             open_jobs = {
-                a for (a,) in conn.execute(
+                a
+                for (a,) in conn.execute(
                     "SELECT artwork_id FROM jobs WHERE status IN (?, ?)",
                     (JobStatus.QUEUED, JobStatus.RUNNING),
                 )
@@ -212,8 +213,16 @@ class KioskServices:
                 music = MusicState.WAITING
             out.append(
                 ArtworkEntry(
-                    id_, title or "", artist or "", year or "", path, image_hash,
-                    status, reason or "", music, music_reason,
+                    id_,
+                    title or "",
+                    artist or "",
+                    year or "",
+                    path,
+                    image_hash,
+                    status,
+                    reason or "",
+                    music,
+                    music_reason,
                 )  # fmt: skip
             )
         out.sort(key=lambda e: (e.display_title.casefold(), e.path))
@@ -232,9 +241,7 @@ class KioskServices:
 
     def thumbnail(self, artwork_id: int) -> bytes | None:
         """The stored JPEG thumbnail (called from the thumbnail threads)."""
-        row = self._raw().execute(
-            "SELECT thumbnail FROM artworks WHERE id = ?", (artwork_id,)
-        ).fetchone()
+        row = self._raw().execute("SELECT thumbnail FROM artworks WHERE id = ?", (artwork_id,)).fetchone()
         return row[0] if row else None
 
     @property
@@ -286,8 +293,10 @@ class KioskServices:
             ]  # fmt: skip
             if candidates:
                 matrix = np.stack([vectors[a] for a in candidates])
-                sims = matrix @ query / (
-                    np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) + 1e-12) + 1e-12
+                sims = (
+                    matrix
+                    @ query
+                    / (np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) + 1e-12) + 1e-12)
                 )
                 i = int(np.argmax(sims))
                 best_id, best_sim = candidates[i], float(sims[i])

@@ -77,7 +77,7 @@ class _Signals(QObject):
 
 
 class _DecodeJob(QRunnable):
-    def __init__(self, cache: "ThumbnailCache", artwork_id: int, generation: int):
+    def __init__(self, cache: ThumbnailCache, artwork_id: int, generation: int):
         super().__init__()
         self.cache = cache
         self.artwork_id = artwork_id

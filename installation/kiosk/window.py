@@ -73,7 +73,9 @@ class KioskWindow(QWidget):
         self.notifier.changed.connect(self.refresh_from_store, Qt.ConnectionType.QueuedConnection)
 
         self.thumbnails = ThumbnailCache(
-            services.thumbnail, QSize(self.theme.card_width - 36, self.theme.card_image_height - 36), parent=self
+            services.thumbnail,
+            QSize(self.theme.card_width - 36, self.theme.card_image_height - 36),
+            parent=self,
         )
         self.images = ImageLoader(max_side=2048, parent=self)
         self.playback = PlaybackController(services, self)

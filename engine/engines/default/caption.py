@@ -52,12 +52,12 @@ def make_caption(f: ImageFeatures, c: Composition) -> str:
 
 
 def _colour(words: str, colour: str) -> str:
-    """"strings" -> "warm strings"; "a sweeping pad" -> "a soft sweeping pad"."""
+    """ "strings" -> "warm strings"; "a sweeping pad" -> "a soft sweeping pad"."""
     if colour in words.split():
         return words
     for article in ("a ", "an "):
         if words.startswith(article):
-            return f"a {colour} {words[len(article):]}"  # the colour words start with consonants
+            return f"a {colour} {words[len(article) :]}"  # the colour words start with consonants
     return f"{colour} {words}"
 
 
@@ -70,7 +70,7 @@ def _join(parts: list[str]) -> str:
 def _article_low(words: str) -> str:
     for article in ("a ", "an "):
         if words.startswith(article):
-            rest = words[len(article):]
+            rest = words[len(article) :]
             return words if rest.startswith("low ") else "a low " + rest
     return "low " + words
 
@@ -80,5 +80,5 @@ def _low_drone(words: str) -> str:
         return _article_low(words)
     for article in ("a ", "an "):
         if words.startswith(article):
-            return "a low " + words[len(article):] + " drone"
+            return "a low " + words[len(article) :] + " drone"
     return "a low " + words + " drone"

@@ -355,7 +355,11 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
         Voice("pad", pad_i, 0.0, 0.8, 0.45, tuple(_pad(slots, chords, c, pad_i, rng))),
         Voice("bass", bass_i, 0.0, 0.65, 0.15, tuple(_bass(slots, chords, c, grid, bass_i, rng))),
         Voice(
-            "melody", melody_i, c.melody_pan, 1.0, 0.35,
+            "melody",
+            melody_i,
+            c.melody_pan,
+            1.0,
+            0.35,
             tuple(_melody(slots, chords, scale, c, grid, melody_i, rng)),
         ),
     ]
@@ -457,7 +461,9 @@ def _pad(slots, chords, c: Character, inst: Instrument, rng) -> list[Note]:
     for slot, pcs in zip(slots, chords):
         voicing = _voice(pcs, low, high, c.pad_center, prev)
         prev = voicing
-        vel = _vel(54 + 8 * c.dynamics + 10 * c.dynamics * _arc(slot.start, slots[-1].start + slot.length), 3, rng)
+        vel = _vel(
+            54 + 8 * c.dynamics + 10 * c.dynamics * _arc(slot.start, slots[-1].start + slot.length), 3, rng
+        )
         notes.append(Note(slot.start, slot.length, tuple(voicing), vel))
     return notes
 
@@ -512,7 +518,14 @@ def _bass(slots, chords, c: Character, grid: _Grid, inst: Instrument, rng) -> li
             n = int(round(slot.length / grid.beat))
             for k in range(n):
                 pitch = pattern[k % len(pattern)]
-                notes.append(Note(slot.start + k * grid.beat, grid.beat * 0.9, (pitch,), _vel(74 if k == 0 else 64, 5, rng)))
+                notes.append(
+                    Note(
+                        slot.start + k * grid.beat,
+                        grid.beat * 0.9,
+                        (pitch,),
+                        _vel(74 if k == 0 else 64, 5, rng),
+                    )
+                )
     return notes
 
 
@@ -520,7 +533,11 @@ def _rhythm(rng, grid: _Grid, per_bar: int) -> list[tuple[int, int]]:
     """A one-bar rhythm on the eighth-note grid: (onset, length) in eighths, starting on 1."""
     cells = 2 * grid.beats
     per_bar = int(np.clip(per_bar, 1, cells))
-    others = sorted(rng.choice(np.arange(1, cells), size=per_bar - 1, replace=False).tolist()) if per_bar > 1 else []
+    others = (
+        sorted(rng.choice(np.arange(1, cells), size=per_bar - 1, replace=False).tolist())
+        if per_bar > 1
+        else []
+    )
     onsets = [0, *others]
     ends = onsets[1:] + [cells]
     return [(o, e - o) for o, e in zip(onsets, ends)]

@@ -49,9 +49,7 @@ class DefaultEngine:
 
     def __init__(self, soundfont: str | os.PathLike | None = None):
         self.renderer = Renderer(soundfont, SAMPLE_RATE)
-        version = hashlib.sha256(
-            f"{_code_hash()} {self.renderer.version()}".encode()
-        ).hexdigest()[:16]
+        version = hashlib.sha256(f"{_code_hash()} {self.renderer.version()}".encode()).hexdigest()[:16]
         self.model_version = f"default-{version}"
 
     def params(self) -> dict[str, Any]:

@@ -77,11 +77,7 @@ class ImageFeatures:
 
     def summary(self) -> dict[str, float]:
         """The scalar features rounded for display (the benchmark and the clip details)."""
-        return {
-            k: round(v, 3)
-            for k, v in asdict(self).items()
-            if isinstance(v, float)
-        }
+        return {k: round(v, 3) for k, v in asdict(self).items() if isinstance(v, float)}
 
 
 def downscale(rgb: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
@@ -202,11 +198,7 @@ def _texture(L: np.ndarray) -> float:
 
 def _visual_mass(L: np.ndarray, chroma: np.ndarray, edges: np.ndarray) -> tuple[float, float]:
     """Centroid of visual weight relative to the centre: (-1 left .. 1 right, -1 top .. 1 bottom)."""
-    weight = (
-        np.abs(L - L.mean()) / 50.0
-        + chroma / VIVID_CHROMA
-        + 0.5 * cv2.blur(edges, (5, 5))
-    )
+    weight = np.abs(L - L.mean()) / 50.0 + chroma / VIVID_CHROMA + 0.5 * cv2.blur(edges, (5, 5))
     total = float(weight.sum())
     h, w = L.shape
     if total < 1e-9:

@@ -84,9 +84,14 @@ def _fluidsynth():
         ) from exc
     lib = fluidsynth._fl
     lib.fluid_synth_write_float.argtypes = [
-        ctypes.c_void_p, ctypes.c_int,
-        ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-        ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_int,
     ]
     lib.fluid_synth_write_float.restype = ctypes.c_int
     return fluidsynth, lib
@@ -244,7 +249,9 @@ class Renderer:
             placed = []
             for note in voice.notes:
                 frames_on = max(BLOCK, int(round(note.length * rate / BLOCK)) * BLOCK)
-                velocity = int(np.clip(round(note.velocity / VELOCITY_STEP) * VELOCITY_STEP, VELOCITY_STEP, 127))
+                velocity = int(
+                    np.clip(round(note.velocity / VELOCITY_STEP) * VELOCITY_STEP, VELOCITY_STEP, 127)
+                )
                 # FluidSynth's default velocity curve is roughly quadratic in amplitude.
                 gain = (note.velocity / velocity) ** 2
                 start = int(round(note.start * rate)) % n
@@ -280,7 +287,9 @@ class Renderer:
         # Resample the loop with one period of context on each side so the ends stay seamless.
         context = min(m, rate // 10)
         padded = np.concatenate([wet[:, -context:], wet, wet[:, :context]], axis=1)
-        up = soxr.resample(np.ascontiguousarray(padded.T, dtype=np.float32), rate, self.sample_rate, quality="MQ")
+        up = soxr.resample(
+            np.ascontiguousarray(padded.T, dtype=np.float32), rate, self.sample_rate, quality="MQ"
+        )
         start = context * k
         return np.ascontiguousarray(up[start : start + n].T)
 

@@ -89,7 +89,7 @@ class ImageAligner(ModelMixin, ConfigMixin):
         return tokens.view(-1, self.config.num_tokens, self.config.token_dim)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "ImageAligner":
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> ImageAligner:
         """Load from a local folder, refusing a missing/corrupt file or a config/shape mismatch.
 
         Only local folders: the installation never fetches weights at run time.
@@ -108,7 +108,9 @@ class ImageAligner(ModelMixin, ConfigMixin):
             raise CheckpointError(f"{weights}: could not be loaded: {exc}") from exc
 
     @classmethod
-    def expected_shapes(cls, config: dict, config_path: Path | str = CONFIG_NAME) -> dict[str, tuple[int, ...]]:
+    def expected_shapes(
+        cls, config: dict, config_path: Path | str = CONFIG_NAME
+    ) -> dict[str, tuple[int, ...]]:
         """The tensor shapes a config implies, built on the meta device (no memory, no init)."""
         known = {k: config[k] for k in ("input_dim", "embed_dim", "num_tokens", "token_dim") if k in config}
         try:

@@ -88,9 +88,7 @@ class ModelBundle:
 def _bundle_files(folder: Path) -> list[str]:
     """Every file of the bundle except the manifest, as sorted POSIX paths."""
     return sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and p.name != MANIFEST
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST
     )
 
 
@@ -140,7 +138,9 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         )
     manifest = _read_json(folder / MANIFEST, folder)
     if manifest.get("format") != FORMAT:
-        raise BundleError(f"{folder}: {MANIFEST}: 'format' is {manifest.get('format')!r}; expected {FORMAT!r}")
+        raise BundleError(
+            f"{folder}: {MANIFEST}: 'format' is {manifest.get('format')!r}; expected {FORMAT!r}"
+        )
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"{folder}: {MANIFEST}: format_version {manifest.get('format_version')!r} is not supported "
@@ -195,7 +195,11 @@ def _shape_problems(configs: dict[str, dict], conditioning_shapes: dict[str, tup
     """Check that the components fit together and the stored conditioning fits the UNet."""
     problems = []
     unet, vae, vocoder, lm, aligner = (
-        configs["unet"], configs["vae"], configs["vocoder"], configs["language_model"], configs["aligner"]
+        configs["unet"],
+        configs["vae"],
+        configs["vocoder"],
+        configs["language_model"],
+        configs["aligner"],
     )
     encoder_dim = configs["encoder_dim"]
     streams = unet.get("cross_attention_dim")
@@ -307,9 +311,7 @@ def check_bundle(folder: str | os.PathLike, *, load: bool = True) -> list[str]:
     problems = _shape_problems(configs, shapes)
     declared = {k: tuple(v) for k, v in manifest["conditioning"].get("shapes", {}).items()}
     if not problems and declared != shapes:
-        problems.append(
-            f"{MANIFEST}: conditioning shapes {declared} do not match {CONDITIONING} ({shapes})"
-        )
+        problems.append(f"{MANIFEST}: conditioning shapes {declared} do not match {CONDITIONING} ({shapes})")
     if problems or not load:
         return problems
     try:
@@ -332,7 +334,9 @@ def _load(folder: Path, name: str, loader, *args, **kwargs):
         raise BundleError(f"{folder}: {name}/ cannot be loaded: {first}") from exc
 
 
-def load_bundle(folder: str | os.PathLike, *, device: str = "cpu", dtype=None, verify: bool = True) -> ModelBundle:
+def load_bundle(
+    folder: str | os.PathLike, *, device: str = "cpu", dtype=None, verify: bool = True
+) -> ModelBundle:
     """Load a bundle, refusing it with a :class:`BundleError` that names the file at fault.
 
     ``verify`` re-hashes every file against the manifest (seconds for a full-size bundle)
@@ -379,7 +383,14 @@ def load_bundle(folder: str | os.PathLike, *, device: str = "cpu", dtype=None, v
         encoder=_load(folder, "encoder", load_vision_encoder, folder / "encoder").to(device).eval(),
         conditioning={k: v.to(device) for k, v in conditioning.items()},
     )
-    for module in (bundle.unet, bundle.vae, bundle.vocoder, bundle.language_model, bundle.aligner, bundle.encoder):
+    for module in (
+        bundle.unet,
+        bundle.vae,
+        bundle.vocoder,
+        bundle.language_model,
+        bundle.aligner,
+        bundle.encoder,
+    ):
         module.requires_grad_(False)
     return bundle
 
@@ -401,8 +412,12 @@ def compute_conditioning(pipe, device: str = "cpu") -> dict:
     from .conditioning import generate_loa
 
     def generate_language_model(inputs_embeds, max_new_tokens=None, attention_mask=None, **_):
-        return generate_loa(pipe.language_model, inputs_embeds, max_new_tokens or arch.LOA_TOKENS,
-                            attention_mask=attention_mask)
+        return generate_loa(
+            pipe.language_model,
+            inputs_embeds,
+            max_new_tokens or arch.LOA_TOKENS,
+            attention_mask=attention_mask,
+        )
 
     pipe.generate_language_model = generate_language_model  # this instance only
     with torch.no_grad():
@@ -461,20 +476,32 @@ def build_bundle(
 
     say = progress or (lambda message: None)
     out = Path(out).expanduser().resolve()
-    sources = {name: Path(p).expanduser().resolve() for name, p in
-               (("audioldm2", audioldm2), ("encoder", encoder), ("aligner", aligner))}
+    sources = {
+        name: Path(p).expanduser().resolve()
+        for name, p in (("audioldm2", audioldm2), ("encoder", encoder), ("aligner", aligner))
+    }
     for name, path in sources.items():
         if not path.is_dir():
             raise BundleError(f"{path}: --{name} folder not found")
     _refuse_existing(out)
 
     say(f"loading AudioLDM 2 from {sources['audioldm2']}")
-    pipe = _load(sources["audioldm2"], "audioldm2", AudioLDM2Pipeline.from_pretrained,
-                 str(sources["audioldm2"]), local_files_only=True)
+    pipe = _load(
+        sources["audioldm2"],
+        "audioldm2",
+        AudioLDM2Pipeline.from_pretrained,
+        str(sources["audioldm2"]),
+        local_files_only=True,
+    )
     say("loading the vision encoder and the aligner")
     vision = _load(sources["encoder"], "encoder", load_vision_encoder, sources["encoder"])
-    image_aligner = _load(sources["aligner"], "aligner", ImageAligner.from_pretrained,
-                          str(sources["aligner"]), local_files_only=True)
+    image_aligner = _load(
+        sources["aligner"],
+        "aligner",
+        ImageAligner.from_pretrained,
+        str(sources["aligner"]),
+        local_files_only=True,
+    )
     say("encoding the fixed prompt and the negative prompt (FLAN-T5, CLAP, GPT-2)")
     conditioning = compute_conditioning(pipe)
 
@@ -487,19 +514,26 @@ def build_bundle(
         DDIMScheduler.from_config(pipe.scheduler.config).save_pretrained(work / "scheduler")
         image_aligner.save_pretrained(work / "aligner", safe_serialization=True)
         shutil.copytree(sources["encoder"], work / "encoder")
-        save_file(conditioning, str(work / CONDITIONING), metadata={
-            "prompt": arch.PROMPT, "negative_prompt": arch.NEGATIVE_PROMPT})
+        save_file(
+            conditioning,
+            str(work / CONDITIONING),
+            metadata={"prompt": arch.PROMPT, "negative_prompt": arch.NEGATIVE_PROMPT},
+        )
         info = {
             "components": {
                 "unet": {"class": type(pipe.unet).__name__, "source": _source_name(sources["audioldm2"])},
                 "vae": {"class": type(pipe.vae).__name__},
-                "vocoder": {"class": type(pipe.vocoder).__name__,
-                            "sampling_rate": pipe.vocoder.config.sampling_rate},
+                "vocoder": {
+                    "class": type(pipe.vocoder).__name__,
+                    "sampling_rate": pipe.vocoder.config.sampling_rate,
+                },
                 "language_model": {"class": type(pipe.language_model).__name__},
                 "scheduler": {"class": "DDIMScheduler"},
-                "aligner": {"class": type(image_aligner).__name__,
-                            "num_tokens": image_aligner.config.num_tokens,
-                            "source": sources["aligner"].name},
+                "aligner": {
+                    "class": type(image_aligner).__name__,
+                    "num_tokens": image_aligner.config.num_tokens,
+                    "source": sources["aligner"].name,
+                },
                 "encoder": {"kind": vision.kind, "dim": vision.dim, "source": sources["encoder"].name},
             },
             "conditioning": {
@@ -508,8 +542,10 @@ def build_bundle(
                 "shapes": {k: list(v.shape) for k, v in sorted(conditioning.items())},
             },
         }
-        problems = _shape_problems(_component_configs(work, {"components": info["components"]}),
-                                   {k: tuple(v.shape) for k, v in conditioning.items()})
+        problems = _shape_problems(
+            _component_configs(work, {"components": info["components"]}),
+            {k: tuple(v.shape) for k, v in conditioning.items()},
+        )
         if problems:
             raise BundleError("the inputs do not fit together: " + "; ".join(problems))
         version = write_manifest(work, info)
@@ -528,7 +564,7 @@ def make_tiny_bundle(out: str | os.PathLike, *, encoder_kind: str = "clip", seed
     import torch
 
     from .aligner import ImageAligner
-    from .encoders import make_tiny_encoder, load_vision_encoder
+    from .encoders import load_vision_encoder, make_tiny_encoder
     from .tiny_audioldm2 import save_tiny_snapshot
 
     if encoder_kind not in ("clip", "imagebind"):
@@ -545,4 +581,6 @@ def make_tiny_bundle(out: str | os.PathLike, *, encoder_kind: str = "clip", seed
             num_tokens=16 if encoder_kind == "imagebind" else 6,
             token_dim=arch.TINY.lm_dim,
         ).save_pretrained(tmp / "aligner")
-        return build_bundle(out, audioldm2=tmp / "audioldm2", encoder=tmp / "encoder", aligner=tmp / "aligner")
+        return build_bundle(
+            out, audioldm2=tmp / "audioldm2", encoder=tmp / "encoder", aligner=tmp / "aligner"
+        )

@@ -18,12 +18,24 @@ def models() -> None:
 
 @models.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--audioldm2", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Local AudioLDM 2 snapshot folder, e.g. a download of cvssp/audioldm2-music.")
-@click.option("--encoder", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Vision encoder folder (CLIP or ImageBind, see docs/art2mus-engine.md).")
-@click.option("--aligner", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Trained Image Aligner folder (config.json + safetensors).")
+@click.option(
+    "--audioldm2",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Local AudioLDM 2 snapshot folder, e.g. a download of cvssp/audioldm2-music.",
+)
+@click.option(
+    "--encoder",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Vision encoder folder (CLIP or ImageBind, see docs/art2mus-engine.md).",
+)
+@click.option(
+    "--aligner",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Trained Image Aligner folder (config.json + safetensors).",
+)
 def build(out: Path, audioldm2: Path, encoder: Path, aligner: Path) -> None:
     """Build a bundle in OUT from local folders (nothing is downloaded).
 
@@ -34,8 +46,13 @@ def build(out: Path, audioldm2: Path, encoder: Path, aligner: Path) -> None:
     from .checkpoints import CheckpointError
 
     try:
-        version = build_bundle(out, audioldm2=audioldm2, encoder=encoder, aligner=aligner,
-                               progress=lambda m: click.echo(m, err=True))
+        version = build_bundle(
+            out,
+            audioldm2=audioldm2,
+            encoder=encoder,
+            aligner=aligner,
+            progress=lambda m: click.echo(m, err=True),
+        )
     except (BundleError, CheckpointError) as exc:
         raise _fail(exc) from None
     click.echo(f"built {out} (model version {version})")
@@ -43,8 +60,14 @@ def build(out: Path, audioldm2: Path, encoder: Path, aligner: Path) -> None:
 
 @models.command("make-tiny")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--encoder", "encoder_kind", type=click.Choice(["clip", "imagebind"]), default="clip",
-              show_default=True, help="Which kind of (tiny random) vision encoder to include.")
+@click.option(
+    "--encoder",
+    "encoder_kind",
+    type=click.Choice(["clip", "imagebind"]),
+    default="clip",
+    show_default=True,
+    help="Which kind of (tiny random) vision encoder to include.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 def make_tiny(out: Path, encoder_kind: str, seed: int) -> None:
     """Make a tiny random bundle in OUT, for tests and demos without real weights.
@@ -80,8 +103,10 @@ def check(folder: Path, quick: bool) -> None:
     enc = manifest["components"]["encoder"]
     click.echo(f"{folder}: OK")
     click.echo(f"  model version  {model_version(folder)}")
-    click.echo(f"  encoder        {enc['kind']} ({enc['dim']}-d), aligner "
-               f"{manifest['components']['aligner'].get('num_tokens')} tokens")
+    click.echo(
+        f"  encoder        {enc['kind']} ({enc['dim']}-d), aligner "
+        f"{manifest['components']['aligner'].get('num_tokens')} tokens"
+    )
     click.echo(f"  files          {len(manifest['files'])} verified (sha256)")
     click.echo("  libraries      " + ", ".join(f"{k} {v}" for k, v in sorted(manifest["libraries"].items())))
 

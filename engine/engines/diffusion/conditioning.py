@@ -14,13 +14,17 @@ states are the conditioning. ``generate_loa`` is that loop, step for step what d
   (``GPT2Model`` has no ``_update_model_kwargs_for_generation``). This loop takes either.
 
 It keeps GPT-2's key/value cache between steps, so each step costs one position, not the
-whole sequence.
+whole sequence. (With transformers 5 the pipeline's own loop no longer does: GPT-2 returns its
+cache as ``cache``, the pipeline looks for ``past_key_values`` and so recomputes the whole
+sequence each step. The maths is the same, the float rounding is not:
+tests/test_diffusion_parity.py compares the two in float64 and in float32.)
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 #: AudioLDM 2's LoA length (``max_new_tokens`` in the pipeline, 8 for every released checkpoint).
 LOA_TOKENS = 8
@@ -48,13 +52,17 @@ def generate_loa(
     pipeline; every generated position is attended to. Differentiable end to end.
     """
     if inputs_embeds.ndim != 3:
-        raise ValueError(f"inputs_embeds must have shape (batch, tokens, width), got {tuple(inputs_embeds.shape)}")
+        raise ValueError(
+            f"inputs_embeds must have shape (batch, tokens, width), got {tuple(inputs_embeds.shape)}"
+        )
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     gpt2 = base_transformer(language_model)
     width = gpt2.config.n_embd
     if inputs_embeds.shape[-1] != width:
-        raise ValueError(f"inputs_embeds width {inputs_embeds.shape[-1]} does not match GPT-2's n_embd {width}")
+        raise ValueError(
+            f"inputs_embeds width {inputs_embeds.shape[-1]} does not match GPT-2's n_embd {width}"
+        )
     total = inputs_embeds.shape[1] + max_new_tokens - 1
     if total > gpt2.config.n_positions:
         raise ValueError(
@@ -65,20 +73,23 @@ def generate_loa(
     # Aligner tokens may come in fp32 to a half-precision GPT-2; the cast is differentiable.
     step_input = inputs_embeds.to(dtype=gpt2.dtype)
     generated = []
-    past = None
+    # GPT-2 appends each step's keys and values to this cache in place (transformers >= 5.24
+    # names the argument `cache`; `past_key_values` is deprecated and goes in 5.40).
+    cache = DynamicCache(config=gpt2.config)
     for _ in range(max_new_tokens):
         out = gpt2(
             inputs_embeds=step_input,
             attention_mask=attention_mask,
-            past_key_values=past,
+            cache=cache,
             use_cache=True,
             return_dict=True,
         )
         # last_hidden_state is taken after ln_f, the same tensor as the pipeline's hidden_states[-1].
         next_embed = out.last_hidden_state[:, -1:, :]
         generated.append(next_embed)
-        past = out.past_key_values
         step_input = next_embed
         if attention_mask is not None:
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((attention_mask.shape[0], 1))], dim=1)
+            attention_mask = torch.cat(
+                [attention_mask, attention_mask.new_ones((attention_mask.shape[0], 1))], dim=1
+            )
     return torch.cat(generated, dim=1)

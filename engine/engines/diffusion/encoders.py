@@ -100,7 +100,7 @@ class ClipVisionEncoder(VisionEncoder):
         return self.model(pixel_values=pixel_values).image_embeds
 
     @classmethod
-    def from_folder(cls, folder: Path) -> "ClipVisionEncoder":
+    def from_folder(cls, folder: Path) -> ClipVisionEncoder:
         from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
 
         config_path = folder / "config.json"
@@ -111,7 +111,9 @@ class ClipVisionEncoder(VisionEncoder):
         except Exception as exc:
             raise CheckpointError(f"{config_path}: not a CLIP vision config: {exc}") from exc
         with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in CLIPVisionModelWithProjection(config).state_dict().items()}
+            expected = {
+                k: tuple(v.shape) for k, v in CLIPVisionModelWithProjection(config).state_dict().items()
+            }
         weights = folder / WEIGHTS
         check_shapes(weights, safetensors_shapes(weights), expected)
         try:
@@ -146,7 +148,7 @@ class ImageBindVisionEncoder(VisionEncoder):
         return self.model(pixel_values)
 
     @classmethod
-    def from_folder(cls, folder: Path, sizes: dict) -> "ImageBindVisionEncoder":
+    def from_folder(cls, folder: Path, sizes: dict) -> ImageBindVisionEncoder:
         from safetensors.torch import load_file
 
         try:
@@ -227,7 +229,9 @@ def convert_imagebind_checkpoint(checkpoint: str | Path, folder: str | Path, hea
         model = ImageBindVision(config)
         model.load_state_dict(vision, strict=True)
     except (KeyError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{checkpoint}: ImageBind vision tensors do not form a vision tower: {exc}") from exc
+        raise CheckpointError(
+            f"{checkpoint}: ImageBind vision tensors do not form a vision tower: {exc}"
+        ) from exc
     return save_imagebind_encoder(model, folder)
 
 

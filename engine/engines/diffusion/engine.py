@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from engine import audio_utils
-from engine.engines.default import mastering
 from engine.engines.base import GeneratedClip, GenerationError, check_request
+from engine.engines.default import mastering
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -104,8 +104,12 @@ class Art2MusEngine:
         self.scorer = scorer
         log.info(
             "art2mus engine: bundle %s (model version %s, %s encoder) on %s in %s, loaded in %.1f s",
-            self.bundle.path, self.model_version[:12], self.bundle.encoder_kind, self.device,
-            self.precision, time.monotonic() - started,
+            self.bundle.path,
+            self.model_version[:12],
+            self.bundle.encoder_kind,
+            self.device,
+            self.precision,
+            time.monotonic() - started,
         )
 
     # ------------------------------------------------------------------ Engine protocol
@@ -136,23 +140,36 @@ class Art2MusEngine:
         for seed in seeds:
             check_request(duration, seed)
         for i, image in enumerate(images):
-            if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
-                    and image.dtype == np.uint8):
-                raise ValueError(f"image {i}: expected an RGB uint8 array (H, W, 3), got "
-                                 f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+            if not (
+                isinstance(image, np.ndarray)
+                and image.ndim == 3
+                and image.shape[2] == 3
+                and image.dtype == np.uint8
+            ):
+                raise ValueError(
+                    f"image {i}: expected an RGB uint8 array (H, W, 3), got "
+                    f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}"
+                )
         if not images:
             return []
         started = time.monotonic()
         # Generate the loop's crossfade on top, so the looped clip has the asked-for length,
         # plus a margin: AudioLDM 2 floors durations to whole mel frames.
         waves = self.pipeline.generate(
-            images, seeds, steps=self.steps, guidance_scale=self.guidance_scale,
+            images,
+            seeds,
+            steps=self.steps,
+            guidance_scale=self.guidance_scale,
             duration=duration + self.loop_crossfade + GENERATION_MARGIN_S,
-            batch_size=self.batch_size, on_step=on_step,
+            batch_size=self.batch_size,
+            on_step=on_step,
         )
         sr = self.pipeline.sample_rate
-        scores = (np.asarray(self.scorer(images, waves, sr), dtype=np.float64)
-                  if self.scorer is not None else [None] * len(images))
+        scores = (
+            np.asarray(self.scorer(images, waves, sr), dtype=np.float64)
+            if self.scorer is not None
+            else [None] * len(images)
+        )
         elapsed = (time.monotonic() - started) / len(images)
         return [
             self._finish(wave, sr, duration, int(seed), None if score is None else float(score), elapsed)
@@ -161,8 +178,9 @@ class Art2MusEngine:
 
     # ------------------------------------------------------------------ finishing
 
-    def _finish(self, wave: np.ndarray, sr: int, duration: float, seed: int,
-                score: float | None, seconds: float) -> GeneratedClip:
+    def _finish(
+        self, wave: np.ndarray, sr: int, duration: float, seed: int, score: float | None, seconds: float
+    ) -> GeneratedClip:
         audio = audio_utils.resample(wave, sr, OUTPUT_RATE)
         frames = int(round(duration * OUTPUT_RATE))
         fade = int(round(self.loop_crossfade * OUTPUT_RATE))
@@ -186,8 +204,9 @@ class Art2MusEngine:
             "generation_seconds": round(seconds, 3),
             "loudness_lufs": round(loudness, 2) if np.isfinite(loudness) else None,
             "true_peak_dbtp": round(float(peak), 2),
-            "scorer": self.scorer.name if self.scorer is not None else
-            "none (the bundle has no audio encoder; the first candidate is kept)",
+            "scorer": self.scorer.name
+            if self.scorer is not None
+            else "none (the bundle has no audio encoder; the first candidate is kept)",
         }
         return GeneratedClip(
             audio=audio,
@@ -215,7 +234,8 @@ def create_art2mus_engine(config: Config) -> Art2MusEngine:
             "engine.candidates = %d: that many clips are made per artwork, but the art2mus "
             "engine has no audio encoder to rank them against the artwork (the paper ranks by "
             "ImageBind image-audio similarity), so the first is chosen; curators can choose "
-            "another", e.candidates,
+            "another",
+            e.candidates,
         )
     return Art2MusEngine(
         e.model,

@@ -71,9 +71,13 @@ class ImageBindVisionConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ImageBind vision config {key}={value!r}: must be a positive integer")
         if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+            raise ValueError(
+                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
         if self.num_frames % self.kernel_frames:
-            raise ValueError(f"num_frames {self.num_frames} is not a multiple of kernel_frames {self.kernel_frames}")
+            raise ValueError(
+                f"num_frames {self.num_frames} is not a multiple of kernel_frames {self.kernel_frames}"
+            )
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
 
@@ -212,15 +216,17 @@ class ImageBindVision(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         size = self.config.image_size
         if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (3, size, size):
-            raise ValueError(f"ImageBind expects pixel_values of shape (batch, 3, {size}, {size}), got {tuple(pixel_values.shape)}")
+            raise ValueError(
+                f"ImageBind expects pixel_values of shape (batch, 3, {size}, {size}), got {tuple(pixel_values.shape)}"
+            )
         tokens = self.modality_preprocessors["vision"](pixel_values)
         tokens = self.modality_trunks["vision"](tokens)
         return self.modality_postprocessors["vision"](self.modality_heads["vision"](tokens))
 
     @torch.no_grad()
-    def init_random(self, generator: torch.Generator | None = None) -> "ImageBindVision":
+    def init_random(self, generator: torch.Generator | None = None) -> ImageBindVision:
         """Initialise like ImageBind does (OpenCLIP-style tokens, Xavier linears), for tiny test models."""
-        scale = self.config.width ** -0.5
+        scale = self.config.width**-0.5
         pre = self.modality_preprocessors["vision"]
         pre.cls_token.normal_(generator=generator).mul_(scale)
         pre.pos_embedding_helper.pos_embed.normal_(generator=generator).mul_(scale)

@@ -171,7 +171,9 @@ class OnnxImageConditioner:
         meta_path = self.folder / META_NAME
         self.meta = read_json(meta_path, "ONNX conditioner description")
         if self.meta.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(f"{meta_path}: format_version {self.meta.get('format_version')!r} is not {FORMAT_VERSION}")
+            raise CheckpointError(
+                f"{meta_path}: format_version {self.meta.get('format_version')!r} is not {FORMAT_VERSION}"
+            )
         try:
             self.spec = PreprocessSpec.from_dict(self.meta["preprocess"])
             self.kind = str(self.meta["encoder_kind"])
@@ -202,7 +204,9 @@ class OnnxImageConditioner:
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = {o.name: o.shape for o in self.session.get_outputs()}
         if inputs != [INPUT_NAME] or set(outputs) != set(OUTPUT_NAMES):
-            raise CheckpointError(f"{model_path}: inputs {inputs} / outputs {sorted(outputs)} are not a conditioner's")
+            raise CheckpointError(
+                f"{model_path}: inputs {inputs} / outputs {sorted(outputs)} are not a conditioner's"
+            )
         expected = {"tokens": [self.num_tokens, self.token_dim], "image_embeds": [self.dim]}
         for name, shape in expected.items():
             if list(outputs[name][1:]) != shape:

@@ -64,7 +64,12 @@ def convert_clip(source: str, out: str) -> None:
 @model_parts.command("convert-imagebind")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--heads", default=16, show_default=True, help="Attention heads of the vision trunk (16 for imagebind_huge).")
+@click.option(
+    "--heads",
+    default=16,
+    show_default=True,
+    help="Attention heads of the vision trunk (16 for imagebind_huge).",
+)
 @_fail_on_checkpoint_errors
 def convert_imagebind(checkpoint: str, out: str, heads: int) -> None:
     """Make an ImageBind encoder folder from imagebind_huge.pth (keeps the vision tower only)."""
@@ -85,8 +90,12 @@ def make_tiny_encoder_cmd(kind: str, out: str) -> None:
 
 
 @model_parts.command("export-onnx")
-@click.option("--encoder", "encoder_dir", required=True, type=click.Path(file_okay=False), help="Encoder folder.")
-@click.option("--aligner", "aligner_dir", required=True, type=click.Path(file_okay=False), help="Aligner folder.")
+@click.option(
+    "--encoder", "encoder_dir", required=True, type=click.Path(file_okay=False), help="Encoder folder."
+)
+@click.option(
+    "--aligner", "aligner_dir", required=True, type=click.Path(file_okay=False), help="Aligner folder."
+)
 @click.option("--opset", default=18, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.argument("out", type=click.Path(file_okay=False))
@@ -109,7 +118,9 @@ def export_onnx(encoder_dir: str, aligner_dir: str, opset: int, overwrite: bool,
     with torch.no_grad():
         reference = aligner(encoder.encode(images)).numpy()
     diff = float(np.abs(tokens - reference).max())
-    click.echo(f"exported to {folder}; onnxruntime ({conditioner.provider}) vs PyTorch on {len(images)} demo paintings: max |diff| {diff:.2e}")
+    click.echo(
+        f"exported to {folder}; onnxruntime ({conditioner.provider}) vs PyTorch on {len(images)} demo paintings: max |diff| {diff:.2e}"
+    )
     if diff > 1e-4:
         raise click.ClickException(f"ONNX output differs from PyTorch by {diff:.2e} (> 1e-4)")
 
@@ -128,7 +139,9 @@ def run_onnx(folder: str, images: tuple[str, ...]) -> None:
     tokens, embeds = conditioner(arrays)
     elapsed = time.perf_counter() - started
     click.echo(f"provider: {conditioner.provider}")
-    click.echo(f"{len(files)} images → tokens {tokens.shape}, image embeddings {embeds.shape} in {elapsed:.2f} s")
+    click.echo(
+        f"{len(files)} images → tokens {tokens.shape}, image embeddings {embeds.shape} in {elapsed:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -113,7 +113,9 @@ class Art2MusPipeline:
     def initial_noise(self, seeds: Sequence[int], shape: tuple[int, ...]) -> torch.Tensor:
         """Gaussian latents, one CPU generator per artwork (identical on every device)."""
         noise = [
-            torch.randn((1, *shape), generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=torch.float32)
+            torch.randn(
+                (1, *shape), generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=torch.float32
+            )
             for seed in seeds
         ]
         return torch.cat(noise).to(self.device)
@@ -199,8 +201,13 @@ class Art2MusPipeline:
             return np.zeros((0, self.layout(duration).samples), np.float32)
         loa = self.loa_embeddings(self.image_embeddings(images))
         return self.generate_from_loa(
-            loa, seeds, steps=steps, guidance_scale=guidance_scale, duration=duration,
-            batch_size=batch_size, on_step=on_step,
+            loa,
+            seeds,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            duration=duration,
+            batch_size=batch_size,
+            on_step=on_step,
         )
 
     def generate_from_loa(
@@ -223,8 +230,12 @@ class Art2MusPipeline:
             end = min(start + size, total)
             try:
                 latents = self.denoise(
-                    loa[start:end], seeds[start:end], steps=steps,
-                    guidance_scale=guidance_scale, duration=duration, on_step=on_step,
+                    loa[start:end],
+                    seeds[start:end],
+                    steps=steps,
+                    guidance_scale=guidance_scale,
+                    duration=duration,
+                    on_step=on_step,
                 )
                 waves.append(self.decode(latents, duration))
             except torch.cuda.OutOfMemoryError as exc:

@@ -15,10 +15,31 @@ from pathlib import Path
 from . import architectures as arch
 
 # A word list that covers the two fixed prompts (and a little more), for the tiny tokenizers.
-_WORDS = (
-    "music representing the content of this artwork low quality a an and with sound "
-    "painting calm bright dark night day colour color light"
-).split()
+_WORDS = [
+    "music",
+    "representing",
+    "the",
+    "content",
+    "of",
+    "this",
+    "artwork",
+    "low",
+    "quality",
+    "a",
+    "an",
+    "and",
+    "with",
+    "sound",
+    "painting",
+    "calm",
+    "bright",
+    "dark",
+    "night",
+    "day",
+    "colour",
+    "color",
+    "light",
+]
 
 
 def _tokenizers():
