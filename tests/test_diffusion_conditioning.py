@@ -101,3 +101,16 @@ def test_tokens_are_cast_to_the_language_models_dtype():
     base = base.to(torch.bfloat16)
     out = generate_loa(base, torch.randn(1, 3, WIDTH))
     assert out.dtype == torch.bfloat16 and out.shape == (1, 8, WIDTH)
+
+
+def test_uses_gpt2s_current_cache_argument():
+    """transformers 5.24 renamed GPT-2's `past_key_values` to `cache` (the old name goes in
+    5.40): generate_loa uses the new one, so it raises no deprecation warning."""
+    import warnings
+
+    _, base = tiny_gpt2_pair()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.no_grad():
+            out = generate_loa(base, torch.randn(1, 4, WIDTH), max_new_tokens=3)
+    assert out.shape == (1, 3, WIDTH)

@@ -174,7 +174,9 @@ class Art2MusPipeline:
     def decode(self, latents: torch.Tensor, duration: float) -> np.ndarray:
         """Latents → mel spectrogram (VAE) → waveform (HiFi-GAN), cut to ``duration``."""
         vae, vocoder = self.bundle.vae, self.bundle.vocoder
-        latents = latents.to(self.device, next(vae.parameters()).dtype) / vae.config.scaling_factor
+        # Multiplied by the reciprocal, not divided, exactly as the pipeline does: x / s and
+        # (1 / s) * x round differently, and the parity test compares bit for bit.
+        latents = 1 / vae.config.scaling_factor * latents.to(self.device, next(vae.parameters()).dtype)
         mel = vae.decode(latents).sample
         if mel.dim() == 4:
             mel = mel.squeeze(1)
