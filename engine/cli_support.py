@@ -1,4 +1,4 @@
-"""What every ``art2mus`` subcommand shares: the configuration and the database."""
+"""What the ``art2mus`` subcommands share: the configuration, the database, the engine choice."""
 
 from __future__ import annotations
 
@@ -41,3 +41,29 @@ def open_database(ctx: click.Context, db_path: str | Path | None):
         return Database(path)
     except (StoreError, SchemaError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def engine_for(config, name: str | None, model: Path | None = None):
+    """The engine asked for on the command line (``--engine``, ``--model``) or by the
+    configuration, and why (``generate``, ``pregenerate``, ``engine serve``)."""
+    from engine.engines.registry import EngineLoadError, create_engine, resolve_engine
+
+    if model is not None:
+        config.engine.model = model.expanduser().resolve()
+    try:
+        if name and name != "auto":
+            engine = create_engine(name, config)
+            return engine, f"{engine.name} engine (--engine {name})"
+        return resolve_engine(config)
+    except EngineLoadError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def parse_gpus(gpus: str) -> list[str]:
+    """The devices named by ``--gpus`` (a count, 'all', a list such as 0,2, or cpu:N)."""
+    from engine.worker_pool import parse_devices
+
+    try:
+        return parse_devices(gpus)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--gpus") from None

@@ -1,22 +1,17 @@
-"""CLI: `art2mus generate`, `art2mus pregenerate` and `art2mus engine serve`."""
+"""CLI: `art2mus generate` and `art2mus pregenerate` (`art2mus engine serve` is in service_cli.py)."""
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import click
 
-from engine.cli_support import get_config, open_database
+from engine.cli_support import engine_for, get_config, open_database, parse_gpus
 from engine.engines.base import MAX_DURATION, MAX_SEED, MIN_DURATION
-
-log = logging.getLogger(__name__)
 
 ENGINE_CHOICES = click.Choice(["auto", "default", "art2mus"])
 
@@ -33,21 +28,6 @@ def _check_seed(ctx, param, value):
     if value is not None and not (0 <= value <= MAX_SEED):
         raise click.BadParameter(f"{value} is out of range; allowed: 0 to {MAX_SEED}")
     return value
-
-
-def _engine_for(config, name: str | None, model: Path | None = None):
-    """The engine asked for on the command line (or by the configuration), and why."""
-    from engine.engines.registry import EngineLoadError, create_engine, resolve_engine
-
-    if model is not None:
-        config.engine.model = model.expanduser().resolve()
-    try:
-        if name and name != "auto":
-            engine = create_engine(name, config)
-            return engine, f"{engine.name} engine (--engine {name})"
-        return resolve_engine(config)
-    except EngineLoadError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -91,7 +71,7 @@ def generate(ctx, images, engine_name, duration, seed, out_dir, model):
     config = get_config(ctx)
     duration = config.engine.duration if duration is None else duration
     seed = config.engine.seed if seed is None else seed
-    engine, why = _engine_for(config, engine_name, model)
+    engine, why = engine_for(config, engine_name, model)
     click.echo(f"using the {why}", err=True)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +176,7 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     if gpus:
         _pregenerate_on_devices(ctx, config, db, gpus, engine_name, model, no_scan, retry_failed)
         return
-    engine, why = _engine_for(config, engine_name, model)
+    engine, why = engine_for(config, engine_name, model)
     click.echo(f"using the {why}", err=True)
     if not no_scan:
         _scan(db, config)
@@ -232,21 +212,12 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
         ctx.exit(1)
 
 
-def _devices(gpus: str) -> list[str]:
-    from engine.worker_pool import parse_devices
-
-    try:
-        return parse_devices(gpus)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--gpus") from None
-
-
 def _pregenerate_on_devices(ctx, config, db, gpus, engine_name, model, no_scan, retry_failed) -> None:
     """`pregenerate --gpus`: one worker process per device, all claiming from the queue."""
     from engine.store.jobs import JobQueue
     from engine.worker_pool import run_pool
 
-    devices = _devices(gpus)
+    devices = parse_gpus(gpus)
     if not no_scan:
         _scan(db, config)
     if retry_failed:
@@ -293,85 +264,3 @@ def _scan(db, config) -> None:
     )
     for path, reason in s.invalid_items:
         click.echo(f"invalid: {path}: {reason}", err=True)
-
-
-@click.group("engine")
-def engine_group():
-    """The engine service: catalog sync and clip generation."""
-
-
-@engine_group.command()
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False),
-    help="Database file (default: store.database from the configuration).",
-)
-@click.option(
-    "--model",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Art2Mus model bundle folder (default: engine.model from the configuration).",
-)
-@click.option(
-    "--gpus",
-    help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.",
-)
-@click.pass_context
-def serve(ctx, db_path, model, gpus):
-    """Keep the catalog in step with the collection folder and generate clips until stopped.
-
-    Stops cleanly on SIGTERM or Ctrl-C after finishing the clip in hand.
-    """
-    from engine.service import EngineService
-    from engine.worker import Worker
-
-    if not logging.getLogger().isEnabledFor(logging.INFO):
-        logging.getLogger("engine").setLevel(logging.INFO)
-    config = get_config(ctx)
-    db = open_database(ctx, db_path)
-    if gpus:
-        _serve_on_devices(ctx, config, db, gpus, model)
-        return
-    engine, why = _engine_for(config, None, model)
-    log.info("engine service: %s, model %s, database %s", why, engine.model_version, db.path)
-    stop = _stop_on_signals("stopping")
-    try:
-        # The GPU engine's throughput comes from several artworks per call.
-        worker = Worker(db, engine, config, batch_artworks=engine.name == "art2mus")
-        EngineService(worker, why).run(stop)
-    finally:
-        db.close()
-    log.info("engine service stopped")
-
-
-def _stop_on_signals(doing: str) -> threading.Event:
-    """An event that SIGTERM (systemd stop) and Ctrl-C set, saying so in the log."""
-    stop = threading.Event()
-
-    def on_signal(signum, _frame):
-        log.info("engine service: %s received, %s", signal.Signals(signum).name, doing)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return stop
-
-
-def _serve_on_devices(ctx, config, db, gpus, model) -> None:
-    """`engine serve --gpus`: the first worker process runs the service, the others only jobs."""
-    from engine.worker_pool import run_pool
-
-    devices = _devices(gpus)
-    db_path = db.path
-    db.close()
-    stop = _stop_on_signals("stopping the workers")
-    log.info("engine service on %d devices: %s", len(devices), ", ".join(devices))
-    results = run_pool(
-        devices, config_path=config.source, db_path=db_path, model=model, until_idle=False, stop=stop
-    )
-    for r in results:
-        for error in r.errors:
-            log.error("[%s] %s", r.device, error)
-    log.info("engine service stopped")
-    if any(not r.ok for r in results):
-        ctx.exit(1)

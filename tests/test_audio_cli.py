@@ -9,7 +9,7 @@ from audio_signals import F1, F2, RATE, amplitude, sine
 from click.testing import CliRunner
 from jack_fixtures import JackRecorder
 
-from installation.cli import main
+from art2mus.cli import main
 
 pytestmark = pytest.mark.audio
 
@@ -86,7 +86,7 @@ def test_play_loop_cycles_in_time_and_ctrl_c_fades_out(jack, tmp_path):
         [
             sys.executable,
             "-m",
-            "installation.cli",
+            "art2mus",
             "audio",
             "play",
             str(a),

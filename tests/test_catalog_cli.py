@@ -12,7 +12,7 @@ from pathlib import Path
 from catalog_files import age, write_jpeg
 from click.testing import CliRunner
 
-from installation.cli import main
+from art2mus.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ def test_watch_command_picks_up_a_new_file_and_stops_on_sigterm(tmp_path, db_pat
         [
             sys.executable,
             "-m",
-            "installation.cli",
+            "art2mus",
             "-c",
             str(config),
             "catalog",

@@ -94,7 +94,7 @@ def test_pin_hash_roundtrip():
 def test_config_check_command(tmp_path):
     from click.testing import CliRunner
 
-    from installation.cli import main
+    from art2mus.cli import main
 
     good = CliRunner().invoke(main, ["config", "check", str(DEFAULT_CONFIG)])
     assert good.exit_code == 0 and f"{DEFAULT_CONFIG}: OK" in good.output

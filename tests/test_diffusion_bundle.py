@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 import diffusion_helpers as helpers
 from click.testing import CliRunner
 
+from art2mus.cli import main
 from engine.engines.diffusion import architectures as arch
 from engine.engines.diffusion.bundle import (
     CONDITIONING,
@@ -23,7 +24,6 @@ from engine.engines.diffusion.bundle import (
     model_version,
     sha256_file,
 )
-from installation.cli import main
 
 
 def run_cli(*args: str):

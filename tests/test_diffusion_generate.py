@@ -232,7 +232,7 @@ def test_generate_cli_with_a_model_bundle(tmp_path):
     import soundfile as sf
     from click.testing import CliRunner
 
-    from installation.cli import main
+    from art2mus.cli import main
 
     config = tmp_path / "art2mus.toml"
     config.write_text("[engine]\nsteps = 2\n[diffusion]\nloop_crossfade_seconds = 1.0\n")

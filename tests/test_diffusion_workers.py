@@ -42,7 +42,7 @@ device = "cpu"
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     return subprocess.run(
-        [sys.executable, "-m", "installation.cli", "-c", str(config), *args],
+        [sys.executable, "-m", "art2mus", "-c", str(config), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -205,7 +205,7 @@ def test_engine_serve_on_two_worker_processes_stops_cleanly(tmp_path, collection
         [
             sys.executable,
             "-m",
-            "installation.cli",
+            "art2mus",
             "-c",
             str(config),
             "engine",

@@ -28,7 +28,7 @@ def test_engine_serve_fills_the_store_follows_the_folder_and_stops_on_sigterm(tm
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "installation.cli", "-c", str(config), "engine", "serve"],
+        [sys.executable, "-m", "art2mus", "-c", str(config), "engine", "serve"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 from click.testing import CliRunner
 
-from installation.cli import main
+from art2mus.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,7 +138,7 @@ def test_engine_serve_generates_and_stops_cleanly_on_sigterm(tmp_path, collectio
         [
             sys.executable,
             "-m",
-            "installation.cli",
+            "art2mus",
             "--config",
             str(cfg),
             "engine",
@@ -209,7 +209,7 @@ def test_engine_serve_follows_the_collection_folder(tmp_path, collection, db_pat
         [
             sys.executable,
             "-m",
-            "installation.cli",
+            "art2mus",
             "--config",
             str(cfg),
             "engine",

@@ -79,7 +79,7 @@ def test_the_kiosk_starts_without_torch(tmp_path):
 
     code = (
         "import sys\n"
-        "import installation.cli, installation.kiosk.cli, installation.kiosk.app, installation.kiosk.window\n"
+        "import art2mus.cli, installation.kiosk.cli, installation.kiosk.app, installation.kiosk.window\n"
         "import installation.kiosk.backend, engine.worker, engine.catalog.watcher\n"
         "from engine.config import default_config\n"
         "from engine.engines.registry import resolve_engine\n"

@@ -99,7 +99,7 @@ def test_kiosk_demo_click_shows_the_painting_and_changes_the_sound(jack, xvfb, c
         [
             sys.executable,
             "-m",
-            "installation.cli",
+            "art2mus",
             "-v",
             "kiosk",
             "--collection",

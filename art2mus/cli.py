@@ -1,7 +1,10 @@
-"""The ``art2mus`` command.
+"""The ``art2mus`` command: the root group and where each subcommand lives.
 
-Subcommands live next to the code they drive and are imported only when invoked, so that
-``art2mus catalog list`` starts in a fraction of a second and never imports Qt or torch.
+Each subcommand is defined next to the code it drives (``cli.py`` in its package, or
+``NAME_cli.py`` where a package drives several; docs/architecture.md has the table) and is
+imported only when invoked, so that ``art2mus catalog list`` starts in a fraction of a second
+and never imports Qt or torch. This package is the only one that may import ``installation``,
+``engine`` and ``training`` together, and it does so only in :meth:`LazyGroup.get_command`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audio": ("installation.audio.cli:audio", "List output devices; play audio files to test speakers."),
     "catalog": ("engine.catalog.cli:catalog", "Scan, list and watch a collection folder."),
     "config": ("engine.config_cli:config", "Check a configuration file; hash a curator PIN."),
-    "engine": ("engine.generate_cli:engine_group", "The engine service: catalog sync and clip generation."),
+    "engine": ("engine.service_cli:engine_group", "The engine service: catalog sync and clip generation."),
     "generate": ("engine.generate_cli:generate", "Make a clip for each image file (no database needed)."),
     "kiosk": ("installation.kiosk.cli:kiosk", "Open the touchscreen kiosk (demo mode with --collection)."),
     "pregenerate": ("engine.generate_cli:pregenerate", "Fill the clip cache for the whole collection."),
@@ -62,7 +65,3 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     ctx.obj = CliState(config_path)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,96 @@
+"""CLI: `art2mus engine serve`, the engine service (engine/service.py) as a long-running process."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from engine.cli_support import engine_for, get_config, open_database, parse_gpus
+
+log = logging.getLogger(__name__)
+
+
+@click.group("engine")
+def engine_group():
+    """The engine service: catalog sync and clip generation."""
+
+
+@engine_group.command()
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    help="Database file (default: store.database from the configuration).",
+)
+@click.option(
+    "--model",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Art2Mus model bundle folder (default: engine.model from the configuration).",
+)
+@click.option(
+    "--gpus",
+    help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.",
+)
+@click.pass_context
+def serve(ctx, db_path, model, gpus):
+    """Keep the catalog in step with the collection folder and generate clips until stopped.
+
+    Stops cleanly on SIGTERM or Ctrl-C after finishing the clip in hand.
+    """
+    from engine.service import EngineService
+    from engine.worker import Worker
+
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("engine").setLevel(logging.INFO)
+    config = get_config(ctx)
+    db = open_database(ctx, db_path)
+    if gpus:
+        _serve_on_devices(ctx, config, db, gpus, model)
+        return
+    engine, why = engine_for(config, None, model)
+    log.info("engine service: %s, model %s, database %s", why, engine.model_version, db.path)
+    stop = _stop_on_signals("stopping")
+    try:
+        # The GPU engine's throughput comes from several artworks per call.
+        worker = Worker(db, engine, config, batch_artworks=engine.name == "art2mus")
+        EngineService(worker, why).run(stop)
+    finally:
+        db.close()
+    log.info("engine service stopped")
+
+
+def _stop_on_signals(doing: str) -> threading.Event:
+    """An event that SIGTERM (systemd stop) and Ctrl-C set, saying so in the log."""
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("engine service: %s received, %s", signal.Signals(signum).name, doing)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
+def _serve_on_devices(ctx, config, db, gpus, model) -> None:
+    """`engine serve --gpus`: the first worker process runs the service, the others only jobs."""
+    from engine.worker_pool import run_pool
+
+    devices = parse_gpus(gpus)
+    db_path = db.path
+    db.close()
+    stop = _stop_on_signals("stopping the workers")
+    log.info("engine service on %d devices: %s", len(devices), ", ".join(devices))
+    results = run_pool(
+        devices, config_path=config.source, db_path=db_path, model=model, until_idle=False, stop=stop
+    )
+    for r in results:
+        for error in r.errors:
+            log.error("[%s] %s", r.device, error)
+    log.info("engine service stopped")
+    if any(not r.ok for r in results):
+        ctx.exit(1)
