@@ -67,7 +67,7 @@ def main() -> None:
         )
         print(
             f"  RSS after warm-up {base:.1f} MB, at the end {end:.1f} MB: growth "
-            f"{end - base:+.2f} MB (max seen {max(samples + [end]):.1f} MB)"
+            f"{end - base:+.2f} MB (max seen {max([*samples, end]):.1f} MB)"
         )
         print(
             f"  underruns {t['underruns']}, callback errors {t['callback_errors']}, "

@@ -137,7 +137,7 @@ def main() -> None:
 
     t0, c0 = time.perf_counter(), time.process_time()
     engine = DefaultEngine()
-    first = engine.generate(next(iter(images.values())), d, 0)
+    engine.generate(next(iter(images.values())), d, 0)
     print(
         f"first clip of a fresh process (engine set-up, OpenCV and FFT tables included): "
         f"{time.perf_counter() - t0:.3f} s wall, {time.process_time() - c0:.3f} s CPU"

@@ -256,7 +256,7 @@ def main() -> None:
         pipe = stock_pipeline(models, s).to(device)
         for steps in args.steps:
 
-            def run():
+            def run(steps=steps):
                 return stock_call(pipe, cond, loa1.to(device), [7], steps, args.duration, args.guidance)
 
             seconds, mem, audio = measure(run, device, repeats, warmup=cuda)
@@ -304,7 +304,9 @@ def main() -> None:
             seeds = list(range(7, 7 + batch))
             loa = loa1.expand(batch, -1, -1).to(device)
 
-            def run():
+            unet_times: list[float] = []
+
+            def run(loa=loa, seeds=seeds, steps=steps, unet_times=unet_times):
                 """Denoise and decode, timing the denoising (the UNet's share) on its own."""
                 sync(device)
                 started = time.perf_counter()
@@ -315,7 +317,6 @@ def main() -> None:
                 unet_times.append(time.perf_counter() - started)
                 return ours.decode(latents, args.duration)
 
-            unet_times: list[float] = []
             seconds, mem, audio = measure(run, device, repeats, warmup=cuda)
             unet_seconds = statistics.median(unet_times[-repeats:])
             flops = unet_flops_per_step(ours, batch, args.duration) * steps
@@ -347,7 +348,10 @@ def main() -> None:
             np.random.default_rng(i).integers(0, 256, (480, 640, 3), dtype=np.uint8) for i in range(batch)
         ]
         seconds, _, _ = measure(
-            lambda: ours.loa_embeddings(ours.image_embeddings(images)), device, repeats, warmup=True
+            lambda images=images: ours.loa_embeddings(ours.image_embeddings(images)),
+            device,
+            repeats,
+            warmup=True,
         )
         print(
             f"[image conditioning: {encoder.kind} encoder + aligner + GPT-2 LoA] batch {batch}: "

@@ -111,7 +111,7 @@ def run_all(args, jack, server, make_store) -> None:
                 text=True,
                 timeout=120,
             )
-            line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
+            line = next((row for row in out.stdout.splitlines() if row.startswith("{")), None)
             if line is None:
                 sys.exit(f"child failed:\n{out.stderr[-3000:]}")
             marks = json.loads(line)

@@ -249,7 +249,7 @@ class _Scan:
 
     def _metadata_for(self, listing: Listing, meta: CollectionMetadata) -> dict[str, ArtworkMetadata]:
         out = {}
-        for rel, found in listing.images.items():
+        for rel in listing.images:
             sidecar = next((s for s in sidecar_names(rel) if self._has_sidecar(listing, s)), None)
             out[rel], found_problems = meta.for_image(rel, sidecar)
             self.problems += found_problems

@@ -122,14 +122,18 @@ def _play_sequence(player, files, prepare, xfade: float, loop: bool) -> None:
                 time.sleep(1.0)
         following = i + 1
         if following >= len(files) and not loop:
-            _wait_until(lambda: player.now_playing != clip.key)
+            _wait_until(lambda key=clip.key: player.now_playing != key)
             return
         if len(clips) < len(files):
             clips.append(prepare(files[following]))  # while the current one plays
         nxt = clips[following % len(files)]
         # Start the next crossfade so that it ends as the current clip does.
         fade = min(xfade, clip.duration / 2, nxt.duration / 2)
-        _wait_until(lambda: player.position() >= clip.duration - fade or player.now_playing != clip.key)
+        _wait_until(
+            lambda end=clip.duration - fade, key=clip.key: (
+                player.position() >= end or player.now_playing != key
+            )
+        )
         i = following
 
 

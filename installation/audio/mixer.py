@@ -143,7 +143,7 @@ class Mixer:
             seq = next(self._seq)
             self._requested_key = cmd[1].key if cmd[1] is not None else None
             self._seq_requested = seq
-            self._commands.append(cmd + (seq,))
+            self._commands.append((*cmd, seq))
 
     @property
     def now_playing(self) -> str | None:

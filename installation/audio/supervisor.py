@@ -187,9 +187,8 @@ class StreamSupervisor:
         if portaudio.abandoned_count() >= portaudio.MAX_ABANDONED:
             self.on_fatal("too many PortAudio re-initialisations; a clean process is needed")
             return
-        if now >= self._next_attempt:
-            if not self._try_open():
-                self._next_attempt = time.monotonic() + RETRY_SECONDS
+        if now >= self._next_attempt and not self._try_open():
+            self._next_attempt = time.monotonic() + RETRY_SECONDS
 
     def _problem(self, now: float) -> str | None:
         if self.stream is None:

@@ -232,7 +232,7 @@ def read_character(f: ImageFeatures) -> Character:
 
 
 def _tonic(f: ImageFeatures) -> int:
-    hues, positions = zip(*HUE_KEY_ANCHORS)
+    hues, positions = zip(*HUE_KEY_ANCHORS, strict=True)
     h = f.hue if f.hue >= hues[0] else f.hue + 360.0
     position = float(np.interp(h, hues, positions))
     key_colour = max(f.palette, key=lambda c: c.share * c.chroma)
@@ -458,7 +458,7 @@ def _pad(slots, chords, c: Character, inst: Instrument, rng) -> list[Note]:
     notes = []
     prev: list[int] | None = None
     low, high = max(inst.low, c.pad_center - 9), min(inst.high, c.pad_center + 10)
-    for slot, pcs in zip(slots, chords):
+    for slot, pcs in zip(slots, chords, strict=True):
         voicing = _voice(pcs, low, high, c.pad_center, prev)
         prev = voicing
         vel = _vel(
@@ -483,7 +483,7 @@ def _voice(pcs: tuple[int, ...], low: int, high: int, center: int, prev: list[in
             if voicing[-1] > high:
                 continue
             if prev is not None and len(prev) == len(voicing):
-                cost = sum(abs(a - b) for a, b in zip(sorted(voicing), sorted(prev)))
+                cost = sum(abs(a - b) for a, b in zip(sorted(voicing), sorted(prev), strict=True))
             else:
                 cost = abs(sum(voicing) / len(voicing) - center) * len(voicing)
             if best_cost is None or cost < best_cost:
@@ -504,7 +504,7 @@ def _bass(slots, chords, c: Character, grid: _Grid, inst: Instrument, rng) -> li
         for slot in slots:
             notes.append(Note(slot.start, slot.length, (tonic,), _vel(62, 3, rng)))
         return notes
-    for slot, pcs in zip(slots, chords):
+    for slot, pcs in zip(slots, chords, strict=True):
         root = _place(pcs[0], low, high, 40)
         fifth = root + 7 if root + 7 <= high else root - 5
         if c.density < 0.45 or slot.length < grid.bar * 0.99:
@@ -539,8 +539,8 @@ def _rhythm(rng, grid: _Grid, per_bar: int) -> list[tuple[int, int]]:
         else []
     )
     onsets = [0, *others]
-    ends = onsets[1:] + [cells]
-    return [(o, e - o) for o, e in zip(onsets, ends)]
+    ends = [*onsets[1:], cells]
+    return [(o, e - o) for o, e in zip(onsets, ends, strict=True)]
 
 
 def _melody(slots, chords, scale, c: Character, grid: _Grid, inst: Instrument, rng) -> list[Note]:
@@ -589,7 +589,7 @@ def _melody(slots, chords, scale, c: Character, grid: _Grid, inst: Instrument, r
 
 def _chord_lookup(slots, chords):
     def at(t: float) -> tuple[int, ...]:
-        for slot, pcs in zip(slots, chords):
+        for slot, pcs in zip(slots, chords, strict=True):
             if slot.start - 1e-9 <= t < slot.start + slot.length - 1e-9:
                 return pcs
         return chords[-1]
@@ -610,7 +610,7 @@ def _arpeggio(slots, chords, c: Character, grid: _Grid, inst: Instrument, rng) -
     }
     shape = shapes[("up", "updown", "broken")[int(rng.integers(3))]]
     notes = []
-    for slot, pcs in zip(slots, chords):
+    for slot, pcs in zip(slots, chords, strict=True):
         tones = sorted({_place(pc, low, high, low + 5 + 3 * i) for i, pc in enumerate(pcs)})
         order = shape(len(tones))
         n = int(round(slot.length / step))

@@ -91,7 +91,7 @@ class DefaultEngine:
     ) -> list[GeneratedClip]:
         if len(images) != len(seeds):
             raise ValueError(f"{len(images)} images but {len(seeds)} seeds")
-        return [self.generate(image, duration, seed) for image, seed in zip(images, seeds)]
+        return [self.generate(image, duration, seed) for image, seed in zip(images, seeds, strict=True)]
 
 
 def create_default_engine(config: Config | None = None) -> DefaultEngine:

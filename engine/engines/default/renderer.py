@@ -220,7 +220,7 @@ class Renderer:
         mix = np.zeros((2, n), dtype=np.float32)
         send = np.zeros(n, dtype=np.float32)
         scratch = np.empty(n, dtype=np.float32)
-        for voice, stem in zip(composition.voices, stems):
+        for voice, stem in zip(composition.voices, stems, strict=True):
             level = voice.gain * VOICE_REFERENCE / max(_playing_level(stem, rate), 1e-9)
             left, right = _pan_gains(voice.pan)
             _axpy(stem[0], mix[0], level * left, scratch)

@@ -284,7 +284,7 @@ def _conditioning_shapes(folder: Path) -> dict[str, tuple]:
     path = folder / CONDITIONING
     try:
         with safe_open(str(path), framework="pt") as fh:
-            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}
+            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
     except Exception as exc:  # safetensors raises its own error types
         raise BundleError(f"{folder}: {CONDITIONING} cannot be read: {exc}") from None
 

@@ -41,7 +41,7 @@ def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     require_file(path, "weights")
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise CheckpointError(f"{path}: not a readable safetensors file: {exc}") from exc
 

@@ -173,7 +173,7 @@ class Art2MusEngine:
         elapsed = (time.monotonic() - started) / len(images)
         return [
             self._finish(wave, sr, duration, int(seed), None if score is None else float(score), elapsed)
-            for wave, seed, score in zip(waves, seeds, scores)
+            for wave, seed, score in zip(waves, seeds, scores, strict=True)
         ]
 
     # ------------------------------------------------------------------ finishing
