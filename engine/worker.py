@@ -11,8 +11,8 @@ nothing behind. While it works it sends heartbeats; if it dies, the next worker 
 queue finds the job's heartbeat stale and puts it back (each claim counts as an attempt; after
 ``engine.max_attempts`` the job is marked failed with the error text).
 
-Job kinds: "pregenerate", "visitor", "capture" fill what is missing; "regenerate" makes new
-candidates with fresh seeds, chooses the best of them and removes the clips they replace.
+Job kinds (``JobKind``): pregenerate, visitor and capture fill what is missing; regenerate makes
+new candidates with fresh seeds, chooses the best of them and removes the clips they replace.
 
 Batching: a job's candidates are generated ``engine.batch_size`` per engine call. A GPU engine
 is several times faster per clip on a batch of artworks (benchmarks/engine_gpu.py), so a worker
@@ -33,6 +33,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ from sqlalchemy import func, select
 from engine.engines.base import Engine, GeneratedClip
 from engine.store.clips import ClipStore, clip_params_hash
 from engine.store.jobs import PRIORITY_PREGENERATE, JobQueue
-from engine.store.models import Artwork, ArtworkStatus, Clip, Job, JobStatus
+from engine.store.models import Artwork, ArtworkStatus, Clip, Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -57,12 +58,21 @@ class JobSkipped(Exception):
     """The job no longer applies (the artwork is gone or its file changed since it was queued)."""
 
 
+class JobOutcome(StrEnum):
+    """How one job this worker took ended (not stored: the job's row has its JobStatus)."""
+
+    DONE = "done"
+    SKIPPED = "skipped"  # the job no longer applied (artwork gone or changed): not an error
+    QUEUED = "queued"  # this attempt failed; the job waits for another one
+    FAILED = "failed"  # the job's last attempt failed, or the job was no longer this worker's
+
+
 @dataclass
 class JobResult:
     job_id: int
     artwork_id: int | None
     path: str
-    status: str  # "done", "skipped", "queued" (will retry) or "failed"
+    status: JobOutcome
     clips: int = 0  # clips generated
     error: str = ""
     seconds: float = 0.0
@@ -82,11 +92,11 @@ class WorkerSummary:
     def add(self, r: JobResult) -> None:
         self.jobs += 1
         self.clips += r.clips
-        if r.status == JobStatus.DONE:
+        if r.status == JobOutcome.DONE:
             self.done += 1
-        elif r.status == "skipped":
+        elif r.status == JobOutcome.SKIPPED:
             self.skipped += 1
-        elif r.status == JobStatus.QUEUED:
+        elif r.status == JobOutcome.QUEUED:
             self.retrying += 1
         else:
             self.failed += 1
@@ -192,7 +202,7 @@ class Worker:
         ]
         for artwork_id, image_hash in missing:
             self.jobs.enqueue(
-                "pregenerate",
+                JobKind.PREGENERATE,
                 artwork_id=artwork_id,
                 image_hash=image_hash,
                 engine=e.name,
@@ -389,7 +399,7 @@ class Worker:
             return
         scored = [(c.score, cid) for cid, c in made if c.score is not None]
         best = max(scored)[1] if scored else made[0][0]
-        if item.job.kind == "regenerate":
+        if item.job.kind == JobKind.REGENERATE:
             self.clips.choose(best)
             self.clips.delete([c.id for c in existing])
         elif not existing and len(made) > 1 and scored:
@@ -400,13 +410,13 @@ class Worker:
     def _finish_done(self, item: _JobInHand) -> JobResult:
         item.beat.stop()
         self.jobs.complete(item.job.id, self.worker_id)
-        return self._result(item, JobStatus.DONE, len(item.made))
+        return self._result(item, JobOutcome.DONE, len(item.made))
 
     def _finish_skipped(self, item: _JobInHand, exc: JobSkipped) -> JobResult:
         item.beat.stop()
         self.jobs.complete(item.job.id, self.worker_id)
         log.info("job %d skipped: %s", item.job.id, exc)
-        return self._result(item, "skipped", path=str(item.path) or str(exc))
+        return self._result(item, JobOutcome.SKIPPED, path=str(item.path) or str(exc))
 
     def _finish_failed(self, item: _JobInHand, exc: Exception) -> JobResult:
         """Record the failed attempt: the job is queued again, or failed after its last attempt."""
@@ -422,11 +432,14 @@ class Worker:
             error,
         )
         log.debug("job %d failed", job.id, exc_info=exc)
-        return self._result(item, status, error=error)
+        # Requeued means another attempt; anything else (failed for good, or a job another worker
+        # took over meanwhile) counts as failed for this worker.
+        outcome = JobOutcome.QUEUED if status == JobStatus.QUEUED else JobOutcome.FAILED
+        return self._result(item, outcome, error=error)
 
     @staticmethod
     def _result(
-        item: _JobInHand, status: str, clips: int = 0, error: str = "", path: str | None = None
+        item: _JobInHand, status: JobOutcome, clips: int = 0, error: str = "", path: str | None = None
     ) -> JobResult:
         path = str(item.path) if path is None else path
         return JobResult(
@@ -461,8 +474,8 @@ class Worker:
 
 
 def _seeds_to_make(job: Job, base_seed: int, count: int, existing: list[Clip]) -> list[int]:
-    """The candidates' seeds: the missing ones, or for "regenerate" ``count`` fresh ones."""
-    if job.kind == "regenerate":
+    """The candidates' seeds: the missing ones, or for a regenerate job ``count`` fresh ones."""
+    if job.kind == JobKind.REGENERATE:
         # Fresh seeds, different for every regenerate job (and still reproducible).
         return [candidate_seed(job.image_hash, base_seed, f"regenerate-{job.id}-{i}") for i in range(count)]
     have = {c.seed for c in existing}

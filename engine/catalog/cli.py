@@ -11,8 +11,10 @@ from pathlib import Path
 import click
 
 from engine.cli_support import get_config, open_database
+from engine.store import ArtworkStatus
 
-STATUSES = ("ready", "invalid", "missing")
+# Plain strings: click.Choice would match enum members by name (READY), not value.
+STATUSES = tuple(s.value for s in ArtworkStatus)
 
 
 @click.group()
@@ -41,7 +43,7 @@ def _artwork_json(a: dict) -> dict:
         "image_hash": a["image_hash"],
         "width": a["width"],
         "height": a["height"],
-        "reason": a["reason"] if a["status"] == "invalid" else "",
+        "reason": a["reason"] if a["status"] == ArtworkStatus.INVALID else "",
         "metadata_source": a["metadata_source"],
         "extra": a["extra"],
     }
@@ -143,7 +145,7 @@ def list_cmd(ctx: click.Context, db_path: str | None, as_json: bool, status: str
         who = ", ".join(x for x in (a["artist"], a["year"]) if x)
         line = f"{a['status']:<8} {a['path']}  {a['title']}" + (f" — {who}" if who else "")
         click.echo(line)
-        if a["status"] == "invalid":
+        if a["status"] == ArtworkStatus.INVALID:
             click.echo(f"{'':<9}reason: {a['reason']}")
     counts = {s: sum(a["status"] == s for a in artworks) for s in STATUSES}
     click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))

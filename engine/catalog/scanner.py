@@ -102,7 +102,7 @@ class _Read:
     """The outcome of reading one file (in a worker thread)."""
 
     found: FoundFile
-    status: str = ArtworkStatus.READY
+    status: ArtworkStatus = ArtworkStatus.READY
     reason: str = ""
     image_hash: str | None = None
     width: int | None = None
@@ -206,7 +206,7 @@ class _Scan:
         self.summary = ScanSummary(folder=self.root)
         self.rows: dict[str, dict] = {}  # path -> row columns
         self.claimed: set[int] = set()  # row ids matched to a file in this scan
-        self.final: dict[str, tuple[str, str]] = {}  # path -> (status, reason) after the scan
+        self.final: dict[str, tuple[ArtworkStatus, str]] = {}  # path -> (status, reason) after the scan
         self.by_hash: dict[str, list[dict]] = {}  # image hash -> rows (for renames)
         self.listed: set[str] = set()  # relative paths of the images found
         self.problems: list[Problem] = []
@@ -249,7 +249,7 @@ class _Scan:
 
     def _metadata_for(self, listing: Listing, meta: CollectionMetadata) -> dict[str, ArtworkMetadata]:
         out = {}
-        for rel, found in listing.images.items():
+        for rel in listing.images:
             sidecar = next((s for s in sidecar_names(rel) if self._has_sidecar(listing, s)), None)
             out[rel], found_problems = meta.for_image(rel, sidecar)
             self.problems += found_problems

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config
-from engine.store import Database
+from engine.store import Database, JobKind
+from engine.store.jobs import OPEN_STATUSES
 
 from .services import ArtworkDetail, EngineInfo, KioskServices
 
@@ -153,7 +154,7 @@ class KioskBackend:
             self.engine_process.catalog_changed()
 
     # -- services' callbacks ---------------------------------------------------------------
-    def _enqueue(self, kind: str, detail: ArtworkDetail, priority: int) -> int | None:
+    def _enqueue(self, kind: JobKind, detail: ArtworkDetail, priority: int) -> int | None:
         """Queue a visitor or regenerate job for the engine.
 
         A visitor waiting for an artwork that already has an open job (pregeneration) only
@@ -163,12 +164,12 @@ class KioskBackend:
         demo_engine_ready = self.engine_process is not None and self.engine_process.ready
         engine = self.services.engine_info.name if demo_engine_ready else ""
         params = None
-        if kind == "regenerate":
+        if kind == JobKind.REGENERATE:
             # Distinct parameters keep it apart from an open pregeneration job.
             params = {"candidates": self.config.engine.candidates}
         else:
             open_job = self.jobs.latest_for(detail.id)
-            if open_job is not None and open_job.status in ("queued", "running"):
+            if open_job is not None and open_job.status in OPEN_STATUSES:
                 engine = open_job.engine
                 params = json.loads(open_job.params_json or "{}") or None
         job_id = self.jobs.enqueue(

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 from sqlalchemy import select
 
-from engine.store import Artwork, ArtworkStatus, Clip, Database, JobStatus
+from engine.store import Artwork, ArtworkStatus, Clip, Database, JobKind, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class ArtworkEntry:
     year: str
     path: str
     image_hash: str | None
-    status: str  # ArtworkStatus: ready / invalid / missing
+    status: str  # an ArtworkStatus value, as the raw SQL read it
     reason: str  # why the file is invalid
     music: str  # MusicState
     music_reason: str = ""
@@ -122,7 +122,7 @@ class KioskServices:
         clip_store: Any,
         job_queue: Any,
         engine_info: EngineInfo | Callable[[], EngineInfo],
-        enqueue_job: Callable[[str, ArtworkDetail, int], int | None] | None = None,
+        enqueue_job: Callable[[JobKind, ArtworkDetail, int], int | None] | None = None,
         rescan: Callable[[], Any] | None = None,
         quiet_hours: list | None = None,
         volume: float = 1.0,
@@ -176,13 +176,13 @@ class KioskServices:
         Plain SQL on this thread's read-only connection: 10,000 rows in a few tens of
         milliseconds, in one consistent snapshot.
         """
-        where = "source = 'collection'" + ("" if include_unavailable else " AND status = 'ready'")
+        where = "source = 'collection'" + ("" if include_unavailable else " AND status = ?")
         conn = self._raw()
         conn.execute("BEGIN")  # one snapshot for all four reads
         try:
             rows = conn.execute(
-                "SELECT id, title, artist, year, path, image_hash, status, reason "
-                f"FROM artworks WHERE {where}"
+                f"SELECT id, title, artist, year, path, image_hash, status, reason FROM artworks WHERE {where}",
+                () if include_unavailable else (ArtworkStatus.READY,),
             ).fetchall()
             ready_hashes = {h for (h,) in conn.execute("SELECT DISTINCT image_hash FROM clips")}
             open_jobs = {
@@ -223,7 +223,7 @@ class KioskServices:
                     reason or "",
                     music,
                     music_reason,
-                )  # fmt: skip
+                )
             )
         out.sort(key=lambda e: (e.display_title.casefold(), e.path))
         return out
@@ -347,7 +347,7 @@ class KioskServices:
             return None
         from engine.store.jobs import PRIORITY_VISITOR
 
-        return self._enqueue_job("visitor", detail, PRIORITY_VISITOR)
+        return self._enqueue_job(JobKind.VISITOR, detail, PRIORITY_VISITOR)
 
     def regenerate(self, artwork_id: int) -> int | None:
         """Compose new candidates for this artwork (curator panel).
@@ -362,9 +362,9 @@ class KioskServices:
             return None
         from engine.store.jobs import PRIORITY_VISITOR
 
-        return self._enqueue_job("regenerate", detail, PRIORITY_VISITOR)
+        return self._enqueue_job(JobKind.REGENERATE, detail, PRIORITY_VISITOR)
 
-    def job_counts(self) -> dict[str, int]:
+    def job_counts(self) -> dict[JobStatus, int]:
         return dict(self.jobs.counts())
 
     # -- player ----------------------------------------------------------------------------
