@@ -37,10 +37,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, select
 
 from engine.engines.base import Engine, GeneratedClip
-from engine.store.clips import ClipStore, clip_params_hash
+from engine.store.clips import ClipInfo, ClipStore, clip_params_hash
 from engine.store.jobs import PRIORITY_PREGENERATE, JobQueue
 from engine.store.models import Artwork, ArtworkStatus, Clip, Job, JobKind, JobStatus
 
@@ -112,12 +114,12 @@ class _JobInHand:
     job: Job
     beat: _Heartbeat
     started: float = field(default_factory=time.monotonic)
-    artwork: Artwork | None = None
+    image_hash: str = ""  # the job's, once planning checked that it has one
     path: Path | str = ""
     image: Any = None
     duration: float = 0.0
     seeds: list[int] = field(default_factory=list)
-    existing: list[Clip] = field(default_factory=list)
+    existing: list[ClipInfo] = field(default_factory=list)
     made: list[tuple[int, GeneratedClip]] = field(default_factory=list)  # (clip id, clip) stored
 
 
@@ -198,7 +200,9 @@ class Worker:
                 ).all()
             )
         missing = [
-            (aid, h) for aid, h in artworks if have.get(h, 0) < self.candidates and (aid, h) not in taken
+            (aid, h)
+            for aid, h in artworks
+            if h is not None and have.get(h, 0) < self.candidates and (aid, h) not in taken
         ]
         for artwork_id, image_hash in missing:
             self.jobs.enqueue(
@@ -218,16 +222,14 @@ class Worker:
         """Jobs this worker could take now or that are running."""
         names = [self.engine.name, "", "auto"]
         with self.db.read() as s:
-            return int(
-                s.scalar(
-                    select(func.count())
-                    .select_from(Job)
-                    .where(
-                        Job.engine.in_(names),
-                        Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
-                    )
+            return s.execute(
+                select(func.count())
+                .select_from(Job)
+                .where(
+                    Job.engine.in_(names),
+                    Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
                 )
-            )
+            ).scalar_one()
 
     # -- working ---------------------------------------------------------------------------
 
@@ -318,17 +320,19 @@ class Worker:
         item = _JobInHand(job, _Heartbeat(self.jobs, job.id, self.worker_id, self.stale_seconds / 4))
         item.beat.start()
         try:
-            item.artwork = self._artwork(job)
-            item.path = self._image_path(item.artwork)
-            item.image = self._load(item.path, job.image_hash)
+            if job.image_hash is None:
+                raise JobSkipped(f"job {job.id} names no image")
+            item.image_hash = job.image_hash
+            item.path = self._image_path(self._artwork(job))
+            item.image = self._load(item.path, item.image_hash)
             params = json.loads(job.params_json or "{}")
             item.duration = float(params.get("duration", self.duration))
             base_seed = int(params.get("seed", self.seed))
             count = int(params.get("candidates", self.candidates))
             e = self.engine
-            key = (job.image_hash, e.name, e.model_version, clip_params_hash(e, item.duration))
+            key = (item.image_hash, e.name, e.model_version, clip_params_hash(e, item.duration))
             item.existing = self.clips.find(*key)
-            item.seeds = _seeds_to_make(job, base_seed, count, item.existing)
+            item.seeds = _seeds_to_make(job, item.image_hash, base_seed, count, item.existing)
         except JobSkipped as exc:
             return self._finish_skipped(item, exc)
         except Exception as exc:
@@ -379,8 +383,8 @@ class Worker:
         """Store each clip of the job (in its own transaction) and tell ``on_clip``."""
         for clip in clips:
             clip_id = self.clips.put(
-                image_hash=item.job.image_hash,
-                artwork_id=item.artwork.id,
+                image_hash=item.image_hash,
+                artwork_id=item.job.artwork_id,
                 engine=self.engine,
                 clip=clip,
                 chosen=False if (item.existing or item.made) else None,
@@ -388,7 +392,7 @@ class Worker:
             item.made.append((clip_id, clip))
             if self.on_clip is not None:
                 try:
-                    self.on_clip(clip_id, item.artwork.id)
+                    self.on_clip(clip_id, item.job.artwork_id)
                 except Exception:
                     log.exception("on_clip callback failed")
 
@@ -463,23 +467,25 @@ class Worker:
         path = Path(artwork.path)
         return path if path.is_absolute() else Path(self.config.collection.path) / path
 
-    def _load(self, path: Path, image_hash: str | None):
+    def _load(self, path: Path, image_hash: str) -> npt.NDArray[np.uint8]:
         from engine.catalog.images import load_rgb, sha256_file
 
         if not path.exists():
             raise JobSkipped(f"{path}: the file is gone (the catalog will mark it missing)")
-        if image_hash is not None and sha256_file(path) != image_hash:
+        if sha256_file(path) != image_hash:
             raise JobSkipped(f"{path}: the file changed since the job was queued")
         return load_rgb(path, max_pixels=self.config.catalog.max_image_pixels, max_side=LOAD_MAX_SIDE)
 
 
-def _seeds_to_make(job: Job, base_seed: int, count: int, existing: list[Clip]) -> list[int]:
+def _seeds_to_make(
+    job: Job, image_hash: str, base_seed: int, count: int, existing: list[ClipInfo]
+) -> list[int]:
     """The candidates' seeds: the missing ones, or for a regenerate job ``count`` fresh ones."""
     if job.kind == JobKind.REGENERATE:
         # Fresh seeds, different for every regenerate job (and still reproducible).
-        return [candidate_seed(job.image_hash, base_seed, f"regenerate-{job.id}-{i}") for i in range(count)]
+        return [candidate_seed(image_hash, base_seed, f"regenerate-{job.id}-{i}") for i in range(count)]
     have = {c.seed for c in existing}
-    return [s for s in (candidate_seed(job.image_hash, base_seed, i) for i in range(count)) if s not in have]
+    return [s for s in (candidate_seed(image_hash, base_seed, i) for i in range(count)) if s not in have]
 
 
 def _process_alive(worker_id: str) -> bool:

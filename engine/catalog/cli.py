@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -73,7 +74,7 @@ class _Bar:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar, made when the first file is read
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total == 0:

@@ -535,7 +535,7 @@ def _bulk_update(session: Session, updates: list[dict]) -> None:
 
 
 def _orphan_sidecars(listing: Listing) -> list[Problem]:
-    claimed = set()
+    claimed: set[str] = set()
     for rel in listing.images:
         claimed.update(sidecar_names(rel))
     return [

@@ -171,7 +171,7 @@ class JobQueue:
             .where(Job.id == job_id, Job.claimed_by == worker_id, Job.status == JobStatus.RUNNING)
             .values(heartbeat_at=utcnow())
         )
-        return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
+        return self.db.run_change(stmt) == 1
 
     def complete(self, job_id: int, worker_id: str | None = None) -> bool:
         """Mark the job done. With ``worker_id``, only if that worker still holds it (a worker
@@ -180,7 +180,7 @@ class JobQueue:
         if worker_id is not None:
             conditions += [Job.claimed_by == worker_id, Job.status == JobStatus.RUNNING]
         stmt = update(Job).where(*conditions).values(status=JobStatus.DONE, finished_at=utcnow(), error="")
-        return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
+        return self.db.run_change(stmt) == 1
 
     def fail(self, job_id: int, error: str, worker_id: str | None = None) -> JobStatus:
         """Record an error: requeue the job, or mark it failed after its last attempt.
@@ -251,7 +251,7 @@ class JobQueue:
         if artwork_id is not None:
             conditions.append(Job.artwork_id == artwork_id)
         stmt = update(Job).where(*conditions).values(status=JobStatus.QUEUED, attempts=0)
-        return self.db.run_write(lambda s: s.execute(stmt).rowcount)
+        return self.db.run_change(stmt)
 
     # -- reading ---------------------------------------------------------------------------
 

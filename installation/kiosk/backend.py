@@ -19,13 +19,18 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import Config
 from engine.store import Database, JobKind
 from engine.store.jobs import OPEN_STATUSES
 
 from .services import ArtworkDetail, EngineInfo, KioskServices
+
+if TYPE_CHECKING:
+    from engine.catalog.watcher import CatalogWatcher
+
+    from .demo_engine import DemoEngineProcess
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +76,9 @@ class KioskBackend:
         self.clip_store = ClipStore(self.db)
         self.jobs = JobQueue(self.db)
         self.player = player if player is not None else self._open_player()
-        self.watcher = None
-        self.engine_process = None
+        # Demo mode's, made by start().
+        self.watcher: CatalogWatcher | None = None
+        self.engine_process: DemoEngineProcess | None = None
         self.notify = lambda: None  # set by the window: the store changed, look now
         self.services = KioskServices(
             self.db,

@@ -183,7 +183,8 @@ class PinPad(QWidget):
 
 # -- the panel ------------------------------------------------------------------------------
 
-IMAGE_STATUS = {
+# Keyed by the plain strings the kiosk's raw SQL reads (ArtworkStatus members equal them).
+IMAGE_STATUS: dict[str, str] = {
     ArtworkStatus.READY: "✓ Readable",
     ArtworkStatus.INVALID: "✕ Invalid file",
     ArtworkStatus.MISSING: "– File missing",
@@ -529,7 +530,7 @@ class CuratorPanel(QWidget):
         current = self.current_entry()
         entries = self.services.entries(include_unavailable=True)
         # Problems first, so a curator sees at once what needs attention.
-        rank = {ArtworkStatus.INVALID: 0, ArtworkStatus.MISSING: 2, ArtworkStatus.READY: 1}
+        rank: dict[str, int] = {ArtworkStatus.INVALID: 0, ArtworkStatus.MISSING: 2, ArtworkStatus.READY: 1}
         music_rank = {
             MusicState.FAILED: 0,
             MusicState.COMPOSING: 1,

@@ -17,14 +17,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sqlalchemy import select
 
 from engine.store import Artwork, ArtworkStatus, Clip, Database, JobKind, JobStatus
 
+if TYPE_CHECKING:
+    from installation.audio.schedule import QuietSchedule
+
 log = logging.getLogger(__name__)
+
+# The descriptors of the artworks with a clip: vectors and kinds by artwork id, and the ids.
+_Embeddings = tuple[dict[int, np.ndarray], dict[int, str], list[int]]
 
 
 class MusicState:
@@ -101,6 +107,8 @@ def clip_key(clip_id: int) -> str:
 class PlayerLike(Protocol):
     """The part of ``installation.audio.Player`` the kiosk uses (see APIS.md)."""
 
+    schedule: QuietSchedule  # the quiet hours; the player re-reads them every few seconds
+
     def prepare(self, key: str, loader: Callable[[], tuple[np.ndarray, int]]) -> Any: ...
     def is_prepared(self, key: str) -> bool: ...
     def crossfade_to(self, clip: Any, seconds: float | None = None) -> None: ...
@@ -141,7 +149,7 @@ class KioskServices:
         self.quiet_hours = quiet_hours or []
         self.volume = volume
         self.demo = demo
-        self._embeddings: tuple[tuple, dict[int, np.ndarray]] | None = None
+        self._embeddings: tuple[int, _Embeddings] | None = None  # (signature, descriptors)
         self._lock = threading.Lock()
         self._local = threading.local()  # one raw read-only connection per thread
 
@@ -305,7 +313,7 @@ class KioskServices:
             return None
         return ClipChoice(info, best_id, own=False, similarity=best_sim)
 
-    def _ready_embeddings(self) -> tuple[dict[int, np.ndarray], dict[int, str], list[int]]:
+    def _ready_embeddings(self) -> _Embeddings:
         """Descriptors of the artworks that have a clip, cached until the store changes."""
         sig = self.signature()
         with self._lock:
@@ -321,7 +329,7 @@ class KioskServices:
             ).all()
         vectors = {i: np.frombuffer(e, dtype=np.float32) for i, e, _ in rows if e}
         kinds = {i: k for i, _, k in rows}
-        value = (vectors, kinds, [i for i, _, _ in rows])
+        value: _Embeddings = (vectors, kinds, [i for i, _, _ in rows])
         with self._lock:
             self._embeddings = (sig, value)
         return value

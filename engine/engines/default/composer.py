@@ -282,7 +282,7 @@ def _voice_colours(f: ImageFeatures) -> dict[str, tuple[float, float, float]]:
 
 
 def choose_instrument(
-    options: tuple[Instrument, ...], c: Character, role: str, avoid: set[int] = frozenset()
+    options: tuple[Instrument, ...], c: Character, role: str, avoid: frozenset[int] | set[int] = frozenset()
 ) -> Instrument:
     """The instrument whose traits best match the painting's character and the voice's colour."""
     hue, weight, lightness = c.colours[role]
@@ -330,6 +330,7 @@ def _fit_bars(duration: float, tempo_target: float, beats: int) -> _Grid:
             miss = abs(np.log(tempo / tempo_target)) + (0.0 if metre == beats else 0.12)
             if best is None or miss < best[0] - 1e-9:
                 best = (miss, metre, n, tempo)
+    assert best is not None  # every metre tries at least one bar count
     _, metre, bars, tempo = best
     return _Grid(duration, tempo, metre, bars)
 
@@ -483,7 +484,7 @@ def _voice(pcs: tuple[int, ...], low: int, high: int, center: int, prev: list[in
             if voicing[-1] > high:
                 continue
             if prev is not None and len(prev) == len(voicing):
-                cost = sum(abs(a - b) for a, b in zip(sorted(voicing), sorted(prev)))
+                cost = float(sum(abs(a - b) for a, b in zip(sorted(voicing), sorted(prev))))
             else:
                 cost = abs(sum(voicing) / len(voicing) - center) * len(voicing)
             if best_cost is None or cost < best_cost:

@@ -202,7 +202,7 @@ def _shape_problems(configs: dict[str, dict], conditioning_shapes: dict[str, tup
         configs["aligner"],
     )
     encoder_dim = configs["encoder_dim"]
-    streams = unet.get("cross_attention_dim")
+    streams: Any = unet.get("cross_attention_dim")  # unchecked JSON: the try below checks its form
     try:
         lm_width = {dims[1] for dims in streams}
         t5_width = {dims[2] for dims in streams}
@@ -569,8 +569,8 @@ def make_tiny_bundle(out: str | os.PathLike, *, encoder_kind: str = "clip", seed
 
     if encoder_kind not in ("clip", "imagebind"):
         raise BundleError(f"encoder kind {encoder_kind!r} is not supported; use 'clip' or 'imagebind'")
-    with tempfile.TemporaryDirectory(prefix="art2mus-tiny-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="art2mus-tiny-") as tmp_name:
+        tmp = Path(tmp_name)
         save_tiny_snapshot(tmp / "audioldm2", seed=seed)
         make_tiny_encoder(encoder_kind, tmp / "encoder", seed=seed)
         vision = load_vision_encoder(tmp / "encoder")
