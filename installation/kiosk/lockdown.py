@@ -99,10 +99,13 @@ class KioskEventFilter(QObject):
             if self._swallow_until_release:
                 return True
             pos = _event_pos(event)
-            if self._press_at is not None and pos is not None:
-                if (pos - self._press_at).manhattanLength() > 40:
-                    self.long_press.stop()
-                    self._press_at = None
+            if (
+                self._press_at is not None
+                and pos is not None
+                and (pos - self._press_at).manhattanLength() > 40
+            ):
+                self.long_press.stop()
+                self._press_at = None
         return False
 
     def _filter_key(self, event: QEvent) -> bool:

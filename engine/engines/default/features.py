@@ -153,7 +153,7 @@ def _palette(small: np.ndarray, lab: np.ndarray) -> tuple[PaletteColour, ...]:
     for i in np.argsort(-counts, kind="stable"):
         if counts[i] == 0:
             continue
-        red, green, blue = (int(round(c)) for c in rgb_pixels[labels.ravel() == i].mean(axis=0))
+        red, green, blue = (round(c) for c in rgb_pixels[labels.ravel() == i].mean(axis=0))
         lab_l, lab_a, lab_b = (round(float(c), 3) for c in centers[i])
         colours.append(
             PaletteColour(

@@ -284,7 +284,8 @@ def _conditioning_shapes(folder: Path) -> dict[str, tuple]:
     path = folder / CONDITIONING
     try:
         with safe_open(str(path), framework="pt") as fh:
-            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}
+            # safe_open has keys() but cannot be iterated itself.
+            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}  # noqa: SIM118
     except Exception as exc:  # safetensors raises its own error types
         raise BundleError(f"{folder}: {CONDITIONING} cannot be read: {exc}") from None
 
@@ -360,7 +361,7 @@ def load_bundle(
         if problems:
             raise BundleError(f"{folder}: refused: " + "; ".join(problems))
     dtype = dtype or torch.float32
-    common = dict(local_files_only=True)
+    common = {"local_files_only": True}
 
     def pretrained(cls, name, **extra):
         model = _load(folder, name, cls.from_pretrained, str(folder / name), **common, **extra)
