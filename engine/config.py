@@ -33,7 +33,7 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names file, key and expectation."""
 
 
-def _range(lo: float | None = None, hi: float | None = None, **extra: Any) -> dict:
+def _range(lo: float | None = None, hi: float | None = None, **extra: Any) -> dict[str, Any]:
     return {"range": (lo, hi), **extra}
 
 
@@ -149,7 +149,7 @@ class Config:
     source: Path | None = field(default=None, metadata={"internal": True})
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate ``path`` (the default config when None)."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     try:
@@ -161,7 +161,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    config = _build(Config, raw, path, prefix="")
+    config: Config = _build(Config, raw, path, prefix="")
     config.source = path.resolve()
     _resolve_paths(config, path.resolve().parent)
     return config
@@ -220,7 +220,7 @@ def _convert(tp: Any, value: Any, meta: Any, file: Path, key: str) -> Any:
         if not isinstance(value, list):
             raise fail("a list")
         return [_convert(item, v, {}, file, f"{key}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, file, prefix=f"{key}.")
     if tp is bool:
         if not isinstance(value, bool):

@@ -11,8 +11,8 @@ nothing behind. While it works it sends heartbeats; if it dies, the next worker 
 queue finds the job's heartbeat stale and puts it back (each claim counts as an attempt; after
 ``engine.max_attempts`` the job is marked failed with the error text).
 
-Job kinds: "pregenerate", "visitor", "capture" fill what is missing; "regenerate" makes new
-candidates with fresh seeds, chooses the best of them and removes the clips they replace.
+Job kinds (``JobKind``): pregenerate, visitor and capture fill what is missing; regenerate makes
+new candidates with fresh seeds, chooses the best of them and removes the clips they replace.
 
 Batching: a job's candidates are generated ``engine.batch_size`` per engine call. A GPU engine
 is several times faster per clip on a batch of artworks (benchmarks/engine_gpu.py), so a worker
@@ -33,15 +33,18 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, select
 
 from engine.engines.base import Engine, GeneratedClip
-from engine.store.clips import ClipStore, clip_params_hash
+from engine.store.clips import ClipInfo, ClipStore, clip_params_hash
 from engine.store.jobs import PRIORITY_PREGENERATE, JobQueue
-from engine.store.models import Artwork, ArtworkStatus, Clip, Job, JobStatus
+from engine.store.models import Artwork, ArtworkStatus, Clip, Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -57,12 +60,21 @@ class JobSkipped(Exception):
     """The job no longer applies (the artwork is gone or its file changed since it was queued)."""
 
 
+class JobOutcome(StrEnum):
+    """How one job this worker took ended (not stored: the job's row has its JobStatus)."""
+
+    DONE = "done"
+    SKIPPED = "skipped"  # the job no longer applied (artwork gone or changed): not an error
+    QUEUED = "queued"  # this attempt failed; the job waits for another one
+    FAILED = "failed"  # the job's last attempt failed, or the job was no longer this worker's
+
+
 @dataclass
 class JobResult:
     job_id: int
     artwork_id: int | None
     path: str
-    status: str  # "done", "skipped", "queued" (will retry) or "failed"
+    status: JobOutcome
     clips: int = 0  # clips generated
     error: str = ""
     seconds: float = 0.0
@@ -82,11 +94,11 @@ class WorkerSummary:
     def add(self, r: JobResult) -> None:
         self.jobs += 1
         self.clips += r.clips
-        if r.status == JobStatus.DONE:
+        if r.status == JobOutcome.DONE:
             self.done += 1
-        elif r.status == "skipped":
+        elif r.status == JobOutcome.SKIPPED:
             self.skipped += 1
-        elif r.status == JobStatus.QUEUED:
+        elif r.status == JobOutcome.QUEUED:
             self.retrying += 1
         else:
             self.failed += 1
@@ -102,12 +114,12 @@ class _JobInHand:
     job: Job
     beat: _Heartbeat
     started: float = field(default_factory=time.monotonic)
-    artwork: Artwork | None = None
+    image_hash: str = ""  # the job's, once planning checked that it has one
     path: Path | str = ""
     image: Any = None
     duration: float = 0.0
     seeds: list[int] = field(default_factory=list)
-    existing: list[Clip] = field(default_factory=list)
+    existing: list[ClipInfo] = field(default_factory=list)
     made: list[tuple[int, GeneratedClip]] = field(default_factory=list)  # (clip id, clip) stored
 
 
@@ -188,11 +200,13 @@ class Worker:
                 ).all()
             )
         missing = [
-            (aid, h) for aid, h in artworks if have.get(h, 0) < self.candidates and (aid, h) not in taken
+            (aid, h)
+            for aid, h in artworks
+            if h is not None and have.get(h, 0) < self.candidates and (aid, h) not in taken
         ]
         for artwork_id, image_hash in missing:
             self.jobs.enqueue(
-                "pregenerate",
+                JobKind.PREGENERATE,
                 artwork_id=artwork_id,
                 image_hash=image_hash,
                 engine=e.name,
@@ -208,16 +222,14 @@ class Worker:
         """Jobs this worker could take now or that are running."""
         names = [self.engine.name, "", "auto"]
         with self.db.read() as s:
-            return int(
-                s.scalar(
-                    select(func.count())
-                    .select_from(Job)
-                    .where(
-                        Job.engine.in_(names),
-                        Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
-                    )
+            return s.execute(
+                select(func.count())
+                .select_from(Job)
+                .where(
+                    Job.engine.in_(names),
+                    Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
                 )
-            )
+            ).scalar_one()
 
     # -- working ---------------------------------------------------------------------------
 
@@ -308,17 +320,19 @@ class Worker:
         item = _JobInHand(job, _Heartbeat(self.jobs, job.id, self.worker_id, self.stale_seconds / 4))
         item.beat.start()
         try:
-            item.artwork = self._artwork(job)
-            item.path = self._image_path(item.artwork)
-            item.image = self._load(item.path, job.image_hash)
+            if job.image_hash is None:
+                raise JobSkipped(f"job {job.id} names no image")
+            item.image_hash = job.image_hash
+            item.path = self._image_path(self._artwork(job))
+            item.image = self._load(item.path, item.image_hash)
             params = json.loads(job.params_json or "{}")
             item.duration = float(params.get("duration", self.duration))
             base_seed = int(params.get("seed", self.seed))
             count = int(params.get("candidates", self.candidates))
             e = self.engine
-            key = (job.image_hash, e.name, e.model_version, clip_params_hash(e, item.duration))
+            key = (item.image_hash, e.name, e.model_version, clip_params_hash(e, item.duration))
             item.existing = self.clips.find(*key)
-            item.seeds = _seeds_to_make(job, base_seed, count, item.existing)
+            item.seeds = _seeds_to_make(job, item.image_hash, base_seed, count, item.existing)
         except JobSkipped as exc:
             return self._finish_skipped(item, exc)
         except Exception as exc:
@@ -369,8 +383,8 @@ class Worker:
         """Store each clip of the job (in its own transaction) and tell ``on_clip``."""
         for clip in clips:
             clip_id = self.clips.put(
-                image_hash=item.job.image_hash,
-                artwork_id=item.artwork.id,
+                image_hash=item.image_hash,
+                artwork_id=item.job.artwork_id,
                 engine=self.engine,
                 clip=clip,
                 chosen=False if (item.existing or item.made) else None,
@@ -378,7 +392,7 @@ class Worker:
             item.made.append((clip_id, clip))
             if self.on_clip is not None:
                 try:
-                    self.on_clip(clip_id, item.artwork.id)
+                    self.on_clip(clip_id, item.job.artwork_id)
                 except Exception:
                     log.exception("on_clip callback failed")
 
@@ -389,7 +403,7 @@ class Worker:
             return
         scored = [(c.score, cid) for cid, c in made if c.score is not None]
         best = max(scored)[1] if scored else made[0][0]
-        if item.job.kind == "regenerate":
+        if item.job.kind == JobKind.REGENERATE:
             self.clips.choose(best)
             self.clips.delete([c.id for c in existing])
         elif not existing and len(made) > 1 and scored:
@@ -400,13 +414,13 @@ class Worker:
     def _finish_done(self, item: _JobInHand) -> JobResult:
         item.beat.stop()
         self.jobs.complete(item.job.id, self.worker_id)
-        return self._result(item, JobStatus.DONE, len(item.made))
+        return self._result(item, JobOutcome.DONE, len(item.made))
 
     def _finish_skipped(self, item: _JobInHand, exc: JobSkipped) -> JobResult:
         item.beat.stop()
         self.jobs.complete(item.job.id, self.worker_id)
         log.info("job %d skipped: %s", item.job.id, exc)
-        return self._result(item, "skipped", path=str(item.path) or str(exc))
+        return self._result(item, JobOutcome.SKIPPED, path=str(item.path) or str(exc))
 
     def _finish_failed(self, item: _JobInHand, exc: Exception) -> JobResult:
         """Record the failed attempt: the job is queued again, or failed after its last attempt."""
@@ -422,11 +436,14 @@ class Worker:
             error,
         )
         log.debug("job %d failed", job.id, exc_info=exc)
-        return self._result(item, status, error=error)
+        # Requeued means another attempt; anything else (failed for good, or a job another worker
+        # took over meanwhile) counts as failed for this worker.
+        outcome = JobOutcome.QUEUED if status == JobStatus.QUEUED else JobOutcome.FAILED
+        return self._result(item, outcome, error=error)
 
     @staticmethod
     def _result(
-        item: _JobInHand, status: str, clips: int = 0, error: str = "", path: str | None = None
+        item: _JobInHand, status: JobOutcome, clips: int = 0, error: str = "", path: str | None = None
     ) -> JobResult:
         path = str(item.path) if path is None else path
         return JobResult(
@@ -450,23 +467,25 @@ class Worker:
         path = Path(artwork.path)
         return path if path.is_absolute() else Path(self.config.collection.path) / path
 
-    def _load(self, path: Path, image_hash: str | None):
+    def _load(self, path: Path, image_hash: str) -> npt.NDArray[np.uint8]:
         from engine.catalog.images import load_rgb, sha256_file
 
         if not path.exists():
             raise JobSkipped(f"{path}: the file is gone (the catalog will mark it missing)")
-        if image_hash is not None and sha256_file(path) != image_hash:
+        if sha256_file(path) != image_hash:
             raise JobSkipped(f"{path}: the file changed since the job was queued")
         return load_rgb(path, max_pixels=self.config.catalog.max_image_pixels, max_side=LOAD_MAX_SIDE)
 
 
-def _seeds_to_make(job: Job, base_seed: int, count: int, existing: list[Clip]) -> list[int]:
-    """The candidates' seeds: the missing ones, or for "regenerate" ``count`` fresh ones."""
-    if job.kind == "regenerate":
+def _seeds_to_make(
+    job: Job, image_hash: str, base_seed: int, count: int, existing: list[ClipInfo]
+) -> list[int]:
+    """The candidates' seeds: the missing ones, or for a regenerate job ``count`` fresh ones."""
+    if job.kind == JobKind.REGENERATE:
         # Fresh seeds, different for every regenerate job (and still reproducible).
-        return [candidate_seed(job.image_hash, base_seed, f"regenerate-{job.id}-{i}") for i in range(count)]
+        return [candidate_seed(image_hash, base_seed, f"regenerate-{job.id}-{i}") for i in range(count)]
     have = {c.seed for c in existing}
-    return [s for s in (candidate_seed(job.image_hash, base_seed, i) for i in range(count)) if s not in have]
+    return [s for s in (candidate_seed(image_hash, base_seed, i) for i in range(count)) if s not in have]
 
 
 def _process_alive(worker_id: str) -> bool:

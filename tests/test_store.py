@@ -19,10 +19,15 @@ def test_new_database_is_wal_and_versioned(db_path):
 
 def test_write_block_is_all_or_nothing(db_path):
     db = Database(db_path)
-    with pytest.raises(RuntimeError), db.write() as s:
-        s.add(Artwork(path="a.png", image_hash="0" * 64))
-        s.flush()
-        raise RuntimeError("crash mid-transaction")
+
+    def crash() -> None:
+        with db.write() as s:
+            s.add(Artwork(path="a.png", image_hash="0" * 64))
+            s.flush()
+            raise RuntimeError("crash mid-transaction")
+
+    with pytest.raises(RuntimeError):
+        crash()
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Artwork)) == 0
 
@@ -112,6 +117,36 @@ def test_version_1_database_is_migrated_with_its_rows(tmp_path, db_path):
         assert s.scalar(select(Artwork.title)) == "Kept"
         assert s.scalar(select(func.count()).select_from(Clip)) == 1
         assert s.scalar(select(func.count()).select_from(Job)) == 1
+
+
+def test_statuses_and_kinds_are_stored_as_their_plain_values(db_path):
+    """The StrEnum columns keep the strings (and the schema) the plain String columns had, so
+    databases of earlier versions read back as enum members without a migration."""
+    from engine.store import ArtworkStatus, Job, JobKind, JobStatus
+    from engine.store.jobs import JobQueue
+
+    db = Database(db_path)
+    with db.write() as s:
+        s.add(Artwork(path="a.png", image_hash="a" * 64, status=ArtworkStatus.MISSING))
+    jobs = JobQueue(db)
+    jobs.enqueue(JobKind.REGENERATE, artwork_id=None, image_hash="a" * 64, engine="", max_attempts=1)
+    assert jobs.fail(jobs.claim("w").id, "boom") is JobStatus.FAILED
+    con = sqlite3.connect(db_path)
+    assert con.execute("SELECT status FROM artworks").fetchone() == ("missing",)
+    assert con.execute("SELECT kind, status FROM jobs").fetchone() == ("regenerate", "failed")
+    schema = con.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()[0]
+    assert "status VARCHAR(16) NOT NULL" in schema and "CHECK" not in schema
+    # A row written as plain strings (an earlier version, or the kiosk's raw SQL) reads back
+    # as enum members.
+    con.execute("UPDATE jobs SET status = 'queued', kind = 'visitor'")
+    con.commit()
+    con.close()
+    with db.read() as s:
+        job = s.scalars(select(Job)).one()
+        artwork = s.scalars(select(Artwork)).one()
+    assert job.status is JobStatus.QUEUED and job.kind is JobKind.VISITOR
+    assert artwork.status is ArtworkStatus.MISSING
+    db.close()
 
 
 def test_engine_status_is_recorded_and_replaced(db_path):

@@ -7,12 +7,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
 from engine.cli_support import get_config, open_database
+from engine.store import ArtworkStatus
 
-STATUSES = ("ready", "invalid", "missing")
+# Plain strings: click.Choice would match enum members by name (READY), not value.
+STATUSES = tuple(s.value for s in ArtworkStatus)
 
 
 @click.group()
@@ -41,7 +44,7 @@ def _artwork_json(a: dict) -> dict:
         "image_hash": a["image_hash"],
         "width": a["width"],
         "height": a["height"],
-        "reason": a["reason"] if a["status"] == "invalid" else "",
+        "reason": a["reason"] if a["status"] == ArtworkStatus.INVALID else "",
         "metadata_source": a["metadata_source"],
         "extra": a["extra"],
     }
@@ -71,7 +74,7 @@ class _Bar:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar, made when the first file is read
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total == 0:
@@ -143,7 +146,7 @@ def list_cmd(ctx: click.Context, db_path: str | None, as_json: bool, status: str
         who = ", ".join(x for x in (a["artist"], a["year"]) if x)
         line = f"{a['status']:<8} {a['path']}  {a['title']}" + (f" — {who}" if who else "")
         click.echo(line)
-        if a["status"] == "invalid":
+        if a["status"] == ArtworkStatus.INVALID:
             click.echo(f"{'':<9}reason: {a['reason']}")
     counts = {s: sum(a["status"] == s for a in artworks) for s in STATUSES}
     click.echo(", ".join(f"{n} {s}" for s, n in counts.items()))

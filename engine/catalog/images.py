@@ -269,9 +269,10 @@ def _to_srgb(rgb: Image.Image, icc: bytes) -> Image.Image:
     if transform is None:
         return rgb
     try:
-        return ImageCms.applyTransform(rgb, transform)
+        converted = ImageCms.applyTransform(rgb, transform)  # None only when done in place
     except ImageCms.PyCMSError:
         return rgb
+    return rgb if converted is None else converted
 
 
 def load_rgb(

@@ -102,7 +102,7 @@ class _Read:
     """The outcome of reading one file (in a worker thread)."""
 
     found: FoundFile
-    status: str = ArtworkStatus.READY
+    status: ArtworkStatus = ArtworkStatus.READY
     reason: str = ""
     image_hash: str | None = None
     width: int | None = None
@@ -206,7 +206,7 @@ class _Scan:
         self.summary = ScanSummary(folder=self.root)
         self.rows: dict[str, dict] = {}  # path -> row columns
         self.claimed: set[int] = set()  # row ids matched to a file in this scan
-        self.final: dict[str, tuple[str, str]] = {}  # path -> (status, reason) after the scan
+        self.final: dict[str, tuple[ArtworkStatus, str]] = {}  # path -> (status, reason) after the scan
         self.by_hash: dict[str, list[dict]] = {}  # image hash -> rows (for renames)
         self.listed: set[str] = set()  # relative paths of the images found
         self.problems: list[Problem] = []
@@ -535,7 +535,7 @@ def _bulk_update(session: Session, updates: list[dict]) -> None:
 
 
 def _orphan_sidecars(listing: Listing) -> list[Problem]:
-    claimed = set()
+    claimed: set[str] = set()
     for rel in listing.images:
         claimed.update(sidecar_names(rel))
     return [

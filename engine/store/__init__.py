@@ -3,7 +3,7 @@
 from .db import Database, StoreError
 from .migrations import LATEST as SCHEMA_VERSION
 from .migrations import SchemaError
-from .models import Artwork, ArtworkStatus, Base, Clip, Job, JobStatus, ServiceStatus
+from .models import Artwork, ArtworkStatus, Base, Clip, Job, JobKind, JobStatus, ServiceStatus
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -13,6 +13,7 @@ __all__ = [
     "Clip",
     "Database",
     "Job",
+    "JobKind",
     "JobStatus",
     "SchemaError",
     "ServiceStatus",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session
 
 from .models import Artwork, Clip
@@ -206,13 +206,13 @@ class ClipStore:
             conditions.append(Clip.model_version == model_version)
         if params_hash is not None:
             conditions.append(Clip.params_hash == params_hash)
-        return self.db.run_write(lambda s: s.execute(delete(Clip).where(*conditions)).rowcount)
+        return self.db.run_change(delete(Clip).where(*conditions))
 
     def delete(self, clip_ids: list[int]) -> int:
         """Delete these clips (one transaction); returns how many there were."""
         if not clip_ids:
             return 0
-        return self.db.run_write(lambda s: s.execute(delete(Clip).where(Clip.id.in_(clip_ids))).rowcount)
+        return self.db.run_change(delete(Clip).where(Clip.id.in_(clip_ids)))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -260,7 +260,7 @@ class ClipStore:
             return None
         clips = [_info(r) for r in rows]
 
-        def rank(c: ClipInfo) -> tuple:
+        def rank(c: ClipInfo) -> tuple[bool, bool, bool, int]:
             same_engine = engine_name is None or c.engine == engine_name
             same_version = model_version is None or c.model_version == model_version
             return (same_engine and same_version, same_engine, c.chosen, c.id)
@@ -282,10 +282,12 @@ class ClipStore:
         if engine_name is not None:
             stmt = stmt.where(Clip.engine == engine_name)
         with self.db.read() as s:
-            return int(s.scalar(stmt))
+            return s.execute(stmt).scalar_one()
 
 
-def _key_filter(image_hash: str, engine_name: str, model_version: str, params_hash: str):
+def _key_filter(
+    image_hash: str, engine_name: str, model_version: str, params_hash: str
+) -> tuple[ColumnElement[bool], ...]:
     return (
         Clip.image_hash == image_hash,
         Clip.engine == engine_name,

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Delete, Engine, Update, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,11 +90,17 @@ class Database:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
+    def run_change(self, stmt: Update | Delete) -> int:
+        """Run one UPDATE or DELETE as :meth:`run_write` does; returns how many rows it changed."""
+        # Session.execute is typed as returning a plain Result; for an UPDATE or DELETE without
+        # RETURNING it is a CursorResult, which has the row count.
+        return self.run_write(lambda s: cast("CursorResult[Any]", s.execute(stmt)).rowcount)
+
     def close(self) -> None:
         self.engine.dispose()
 
 
-def _on_connect(dbapi_conn, _record) -> None:
+def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling defers it).
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -106,6 +113,6 @@ def _on_connect(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def _on_begin(conn) -> None:
+def _on_begin(conn: Connection) -> None:
     mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
     conn.exec_driver_sql(f"BEGIN {mode}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from .models import Job, JobStatus, utcnow
+from .models import Job, JobKind, JobStatus, utcnow
 
 if TYPE_CHECKING:
     from .db import Database
@@ -61,7 +61,7 @@ class JobQueue:
 
     def enqueue(
         self,
-        kind: str,
+        kind: JobKind,
         *,
         artwork_id: int | None,
         image_hash: str | None,
@@ -118,7 +118,7 @@ class JobQueue:
         image_hash: str | None,
         engine: str,
         params: dict[str, Any] | None = None,
-        statuses: Sequence[str] = OPEN_STATUSES,
+        statuses: Sequence[JobStatus] = OPEN_STATUSES,
     ) -> Job | None:
         """The newest job for this artwork, image, engine and parameters in ``statuses``."""
         with self.db.read() as s:
@@ -171,7 +171,7 @@ class JobQueue:
             .where(Job.id == job_id, Job.claimed_by == worker_id, Job.status == JobStatus.RUNNING)
             .values(heartbeat_at=utcnow())
         )
-        return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
+        return self.db.run_change(stmt) == 1
 
     def complete(self, job_id: int, worker_id: str | None = None) -> bool:
         """Mark the job done. With ``worker_id``, only if that worker still holds it (a worker
@@ -180,16 +180,16 @@ class JobQueue:
         if worker_id is not None:
             conditions += [Job.claimed_by == worker_id, Job.status == JobStatus.RUNNING]
         stmt = update(Job).where(*conditions).values(status=JobStatus.DONE, finished_at=utcnow(), error="")
-        return self.db.run_write(lambda s: s.execute(stmt).rowcount) == 1
+        return self.db.run_change(stmt) == 1
 
-    def fail(self, job_id: int, error: str, worker_id: str | None = None) -> str:
+    def fail(self, job_id: int, error: str, worker_id: str | None = None) -> JobStatus:
         """Record an error: requeue the job, or mark it failed after its last attempt.
 
         Returns the job's new status (unchanged if ``worker_id`` no longer holds it).
         """
         error = error[-MAX_ERROR_CHARS:]
 
-        def write(s: Session) -> str:
+        def write(s: Session) -> JobStatus:
             job = s.get(Job, job_id)
             if job is None:
                 raise KeyError(f"no job with id {job_id}")
@@ -251,16 +251,16 @@ class JobQueue:
         if artwork_id is not None:
             conditions.append(Job.artwork_id == artwork_id)
         stmt = update(Job).where(*conditions).values(status=JobStatus.QUEUED, attempts=0)
-        return self.db.run_write(lambda s: s.execute(stmt).rowcount)
+        return self.db.run_change(stmt)
 
     # -- reading ---------------------------------------------------------------------------
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[JobStatus, int]:
         """Jobs per status (every status present, zero when none)."""
         with self.db.read() as s:
             rows = s.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-        counts = dict.fromkeys((JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED), 0)
-        counts.update({status: n for status, n in rows})
+        counts = dict.fromkeys(JobStatus, 0)
+        counts.update(rows)
         return counts
 
     def get(self, job_id: int) -> Job | None:
@@ -277,7 +277,7 @@ class JobQueue:
                 .limit(1)
             ).first()
 
-    def status_for(self, artwork_id: int) -> str | None:
-        """ "queued", "running", "done" or "failed" for the artwork's latest job; None if none."""
+    def status_for(self, artwork_id: int) -> JobStatus | None:
+        """The status of the artwork's latest job; None if it has none."""
         job = self.latest_for(artwork_id)
         return None if job is None else job.status

@@ -48,14 +48,14 @@ LATEST = 3
 
 
 def current_version(conn: Connection) -> int:
-    return conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+    return int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
 
 
 def _has_tables(conn: Connection) -> bool:
-    row = conn.exec_driver_sql(
+    tables: int = conn.exec_driver_sql(
         "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='artworks'"
     ).scalar_one()
-    return row > 0
+    return tables > 0
 
 
 def migrate(conn: Connection, path: str) -> int:

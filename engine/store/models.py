@@ -7,10 +7,12 @@ The schema here is the *current* one. Each change to it comes with a migration i
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -30,12 +32,41 @@ class Base(DeclarativeBase):
     pass
 
 
-class ArtworkStatus:
+class ArtworkStatus(StrEnum):
     READY = "ready"
     INVALID = "invalid"
     # The file is no longer in the collection; the row (and its clips) are kept so that a
     # file that comes back, or is renamed, finds its clips again.
     MISSING = "missing"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class JobKind(StrEnum):
+    # Fill in the clips an artwork lacks, most urgent first (see engine/store/jobs.py).
+    PREGENERATE = "pregenerate"  # the engine service, for the whole collection
+    VISITOR = "visitor"  # a visitor waits at the kiosk for this artwork's music
+    CAPTURE = "capture"  # a camera photograph (camera capture is not built yet)
+    # New candidates with fresh seeds; the best is chosen and the clips it replaces removed.
+    REGENERATE = "regenerate"
+
+
+def _values_of(enum: type[StrEnum], length: int) -> Enum:
+    """A VARCHAR(length) column of a StrEnum: it stores the member's *value* (SQLAlchemy's Enum
+    would store its name), adds no CHECK constraint, and reads back members, so the schema
+    and the stored strings are those of the plain String columns it replaced."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class Artwork(Base):
@@ -57,7 +88,9 @@ class Artwork(Base):
     style: Mapped[str] = mapped_column(Text, default="")
     # Free-form extra metadata from the curators' files, as JSON.
     extra_json: Mapped[str] = mapped_column(Text, default="{}")
-    status: Mapped[str] = mapped_column(String(16), default=ArtworkStatus.READY, index=True)
+    status: Mapped[ArtworkStatus] = mapped_column(
+        _values_of(ArtworkStatus, 16), default=ArtworkStatus.READY, index=True
+    )
     reason: Mapped[str] = mapped_column(Text, default="")
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
@@ -78,7 +111,7 @@ class Artwork(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     def __repr__(self) -> str:
-        return f"Artwork(id={self.id}, path={self.path!r}, status={self.status!r})"
+        return f"Artwork(id={self.id}, path={self.path!r}, status={str(self.status)!r})"
 
 
 class Clip(Base):
@@ -111,13 +144,6 @@ class Clip(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class JobStatus:
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
 class Job(Base):
     """A unit of work for the engine service; survives restarts."""
 
@@ -125,15 +151,14 @@ class Job(Base):
     __table_args__ = (Index("ix_jobs_claim", "status", "priority", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # e.g. "pregenerate", "capture", "regenerate"
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[JobKind] = mapped_column(_values_of(JobKind, 32))
     artwork_id: Mapped[int | None] = mapped_column(ForeignKey("artworks.id", ondelete="CASCADE"), index=True)
     image_hash: Mapped[str | None] = mapped_column(String(64))
     engine: Mapped[str] = mapped_column(String(32), default="")
     params_json: Mapped[str] = mapped_column(Text, default="{}")
     # Higher runs first (camera captures above pregeneration).
     priority: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    status: Mapped[JobStatus] = mapped_column(_values_of(JobStatus, 16), default=JobStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     error: Mapped[str] = mapped_column(Text, default="")

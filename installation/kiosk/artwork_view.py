@@ -153,8 +153,14 @@ class ArtworkPage(QWidget):
         self.caption = self._label("caption", style.TEXT)
         self.composing = self._label("small", style.ACCENT)
         self.visual = MusicVisual(services)
-        for widget, gap in ((self.now_label, 12), (self.caption, 14), (self.composing, 20), (self.visual, 0)):
-            text.addWidget(widget)
+        playing: tuple[tuple[QWidget, int], ...] = (
+            (self.now_label, 12),
+            (self.caption, 14),
+            (self.composing, 20),
+            (self.visual, 0),
+        )
+        for part, gap in playing:
+            text.addWidget(part)
             text.addSpacing(gap)
         row.addWidget(column, 0)
 

@@ -19,12 +19,18 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import Config
-from engine.store import Database
+from engine.store import Database, JobKind
+from engine.store.jobs import OPEN_STATUSES
 
 from .services import ArtworkDetail, EngineInfo, KioskServices
+
+if TYPE_CHECKING:
+    from engine.catalog.watcher import CatalogWatcher
+
+    from .demo_engine import DemoEngineProcess
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +76,9 @@ class KioskBackend:
         self.clip_store = ClipStore(self.db)
         self.jobs = JobQueue(self.db)
         self.player = player if player is not None else self._open_player()
-        self.watcher = None
-        self.engine_process = None
+        # Demo mode's, made by start().
+        self.watcher: CatalogWatcher | None = None
+        self.engine_process: DemoEngineProcess | None = None
         self.notify = lambda: None  # set by the window: the store changed, look now
         self.services = KioskServices(
             self.db,
@@ -153,7 +160,7 @@ class KioskBackend:
             self.engine_process.catalog_changed()
 
     # -- services' callbacks ---------------------------------------------------------------
-    def _enqueue(self, kind: str, detail: ArtworkDetail, priority: int) -> int | None:
+    def _enqueue(self, kind: JobKind, detail: ArtworkDetail, priority: int) -> int | None:
         """Queue a visitor or regenerate job for the engine.
 
         A visitor waiting for an artwork that already has an open job (pregeneration) only
@@ -163,12 +170,12 @@ class KioskBackend:
         demo_engine_ready = self.engine_process is not None and self.engine_process.ready
         engine = self.services.engine_info.name if demo_engine_ready else ""
         params = None
-        if kind == "regenerate":
+        if kind == JobKind.REGENERATE:
             # Distinct parameters keep it apart from an open pregeneration job.
             params = {"candidates": self.config.engine.candidates}
         else:
             open_job = self.jobs.latest_for(detail.id)
-            if open_job is not None and open_job.status in ("queued", "running"):
+            if open_job is not None and open_job.status in OPEN_STATUSES:
                 engine = open_job.engine
                 params = json.loads(open_job.params_json or "{}") or None
         job_id = self.jobs.enqueue(

@@ -37,6 +37,7 @@ from PyQt6.QtWidgets import (
 )
 
 from engine.config import verify_pin
+from engine.store import ArtworkStatus, JobStatus
 
 from . import style
 from .services import ArtworkEntry, KioskServices, MusicState
@@ -182,7 +183,12 @@ class PinPad(QWidget):
 
 # -- the panel ------------------------------------------------------------------------------
 
-IMAGE_STATUS = {"ready": "✓ Readable", "invalid": "✕ Invalid file", "missing": "– File missing"}
+# Keyed by the plain strings the kiosk's raw SQL reads (ArtworkStatus members equal them).
+IMAGE_STATUS: dict[str, str] = {
+    ArtworkStatus.READY: "✓ Readable",
+    ArtworkStatus.INVALID: "✕ Invalid file",
+    ArtworkStatus.MISSING: "– File missing",
+}
 MUSIC_STATUS = {
     MusicState.READY: "● Music ready",
     MusicState.COMPOSING: "◌ Generating",
@@ -193,11 +199,15 @@ MUSIC_STATUS = {
 
 def status_text(entry: ArtworkEntry) -> str:
     """One line a curator can act on (the symbol repeats the words, never colour alone)."""
-    if entry.status != "ready":
+    if entry.status != ArtworkStatus.READY:
         text = IMAGE_STATUS.get(entry.status, entry.status)
         return f"{text}: {entry.reason}" if entry.reason else text
     text = MUSIC_STATUS[entry.music]
     return f"{text}: {entry.music_reason}" if entry.music == MusicState.FAILED else text
+
+
+# The invalid index Qt passes for "no parent": the default of rowCount and columnCount.
+_ROOT = QModelIndex()
 
 
 class CuratorTableModel(QAbstractTableModel):
@@ -212,10 +222,10 @@ class CuratorTableModel(QAbstractTableModel):
         self.entries = entries
         self.endResetModel()
 
-    def rowCount(self, parent=QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.entries)
 
-    def columnCount(self, parent=QModelIndex()) -> int:
+    def columnCount(self, parent: QModelIndex = _ROOT) -> int:
         return len(self.COLUMNS)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -520,7 +530,7 @@ class CuratorPanel(QWidget):
         current = self.current_entry()
         entries = self.services.entries(include_unavailable=True)
         # Problems first, so a curator sees at once what needs attention.
-        rank = {"invalid": 0, "missing": 2, "ready": 1}
+        rank: dict[str, int] = {ArtworkStatus.INVALID: 0, ArtworkStatus.MISSING: 2, ArtworkStatus.READY: 1}
         music_rank = {
             MusicState.FAILED: 0,
             MusicState.COMPOSING: 1,
@@ -541,7 +551,7 @@ class CuratorPanel(QWidget):
     def _fit_problem_rows(self) -> None:
         """Rows with a problem grow to show the whole reason (problems come first; few)."""
         for i, e in enumerate(self.table_model.entries[:500]):
-            if e.status != "ready" or e.music == MusicState.FAILED:
+            if e.status != ArtworkStatus.READY or e.music == MusicState.FAILED:
                 self.table.resizeRowToContents(i)
 
     def showEvent(self, event) -> None:
@@ -584,7 +594,7 @@ class CuratorPanel(QWidget):
                 for i in range(self.clip_list.count())
             ]
             self.clip_list.setCurrentRow(rows.index(keep) if keep in rows else 0)
-        can_generate = entry.status == "ready"
+        can_generate = entry.status == ArtworkStatus.READY
         self.regenerate_button.setEnabled(can_generate)
         self.audition_button.setEnabled(self.clip_list.count() > 0)
         self.choose_button.setEnabled(self.clip_list.count() > 1)
@@ -593,10 +603,10 @@ class CuratorPanel(QWidget):
         entries = self.table_model.entries
         counts = dict.fromkeys(("artworks", "ready", "composing", "failed", "invalid"), 0)
         for e in entries:
-            if e.status == "invalid":
+            if e.status == ArtworkStatus.INVALID:
                 counts["invalid"] += 1
                 continue
-            if e.status != "ready":
+            if e.status != ArtworkStatus.READY:
                 continue
             counts["artworks"] += 1
             if e.music == MusicState.READY:
@@ -609,8 +619,8 @@ class CuratorPanel(QWidget):
         self.summary.setText(
             f"{counts['artworks']} artworks  ·  {counts['ready']} with music  ·  "
             f"{counts['composing']} waiting or generating  ·  {counts['failed']} failed  ·  "
-            f"{_plural(counts['invalid'], 'invalid file')}  ·  jobs: {jobs.get('queued', 0)} queued, "
-            f"{jobs.get('running', 0)} running, {jobs.get('failed', 0)} failed"
+            f"{_plural(counts['invalid'], 'invalid file')}  ·  jobs: {jobs.get(JobStatus.QUEUED, 0)} queued, "
+            f"{jobs.get(JobStatus.RUNNING, 0)} running, {jobs.get(JobStatus.FAILED, 0)} failed"
         )
         t = self.services.telemetry()
         if "error" in t and len(t) == 1:

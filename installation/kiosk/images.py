@@ -25,7 +25,8 @@ def rgb_to_qimage(rgb: np.ndarray) -> QImage:
     """An (H, W, 3) uint8 array as a QImage that owns a copy of the pixels."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w, _ = rgb.shape
-    image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    # PyQt6 takes any buffer for the pixels (no copy); its stubs say bytes.
+    image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)  # type: ignore[call-overload]
     return image.convertToFormat(QImage.Format.Format_RGB32)  # a deep copy, fast to paint
 
 
@@ -64,7 +65,10 @@ class ImageLoader(QObject):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self._signals = _Signals()
-        self._signals.loaded.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
+        self._signals.loaded.connect(
+            self._on_loaded,
+            Qt.ConnectionType.QueuedConnection,  # type: ignore[call-arg]  # PyQt6 stubs omit the connection type
+        )
 
     def cached(self, artwork_id: int) -> QImage | None:
         image = self._cache.get(artwork_id)

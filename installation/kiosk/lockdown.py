@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PyQt6.QtCore import QEvent, QObject, QPoint, QRect, QTimer, pyqtSignal
-from PyQt6.QtGui import QKeyEvent, QMouseEvent, QTouchEvent
+from PyQt6.QtGui import QMouseEvent, QTouchEvent
 from PyQt6.QtWidgets import QWidget
 
 T = QEvent.Type
@@ -69,7 +69,9 @@ class KioskEventFilter(QObject):
         top_left = self.window.mapToGlobal(QPoint(0, 0))
         return QRect(top_left.x(), top_left.y(), self.corner_size, self.corner_size)
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+    def eventFilter(self, obj: QObject | None, event: QEvent | None) -> bool:
+        if event is None:  # Qt always passes one; its signature allows None
+            return False
         t = event.type()
         if t not in WATCHED:
             return False
@@ -97,13 +99,16 @@ class KioskEventFilter(QObject):
             if self._swallow_until_release:
                 return True
             pos = _event_pos(event)
-            if self._press_at is not None and pos is not None:
-                if (pos - self._press_at).manhattanLength() > 40:
-                    self.long_press.stop()
-                    self._press_at = None
+            if (
+                self._press_at is not None
+                and pos is not None
+                and (pos - self._press_at).manhattanLength() > 40
+            ):
+                self.long_press.stop()
+                self._press_at = None
         return False
 
-    def _filter_key(self, event: QKeyEvent) -> bool:
+    def _filter_key(self, event: QEvent) -> bool:
         if self.locked:
             self.swallowed_keys += 1
             return True

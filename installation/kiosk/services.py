@@ -17,14 +17,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sqlalchemy import select
 
-from engine.store import Artwork, ArtworkStatus, Clip, Database, JobStatus
+from engine.store import Artwork, ArtworkStatus, Clip, Database, JobKind, JobStatus
+
+if TYPE_CHECKING:
+    from installation.audio.schedule import QuietSchedule
 
 log = logging.getLogger(__name__)
+
+# The descriptors of the artworks with a clip: vectors and kinds by artwork id, and the ids.
+_Embeddings = tuple[dict[int, np.ndarray], dict[int, str], list[int]]
 
 
 class MusicState:
@@ -46,7 +52,7 @@ class ArtworkEntry:
     year: str
     path: str
     image_hash: str | None
-    status: str  # ArtworkStatus: ready / invalid / missing
+    status: str  # an ArtworkStatus value, as the raw SQL read it
     reason: str  # why the file is invalid
     music: str  # MusicState
     music_reason: str = ""
@@ -101,6 +107,8 @@ def clip_key(clip_id: int) -> str:
 class PlayerLike(Protocol):
     """The part of ``installation.audio.Player`` the kiosk uses (see APIS.md)."""
 
+    schedule: QuietSchedule  # the quiet hours; the player re-reads them every few seconds
+
     def prepare(self, key: str, loader: Callable[[], tuple[np.ndarray, int]]) -> Any: ...
     def is_prepared(self, key: str) -> bool: ...
     def crossfade_to(self, clip: Any, seconds: float | None = None) -> None: ...
@@ -122,7 +130,7 @@ class KioskServices:
         clip_store: Any,
         job_queue: Any,
         engine_info: EngineInfo | Callable[[], EngineInfo],
-        enqueue_job: Callable[[str, ArtworkDetail, int], int | None] | None = None,
+        enqueue_job: Callable[[JobKind, ArtworkDetail, int], int | None] | None = None,
         rescan: Callable[[], Any] | None = None,
         quiet_hours: list | None = None,
         volume: float = 1.0,
@@ -141,7 +149,7 @@ class KioskServices:
         self.quiet_hours = quiet_hours or []
         self.volume = volume
         self.demo = demo
-        self._embeddings: tuple[tuple, dict[int, np.ndarray]] | None = None
+        self._embeddings: tuple[int, _Embeddings] | None = None  # (signature, descriptors)
         self._lock = threading.Lock()
         self._local = threading.local()  # one raw read-only connection per thread
 
@@ -176,13 +184,13 @@ class KioskServices:
         Plain SQL on this thread's read-only connection: 10,000 rows in a few tens of
         milliseconds, in one consistent snapshot.
         """
-        where = "source = 'collection'" + ("" if include_unavailable else " AND status = 'ready'")
+        where = "source = 'collection'" + ("" if include_unavailable else " AND status = ?")
         conn = self._raw()
         conn.execute("BEGIN")  # one snapshot for all four reads
         try:
             rows = conn.execute(
-                "SELECT id, title, artist, year, path, image_hash, status, reason "
-                f"FROM artworks WHERE {where}"
+                f"SELECT id, title, artist, year, path, image_hash, status, reason FROM artworks WHERE {where}",
+                () if include_unavailable else (ArtworkStatus.READY,),
             ).fetchall()
             ready_hashes = {h for (h,) in conn.execute("SELECT DISTINCT image_hash FROM clips")}
             open_jobs = {
@@ -223,7 +231,7 @@ class KioskServices:
                     reason or "",
                     music,
                     music_reason,
-                )  # fmt: skip
+                )
             )
         out.sort(key=lambda e: (e.display_title.casefold(), e.path))
         return out
@@ -305,7 +313,7 @@ class KioskServices:
             return None
         return ClipChoice(info, best_id, own=False, similarity=best_sim)
 
-    def _ready_embeddings(self) -> tuple[dict[int, np.ndarray], dict[int, str], list[int]]:
+    def _ready_embeddings(self) -> _Embeddings:
         """Descriptors of the artworks that have a clip, cached until the store changes."""
         sig = self.signature()
         with self._lock:
@@ -321,7 +329,7 @@ class KioskServices:
             ).all()
         vectors = {i: np.frombuffer(e, dtype=np.float32) for i, e, _ in rows if e}
         kinds = {i: k for i, _, k in rows}
-        value = (vectors, kinds, [i for i, _, _ in rows])
+        value: _Embeddings = (vectors, kinds, [i for i, _, _ in rows])
         with self._lock:
             self._embeddings = (sig, value)
         return value
@@ -347,7 +355,7 @@ class KioskServices:
             return None
         from engine.store.jobs import PRIORITY_VISITOR
 
-        return self._enqueue_job("visitor", detail, PRIORITY_VISITOR)
+        return self._enqueue_job(JobKind.VISITOR, detail, PRIORITY_VISITOR)
 
     def regenerate(self, artwork_id: int) -> int | None:
         """Compose new candidates for this artwork (curator panel).
@@ -362,9 +370,9 @@ class KioskServices:
             return None
         from engine.store.jobs import PRIORITY_VISITOR
 
-        return self._enqueue_job("regenerate", detail, PRIORITY_VISITOR)
+        return self._enqueue_job(JobKind.REGENERATE, detail, PRIORITY_VISITOR)
 
-    def job_counts(self) -> dict[str, int]:
+    def job_counts(self) -> dict[JobStatus, int]:
         return dict(self.jobs.counts())
 
     # -- player ----------------------------------------------------------------------------

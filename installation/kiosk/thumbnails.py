@@ -132,7 +132,10 @@ class ThumbnailCache(QObject):
         # (see _lower_thread_priority for Linux, where Qt's priorities do nothing).
         self.pool.setThreadPriority(QThread.Priority.LowestPriority)
         self._signals = _Signals()
-        self._signals.decoded.connect(self._on_decoded, Qt.ConnectionType.QueuedConnection)
+        self._signals.decoded.connect(
+            self._on_decoded,
+            Qt.ConnectionType.QueuedConnection,  # type: ignore[call-arg]  # PyQt6 stubs omit the connection type
+        )
         self.closed = False
 
     def get(self, artwork_id: int) -> QImage | None:

@@ -23,7 +23,7 @@ from .gallery import GalleryModel, GalleryPage
 from .images import ImageLoader
 from .lockdown import KioskEventFilter
 from .playback import PlaybackController
-from .services import ClipChoice, KioskServices
+from .services import ArtworkEntry, ClipChoice, KioskServices
 from .thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class _ReadEntries(QRunnable):
         self.services, self.signature, self.signals = services, signature, signals
 
     def run(self) -> None:
+        result: list[ArtworkEntry] | Exception
         try:
             result = self.services.entries()
         except Exception as exc:  # reported on the UI thread; the gallery keeps what it has
@@ -70,7 +71,10 @@ class KioskWindow(QWidget):
         self.setFont(self.theme.font("body"))
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
         self.notifier = StoreNotifier()
-        self.notifier.changed.connect(self.refresh_from_store, Qt.ConnectionType.QueuedConnection)
+        self.notifier.changed.connect(
+            self.refresh_from_store,
+            Qt.ConnectionType.QueuedConnection,  # type: ignore[call-arg]  # PyQt6 stubs omit the connection type
+        )
 
         self.thumbnails = ThumbnailCache(
             services.thumbnail,
@@ -124,7 +128,10 @@ class KioskWindow(QWidget):
         self.reader = QThreadPool(self)
         self.reader.setMaxThreadCount(1)
         self._read_signals = _ReadSignals()
-        self._read_signals.read.connect(self._on_entries_read, Qt.ConnectionType.QueuedConnection)
+        self._read_signals.read.connect(
+            self._on_entries_read,
+            Qt.ConnectionType.QueuedConnection,  # type: ignore[call-arg]  # PyQt6 stubs omit the connection type
+        )
 
         self.filter = KioskEventFilter(
             self, locked=locked, long_press_seconds=self.kiosk.long_press_seconds,

@@ -221,8 +221,8 @@ def read_character(f: ImageFeatures) -> Character:
         timbre_bright=timbre_bright,
         timbre_odd=timbre_odd,
         colours=_voice_colours(f),
-        melody_center=int(round(74 + shift)),
-        pad_center=int(round(62 + 0.5 * shift)),
+        melody_center=round(74 + shift),
+        pad_center=round(62 + 0.5 * shift),
         melody_pan=float(np.clip(0.6 * f.mass_x, -0.6, 0.6)),
         tension=float(np.clip(0.6 * f.contrast / 0.45 + 0.4 * f.busyness, 0.0, 1.0)),
         colour_chords=f.saturation > 0.38,
@@ -240,7 +240,7 @@ def _tonic(f: ImageFeatures) -> int:
     # Dark shades of the colour turn the key flatwards, light ones sharpwards (a fifth for
     # every 16 units of L* away from a middle lightness of 62).
     position += (lightness - 62.0) / 16.0
-    fifths = int(math.floor(position + 0.5)) % 12
+    fifths = math.floor(position + 0.5) % 12
     return (fifths * 7) % 12
 
 
@@ -282,7 +282,7 @@ def _voice_colours(f: ImageFeatures) -> dict[str, tuple[float, float, float]]:
 
 
 def choose_instrument(
-    options: tuple[Instrument, ...], c: Character, role: str, avoid: set[int] = frozenset()
+    options: tuple[Instrument, ...], c: Character, role: str, avoid: frozenset[int] | set[int] = frozenset()
 ) -> Instrument:
     """The instrument whose traits best match the painting's character and the voice's colour."""
     hue, weight, lightness = c.colours[role]
@@ -330,6 +330,7 @@ def _fit_bars(duration: float, tempo_target: float, beats: int) -> _Grid:
             miss = abs(np.log(tempo / tempo_target)) + (0.0 if metre == beats else 0.12)
             if best is None or miss < best[0] - 1e-9:
                 best = (miss, metre, n, tempo)
+    assert best is not None  # every metre tries at least one bar count
     _, metre, bars, tempo = best
     return _Grid(duration, tempo, metre, bars)
 
@@ -405,7 +406,7 @@ def _chord_slots(grid: _Grid, c: Character) -> list[_Slot]:
     total_beats = grid.bars * grid.beats
     while total_beats / slot_beats < 2 and slot_beats > 1:
         slot_beats /= 2
-    n = int(round(total_beats / slot_beats))
+    n = round(total_beats / slot_beats)
     length = grid.duration / n
     return [_Slot(i * length, length) for i in range(n)]
 
@@ -413,7 +414,7 @@ def _chord_slots(grid: _Grid, c: Character) -> list[_Slot]:
 def _progression(c: Character, seed: int) -> tuple[int, ...]:
     options = PROGRESSIONS[c.mode]
     # The painting's tension picks how adventurous; the seed varies around that choice.
-    base = int(round(c.tension * (len(options) - 1)))
+    base = round(c.tension * (len(options) - 1))
     return options[(base + seed) % len(options)]
 
 
@@ -483,7 +484,7 @@ def _voice(pcs: tuple[int, ...], low: int, high: int, center: int, prev: list[in
             if voicing[-1] > high:
                 continue
             if prev is not None and len(prev) == len(voicing):
-                cost = sum(abs(a - b) for a, b in zip(sorted(voicing), sorted(prev), strict=True))
+                cost = float(sum(abs(a - b) for a, b in zip(sorted(voicing), sorted(prev), strict=True)))
             else:
                 cost = abs(sum(voicing) / len(voicing) - center) * len(voicing)
             if best_cost is None or cost < best_cost:
@@ -515,7 +516,7 @@ def _bass(slots, chords, c: Character, grid: _Grid, inst: Instrument, rng) -> li
             notes.append(Note(slot.start + first, grid.beat, (fifth,), _vel(66, 4, rng)))
         else:
             pattern = [root, root, fifth, root + 12 if root + 12 <= high + 7 else root]
-            n = int(round(slot.length / grid.beat))
+            n = round(slot.length / grid.beat)
             for k in range(n):
                 pitch = pattern[k % len(pattern)]
                 notes.append(
@@ -548,7 +549,7 @@ def _melody(slots, chords, scale, c: Character, grid: _Grid, inst: Instrument, r
     low = max(inst.low, c.melody_center - 8)
     high = min(inst.high, c.melody_center + 9)
     pitches = [p for p in range(low, high + 1) if (p - c.tonic) % 12 in scale]
-    per_bar = 1 + int(round(c.density * 4))
+    per_bar = 1 + round(c.density * 4)
     motifs = [_rhythm(rng, grid, per_bar), _rhythm(rng, grid, max(1, per_bar - 1))]
     contours = [rng.choice([-2, -1, -1, 1, 1, 2], size=8).tolist() for _ in motifs]
     eighth = grid.beat / 2
@@ -613,7 +614,7 @@ def _arpeggio(slots, chords, c: Character, grid: _Grid, inst: Instrument, rng) -
     for slot, pcs in zip(slots, chords, strict=True):
         tones = sorted({_place(pc, low, high, low + 5 + 3 * i) for i, pc in enumerate(pcs)})
         order = shape(len(tones))
-        n = int(round(slot.length / step))
+        n = round(slot.length / step)
         for k in range(n):
             pitch = tones[order[k % len(order)]]
             accent = 8 if (k * step) % grid.beat < 1e-6 else 0

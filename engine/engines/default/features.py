@@ -145,18 +145,20 @@ def _palette(small: np.ndarray, lab: np.ndarray) -> tuple[PaletteColour, ...]:
     # OpenCV's k-means draws its k-means++ seeds from its own RNG: fix it for repeatability.
     cv2.setRNGSeed(20260)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
-    _, labels, centers = cv2.kmeans(pixels, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
+    # OpenCV's stubs want an array for bestLabels; None (let kmeans make it) is what it accepts.
+    _, labels, centers = cv2.kmeans(pixels, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
     counts = np.bincount(labels.ravel(), minlength=k)
     rgb_pixels = small.reshape(-1, 3).astype(np.float64)
     colours = []
     for i in np.argsort(-counts, kind="stable"):
         if counts[i] == 0:
             continue
-        mean_rgb = rgb_pixels[labels.ravel() == i].mean(axis=0)
+        red, green, blue = (round(c) for c in rgb_pixels[labels.ravel() == i].mean(axis=0))
+        lab_l, lab_a, lab_b = (round(float(c), 3) for c in centers[i])
         colours.append(
             PaletteColour(
-                rgb=tuple(int(round(c)) for c in mean_rgb),
-                lab=tuple(round(float(c), 3) for c in centers[i]),
+                rgb=(red, green, blue),
+                lab=(lab_l, lab_a, lab_b),
                 share=round(float(counts[i] / len(pixels)), 4),
             )
         )

@@ -202,7 +202,7 @@ def _shape_problems(configs: dict[str, dict], conditioning_shapes: dict[str, tup
         configs["aligner"],
     )
     encoder_dim = configs["encoder_dim"]
-    streams = unet.get("cross_attention_dim")
+    streams: Any = unet.get("cross_attention_dim")  # unchecked JSON: the try below checks its form
     try:
         lm_width = {dims[1] for dims in streams}
         t5_width = {dims[2] for dims in streams}
@@ -284,7 +284,8 @@ def _conditioning_shapes(folder: Path) -> dict[str, tuple]:
     path = folder / CONDITIONING
     try:
         with safe_open(str(path), framework="pt") as fh:
-            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
+            # safe_open has keys() but cannot be iterated itself.
+            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}  # noqa: SIM118
     except Exception as exc:  # safetensors raises its own error types
         raise BundleError(f"{folder}: {CONDITIONING} cannot be read: {exc}") from None
 
@@ -360,7 +361,7 @@ def load_bundle(
         if problems:
             raise BundleError(f"{folder}: refused: " + "; ".join(problems))
     dtype = dtype or torch.float32
-    common = dict(local_files_only=True)
+    common = {"local_files_only": True}
 
     def pretrained(cls, name, **extra):
         model = _load(folder, name, cls.from_pretrained, str(folder / name), **common, **extra)
@@ -569,8 +570,8 @@ def make_tiny_bundle(out: str | os.PathLike, *, encoder_kind: str = "clip", seed
 
     if encoder_kind not in ("clip", "imagebind"):
         raise BundleError(f"encoder kind {encoder_kind!r} is not supported; use 'clip' or 'imagebind'")
-    with tempfile.TemporaryDirectory(prefix="art2mus-tiny-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="art2mus-tiny-") as tmp_name:
+        tmp = Path(tmp_name)
         save_tiny_snapshot(tmp / "audioldm2", seed=seed)
         make_tiny_encoder(encoder_kind, tmp / "encoder", seed=seed)
         vision = load_vision_encoder(tmp / "encoder")

@@ -267,7 +267,7 @@ def make_tiny_encoder(kind: str, folder: str | Path, seed: int = 0) -> Path:
         from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
 
         torch.manual_seed(seed)
-        config = CLIPVisionConfig(
+        clip_config = CLIPVisionConfig(
             hidden_size=32,
             intermediate_size=64,
             num_hidden_layers=2,
@@ -276,5 +276,5 @@ def make_tiny_encoder(kind: str, folder: str | Path, seed: int = 0) -> Path:
             patch_size=32,
             projection_dim=512,
         )
-        return save_clip_encoder(CLIPVisionModelWithProjection(config), CLIPImageProcessorPil(), folder)
+        return save_clip_encoder(CLIPVisionModelWithProjection(clip_config), CLIPImageProcessorPil(), folder)
     raise ValueError(f"unknown encoder kind {kind!r}; expected one of {list(KINDS)}")
