@@ -52,6 +52,10 @@ from .thumbnails import ThumbnailCache
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
+# The invalid index Qt passes for "the top level"; one instance, not a call per default.
+_ROOT = QModelIndex()
+
+
 class GalleryModel(QAbstractListModel):
     """The visitors' view of the collection, refreshed from the store."""
 
@@ -61,7 +65,7 @@ class GalleryModel(QAbstractListModel):
         self._row_of: dict[int, int] = {}
         self.playing_id: int | None = None
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self._entries)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
