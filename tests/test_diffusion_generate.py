@@ -36,6 +36,7 @@ def engine() -> Art2MusEngine:
     return Art2MusEngine(helpers.tiny_bundle(), steps=STEPS, batch_size=4)
 
 
+@pytest.mark.slow
 def test_ten_second_clip_for_the_kiosk(engine, images):
     from engine.engines.diffusion.bundle import model_version
 
@@ -62,6 +63,7 @@ def test_ten_second_clip_for_the_kiosk(engine, images):
     assert engine.params()["steps"] == STEPS
 
 
+@pytest.mark.slow
 def test_clip_loops_without_a_seam(engine, images):
     clip = engine.generate(images[1], 5.0, seed=3).audio[:, 0]
     # Played twice in a row, the jump at the loop point is no bigger than the clip's
@@ -87,6 +89,7 @@ def test_crossfade_loop_is_continuous():
         audio_utils.crossfade_loop(x[:100].astype(np.float32), sr, 0.5)
 
 
+@pytest.mark.slow
 def test_seed_per_artwork_independent_of_batching(engine, images):
     batch = engine.generate_batch([images[0], images[1], images[1]], 5.0, [12, 12, 99])
     alone = engine.generate(images[1], 5.0, seed=12)
@@ -182,6 +185,7 @@ class LoudestScorer:
         return np.sqrt(np.mean(np.square(audio), axis=1))
 
 
+@pytest.mark.slow
 def test_scorer_scores_every_candidate(images):
     from engine.engines.diffusion.engine import GENERATION_MARGIN_S
 
@@ -202,6 +206,7 @@ def test_scorer_scores_every_candidate(images):
     assert engine.params()["scorer"] == "test-rms"
 
 
+@pytest.mark.slow
 def test_without_a_scorer_clips_carry_no_score(images, caplog):
     from engine.config import default_config
 
@@ -256,6 +261,7 @@ def test_gpu_half_precision_matches_fp32(images):
     assert np.isfinite(clip.audio).all() and clip.audio.shape == (5 * 48000, 2)
 
 
+@pytest.mark.slow
 def test_generate_cli_with_a_model_bundle(tmp_path):
     import soundfile as sf
     from click.testing import CliRunner

@@ -83,6 +83,7 @@ def reference_call(ours, reference, *, steps, duration, guidance):
     return audio, seen[-1], loa
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "steps, duration, guidance",
     [
