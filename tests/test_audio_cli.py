@@ -22,6 +22,7 @@ def test_devices_lists_outputs_and_marks_the_chosen_one(jack):
     assert "default output" in result.output
 
 
+@pytest.mark.slow
 def test_play_crossfades_files_in_turn(jack, tmp_path, monkeypatch):
     a, b = tmp_path / "a.wav", tmp_path / "b.flac"
     sf.write(a, sine(F1, 1.5, 0.5), RATE)
@@ -70,6 +71,7 @@ def test_play_names_a_file_that_is_not_audio(jack, tmp_path):
     assert result.exit_code != 0 and "readme.wav" in result.output
 
 
+@pytest.mark.slow
 def test_play_loop_cycles_in_time_and_ctrl_c_fades_out(jack, tmp_path):
     import os
     import signal

@@ -17,7 +17,7 @@ from jack_fixtures import JackRecorder
 from engine.config import AudioConfig
 from installation.audio import Player
 
-pytestmark = pytest.mark.audio
+pytestmark = [pytest.mark.audio, pytest.mark.slow]
 
 SECONDS = 40.0
 

@@ -47,6 +47,7 @@ def wait_for(condition, timeout=20.0, what="condition"):
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_crossfade_has_the_equal_power_shape(player, recorder):
     recorder.connect_player()
     player.crossfade_to(clip(player, "a", F1), 0.5)
@@ -71,6 +72,7 @@ def test_crossfade_has_the_equal_power_shape(player, recorder):
     assert max_jump(x) < 2 * sine_jump_limit(F2, AMP)
 
 
+@pytest.mark.slow
 def test_loop_seams_are_gapless(player, recorder):
     recorder.connect_player()
     short = clip(player, "short", F1, seconds=0.25)  # wraps about 4 times a second
@@ -86,6 +88,7 @@ def test_loop_seams_are_gapless(player, recorder):
     assert np.allclose(x[period:], x[:-period], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_volume_ramps_and_fades_are_smooth(player, recorder):
     recorder.connect_player()
     player.crossfade_to(clip(player, "a", F1), 0.5)
@@ -112,6 +115,7 @@ def test_volume_ramps_and_fades_are_smooth(player, recorder):
     assert max_jump(x) < 2 * sine_jump_limit(F1, AMP)
 
 
+@pytest.mark.slow
 def test_three_quick_taps_end_on_the_last_clip_without_a_jump(player, recorder):
     recorder.connect_player()
     clips = [clip(player, k, f) for k, f in (("a", F1), ("b", F2), ("c", F3), ("d", F4))]

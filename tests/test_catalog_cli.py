@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from catalog_files import age, write_jpeg
 from click.testing import CliRunner
 
@@ -72,6 +73,7 @@ def test_scan_of_a_missing_folder_fails_with_its_name(tmp_path, db_path):
     assert result.exit_code == 1 and "nope" in result.output and "does not exist" in result.output
 
 
+@pytest.mark.slow
 def test_watch_command_picks_up_a_new_file_and_stops_on_sigterm(tmp_path, db_path):
     c = tmp_path / "c"
     write_jpeg(c / "a.jpg")

@@ -107,6 +107,7 @@ def _scan_in_child(db_path, folder, conn):
     database.close()
 
 
+@pytest.mark.slow
 def test_unreadable_file_and_folder_are_reported_and_retried(tmp_path):
     import multiprocessing as mp
     import tempfile

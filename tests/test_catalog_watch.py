@@ -44,6 +44,7 @@ def watched(tmp_path, db_path):
     db.close()
 
 
+@pytest.mark.slow
 def test_slow_copy_is_read_only_when_complete(watched, tmp_path):
     folder, db, changes = watched
     source = tmp_path / "big.jpg"
@@ -65,6 +66,7 @@ def test_slow_copy_is_read_only_when_complete(watched, tmp_path):
     assert any(s.added for s in changes)
 
 
+@pytest.mark.slow
 def test_a_copy_that_pauses_is_retried_not_marked_invalid(watched, tmp_path):
     folder, db, _ = watched
     source = tmp_path / "src.jpg"
@@ -132,6 +134,7 @@ def test_catalog_csv_edit_triggers_a_full_sync(watched):
     wait_for(lambda: by_path(db)["first.jpg"]["title"] == "Morning")
 
 
+@pytest.mark.slow
 def test_collection_folder_removed_and_made_again_is_watched_again(watched, tmp_path):
     folder, db, _ = watched
     shutil.rmtree(folder)  # a drive unplugged, say

@@ -138,6 +138,7 @@ def test_bad_config_value_names_config_file(tmp_path: Path):
         ImageAligner.from_pretrained(folder)
 
 
+@pytest.mark.slow
 def test_package_and_torch_free_modules_import_without_torch():
     """The kiosk imports engine.* without torch; only the diffusion engine pulls it in."""
     import subprocess

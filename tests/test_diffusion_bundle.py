@@ -73,6 +73,7 @@ def test_tiny_bundle_has_real_audioldm2_structure():
     assert c["prompt_embeds"].shape == c["negative_prompt_embeds"].shape
 
 
+@pytest.mark.slow
 def test_build_from_local_folders_stores_pipeline_conditioning(tmp_path):
     from diffusers import AudioLDM2Pipeline
 

@@ -36,6 +36,7 @@ def engine() -> Art2MusEngine:
     return Art2MusEngine(helpers.tiny_bundle(), steps=STEPS, batch_size=4)
 
 
+@pytest.mark.slow
 def test_ten_second_clip_for_the_kiosk(engine, images):
     from engine.engines.diffusion.bundle import model_version
 
@@ -62,6 +63,7 @@ def test_ten_second_clip_for_the_kiosk(engine, images):
     assert engine.params()["steps"] == STEPS
 
 
+@pytest.mark.slow
 def test_clip_loops_without_a_seam(engine, images):
     clip = engine.generate(images[1], 5.0, seed=3).audio[:, 0]
     # Played twice in a row, the jump at the loop point is no bigger than the clip's
@@ -87,6 +89,7 @@ def test_crossfade_loop_is_continuous():
         audio_utils.crossfade_loop(x[:100].astype(np.float32), sr, 0.5)
 
 
+@pytest.mark.slow
 def test_seed_per_artwork_independent_of_batching(engine, images):
     batch = engine.generate_batch([images[0], images[1], images[1]], 5.0, [12, 12, 99])
     alone = engine.generate(images[1], 5.0, seed=12)
@@ -97,48 +100,76 @@ def test_seed_per_artwork_independent_of_batching(engine, images):
     assert np.abs(batch[2].audio - batch[1].audio).max() > 1e-2
 
 
-class OutOfMemoryOnce(torch.nn.Module):
-    """A UNet wrapper that fails like a full GPU, once, for more than one artwork per call.
+# ------------------------------------------------------------------ out of memory
+# The batch halving is the pipeline's: it is tested on Art2MusPipeline.generate_from_loa with
+# one DDIM step and a one-second clip, not through the whole engine.
 
-    Mocking at the GPU boundary: this machine has no GPU to run out of memory.
+OOM_KWARGS = {"steps": 1, "guidance_scale": 3.5, "duration": 1.0}
+
+
+@pytest.fixture
+def pipeline():
+    """A fresh pipeline: it remembers the batch size that fitted (``max_batch``)."""
+    from engine.engines.diffusion.bundle import load_bundle
+    from engine.engines.diffusion.pipeline import Art2MusPipeline
+
+    return Art2MusPipeline(load_bundle(helpers.tiny_bundle()))
+
+
+def out_of_memory_above(pipeline, monkeypatch, limit: int) -> list[list[int]]:
+    """Make ``pipeline.denoise`` fail like a full GPU for more than ``limit`` artworks.
+
+    The fault is injected at the GPU boundary (this machine has no GPU to run out of
+    memory); smaller batches run the real denoising. Returns the seeds of every call, failed
+    ones included.
     """
+    real = pipeline.denoise
+    calls: list[list[int]] = []
 
-    def __init__(self, unet, always: bool = False):
-        super().__init__()
-        self.unet, self.always, self.raised, self.batches = unet, always, 0, []
-
-    @property
-    def config(self):
-        return self.unet.config
-
-    def forward(self, sample, *args, **kwargs):
-        artworks = sample.shape[0] // 2  # classifier-free guidance doubles the batch
-        self.batches.append(artworks)
-        if artworks > 1 and (self.always or not self.raised):
-            self.raised += 1
+    def denoise(loa, seeds, **kwargs):
+        calls.append(list(seeds))
+        if len(seeds) > limit:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        if self.always and artworks == 1:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
-        return self.unet(sample, *args, **kwargs)
+        return real(loa, seeds, **kwargs)
+
+    monkeypatch.setattr(pipeline, "denoise", denoise)
+    return calls
 
 
-def test_out_of_memory_halves_the_batch(images, caplog):
-    engine = Art2MusEngine(helpers.tiny_bundle(), steps=2, batch_size=4)
-    expected = engine.generate_batch(images, 5.0, [1, 2, 3])
-    wrapper = OutOfMemoryOnce(engine.pipeline.unet)
-    engine.pipeline.unet = wrapper
+def test_out_of_memory_halves_the_batch_and_remembers_it(pipeline, images, monkeypatch, caplog):
+    loa = pipeline.loa_embeddings(pipeline.image_embeddings([*images, *images[:2]]))
+    seeds = [1, 2, 3, 4, 5]
+    expected = pipeline.generate_from_loa(loa, seeds, batch_size=4, **OOM_KWARGS)
+    assert pipeline.max_batch is None
+
+    calls = out_of_memory_above(pipeline, monkeypatch, 2)
     with caplog.at_level("WARNING"):
-        clips = engine.generate_batch(images, 5.0, [1, 2, 3])
-    assert wrapper.raised == 1
-    assert wrapper.batches[0] == 3 and set(wrapper.batches[1:]) == {1}
-    assert engine.pipeline.max_batch == 1
-    assert "out of memory" in caplog.text
-    for got, want in zip(clips, expected):
-        np.testing.assert_allclose(got.audio, want.audio, atol=1e-4)
+        waves = pipeline.generate_from_loa(loa, seeds, batch_size=4, **OOM_KWARGS)
+    # Four artworks did not fit; two did, so the rest went two at a time.
+    assert calls == [[1, 2, 3, 4], [1, 2], [3, 4], [5]]
+    assert pipeline.max_batch == 2
+    assert "out of memory: retrying with batches of 2" in caplog.text
+    # Every artwork's audio, in order, as without the error (one generator per artwork: a
+    # clip does not depend on its batch neighbours, up to float rounding).
+    assert waves.shape == expected.shape == (5, expected.shape[1])
+    assert min(np.abs(a - b).max() for i, a in enumerate(expected) for b in expected[i + 1 :]) > 1e-2
+    np.testing.assert_allclose(waves, expected, rtol=0, atol=1e-5)
 
-    engine.pipeline.unet = OutOfMemoryOnce(wrapper.unet, always=True)
-    with pytest.raises(GenerationError, match="ran out of memory generating one"):
-        engine.generate(images[0], 5.0, seed=1)
+    # The next call starts at the size that fitted: no failed attempt.
+    calls.clear()
+    again = pipeline.generate_from_loa(loa[:3], seeds[:3], batch_size=4, **OOM_KWARGS)
+    assert calls == [[1, 2], [3]]
+    np.testing.assert_allclose(again, expected[:3], rtol=0, atol=1e-5)
+
+
+def test_out_of_memory_for_a_single_artwork_is_an_error_naming_the_duration(pipeline, images, monkeypatch):
+    loa = pipeline.loa_embeddings(pipeline.image_embeddings(images[:2]))
+    calls = out_of_memory_above(pipeline, monkeypatch, 0)
+    with pytest.raises(GenerationError, match="ran out of memory generating one 1-s clip") as info:
+        pipeline.generate_from_loa(loa, [1, 2], batch_size=4, **OOM_KWARGS)
+    assert isinstance(info.value.__cause__, torch.cuda.OutOfMemoryError)
+    assert calls == [[1, 2], [1]]
+    assert pipeline.max_batch == 1
 
 
 class LoudestScorer:
@@ -154,6 +185,7 @@ class LoudestScorer:
         return np.sqrt(np.mean(np.square(audio), axis=1))
 
 
+@pytest.mark.slow
 def test_scorer_scores_every_candidate(images):
     from engine.engines.diffusion.engine import GENERATION_MARGIN_S
 
@@ -174,6 +206,7 @@ def test_scorer_scores_every_candidate(images):
     assert engine.params()["scorer"] == "test-rms"
 
 
+@pytest.mark.slow
 def test_without_a_scorer_clips_carry_no_score(images, caplog):
     from engine.config import default_config
 
@@ -228,6 +261,7 @@ def test_gpu_half_precision_matches_fp32(images):
     assert np.isfinite(clip.audio).all() and clip.audio.shape == (5 * 48000, 2)
 
 
+@pytest.mark.slow
 def test_generate_cli_with_a_model_bundle(tmp_path):
     import soundfile as sf
     from click.testing import CliRunner

@@ -148,6 +148,7 @@ def test_loa_in_float32_differs_by_at_most_a_few_ulp(ours, reference):
 # ------------------------------------------------------------------ diffusion and decoding
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("steps", "duration", "guidance"),
     [

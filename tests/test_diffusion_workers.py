@@ -51,6 +51,7 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_two_worker_processes_do_every_job_exactly_once(tmp_path, collection):
     from sqlalchemy import select
 
@@ -91,6 +92,7 @@ def test_two_worker_processes_do_every_job_exactly_once(tmp_path, collection):
     assert "generated 0 clips" in again.stdout
 
 
+@pytest.mark.slow
 def test_a_bundle_that_does_not_load_is_reported_by_every_worker(tmp_path, collection):
     folder = helpers.copy_bundle(tmp_path)
     (folder / "vae" / "config.json").write_text("{}")
@@ -101,12 +103,17 @@ def test_a_bundle_that_does_not_load_is_reported_by_every_worker(tmp_path, colle
 
 
 def test_bad_gpus_option_is_refused(tmp_path, collection):
+    """Refused before any worker process starts (run in this process: no child needed)."""
+    from click.testing import CliRunner
+
+    from installation.cli import main
+
     config = write_config(tmp_path, collection, tmp_path / "store.db")
-    run = cli(config, "pregenerate", "--gpus", "cpu:zero")
-    assert run.returncode == 2 and "after 'cpu:' give a number" in run.stderr
+    run = CliRunner().invoke(main, ["-c", str(config), "pregenerate", "--gpus", "cpu:zero"])
+    assert run.exit_code == 2 and "after 'cpu:' give a number" in run.output
     if not torch.cuda.is_available():
-        run = cli(config, "pregenerate", "--gpus", "2")
-        assert run.returncode == 2 and "this machine has 0 usable CUDA GPU(s)" in run.stderr
+        run = CliRunner().invoke(main, ["-c", str(config), "pregenerate", "--gpus", "2"])
+        assert run.exit_code == 2 and "this machine has 0 usable CUDA GPU(s)" in run.output
 
 
 class LoudestScorer:
@@ -116,6 +123,7 @@ class LoudestScorer:
         return np.sqrt(np.mean(np.square(audio), axis=1))
 
 
+@pytest.mark.slow
 def test_worker_keeps_the_best_scored_candidate(tmp_path, collection):
     """With a scorer, the worker's candidates (one generate_batch call) are ranked by it."""
     from engine.catalog.scanner import scan_collection
@@ -143,6 +151,7 @@ def test_worker_keeps_the_best_scored_candidate(tmp_path, collection):
     db.close()
 
 
+@pytest.mark.slow
 def test_batch_worker_puts_several_artworks_in_one_engine_call(tmp_path, collection):
     from engine.catalog.scanner import scan_collection
     from engine.config import default_config
@@ -188,6 +197,7 @@ def test_batch_worker_puts_several_artworks_in_one_engine_call(tmp_path, collect
     db.close()
 
 
+@pytest.mark.slow
 def test_engine_serve_on_two_worker_processes_stops_cleanly(tmp_path, collection):
     """`engine serve --gpus cpu:2`: the first process syncs the catalog, both generate; SIGTERM stops both."""
     import signal

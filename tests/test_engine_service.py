@@ -11,12 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from engine.store import Clip, Database
 from engine.store.status import read_engine
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # `art2mus engine serve` runs as a child process
 
 
 def test_engine_serve_fills_the_store_follows_the_folder_and_stops_on_sigterm(tmp_path, collection):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
@@ -116,6 +117,7 @@ def test_out_of_range_duration_and_negative_seed_are_refused(tmp_path, demo_pain
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_pregenerate_fills_the_store_then_generates_nothing(tmp_path, collection, db_path):
     cfg = write_config(tmp_path, collection, db_path)
     runner = CliRunner()
@@ -131,6 +133,7 @@ def test_pregenerate_fills_the_store_then_generates_nothing(tmp_path, collection
     assert con.execute("SELECT count(*) FROM clips").fetchone()[0] == 8
 
 
+@pytest.mark.slow
 def test_engine_serve_generates_and_stops_cleanly_on_sigterm(tmp_path, collection, db_path):
     cfg = write_config(tmp_path, collection, db_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -196,6 +199,7 @@ def _wait_for(predicate, proc, seconds: float, what: str) -> None:
         time.sleep(0.3)
 
 
+@pytest.mark.slow
 def test_engine_serve_follows_the_collection_folder(tmp_path, collection, db_path):
     """A painting added while the service runs gets its clip without a restart."""
     import pytest

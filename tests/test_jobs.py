@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 
+import pytest
+
 from engine.store import Database, JobStatus
 from engine.store.jobs import PRIORITY_CAPTURE, PRIORITY_PREGENERATE, JobQueue
 
@@ -84,6 +86,7 @@ def _claimer(path, worker_id, start, results):
     results.put((worker_id, taken))
 
 
+@pytest.mark.slow
 def test_two_processes_never_claim_the_same_job(db_path):
     q = JobQueue(Database(db_path))
     ids = [

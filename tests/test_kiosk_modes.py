@@ -245,3 +245,20 @@ def test_the_panel_says_which_engine_the_service_runs_and_why(qtbot, kiosk, stor
     kiosk.open_curator()
     text = kiosk.curator.engine_text.text()
     assert text.startswith("default: ") and "unet/config.json is missing" in text
+
+
+def test_the_kiosk_command_refuses_no_display_and_a_bad_size(tmp_path, monkeypatch):
+    """`art2mus kiosk` (run as a child process by the slow tests) refuses before any window opens."""
+    from click.testing import CliRunner
+
+    from installation.cli import main
+
+    config = tmp_path / "art2mus.toml"
+    config.write_text("")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, ["-c", str(config), "kiosk"])
+    assert result.exit_code == 1 and "no display: set DISPLAY or WAYLAND_DISPLAY" in result.output
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    result = CliRunner().invoke(main, ["-c", str(config), "kiosk", "--windowed", "--size", "big"])
+    assert result.exit_code == 2 and "'big' is not WIDTHxHEIGHT" in result.output

@@ -48,6 +48,7 @@ def exported(request, tmp_path_factory):
     return kind, encoder, aligner, folder
 
 
+@pytest.mark.slow
 def test_export_writes_the_graph_and_its_description(exported):
     kind, encoder, aligner, folder = exported
     meta = json.loads((folder / META_NAME).read_text())
@@ -68,6 +69,7 @@ def test_export_writes_the_graph_and_its_description(exported):
     assert not list(folder.parent.glob(".conditioner.partial-*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "names",
     [
@@ -93,6 +95,7 @@ def test_onnxruntime_matches_pytorch_within_1e_4(exported, names):
     )
 
 
+@pytest.mark.slow
 def test_provider_is_reported_in_property_and_log(exported, caplog):
     *_, folder = exported
     with caplog.at_level(logging.INFO, logger="engine.engines.diffusion.onnx_export"):
@@ -110,6 +113,7 @@ def test_cuda_is_preferred_when_onnxruntime_offers_it():
     assert choose_providers(["AzureExecutionProvider", "CPUExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
+@pytest.mark.slow
 def test_conditioner_runs_without_torch(exported):
     """The exhibition PC can run the image side from numpy, Pillow and onnxruntime alone."""
     *_, folder = exported
@@ -161,6 +165,7 @@ def copy_of_export(tmp_path, tiny_parts):
     return export_image_conditioner(*tiny_parts, tmp_path / "conditioner")
 
 
+@pytest.mark.slow
 def test_missing_folder_and_files_are_named(tmp_path, copy_of_export):
     with pytest.raises(CheckpointError, match="ONNX conditioner folder not found"):
         OnnxImageConditioner(tmp_path / "absent")
@@ -174,12 +179,14 @@ def test_missing_folder_and_files_are_named(tmp_path, copy_of_export):
         OnnxImageConditioner(copy_of_export)
 
 
+@pytest.mark.slow
 def test_corrupt_graph_is_named(copy_of_export):
     (copy_of_export / ONNX_NAME).write_bytes(b"\x08garbage")
     with pytest.raises(CheckpointError, match=f"{ONNX_NAME}: onnxruntime could not load it"):
         OnnxImageConditioner(copy_of_export)
 
 
+@pytest.mark.slow
 def test_description_that_disagrees_with_the_graph_is_refused(copy_of_export):
     meta = json.loads((copy_of_export / META_NAME).read_text())
     meta["num_tokens"] = 16
@@ -194,6 +201,7 @@ def test_description_that_disagrees_with_the_graph_is_refused(copy_of_export):
 # --- the commands ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_and_run_commands(tmp_path):
     from click.testing import CliRunner
 

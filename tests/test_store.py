@@ -50,6 +50,7 @@ def _writer(path, n, start):
     db.close()
 
 
+@pytest.mark.slow
 def test_two_processes_write_at_once_without_lock_errors(db_path):
     Database(db_path).close()
     ctx = mp.get_context("spawn")

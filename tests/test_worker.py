@@ -49,6 +49,7 @@ def scanned(collection, db_path, **engine):
     return db, config
 
 
+@pytest.mark.slow
 def test_pregenerates_the_demo_collection_then_nothing(collection, db_path, engine):
     db, config = scanned(collection, db_path)
     worker = Worker(db, engine, config)
@@ -102,6 +103,7 @@ def test_candidates_have_derived_seeds_and_one_is_chosen(tmp_path, demo_dir, eng
     assert worker.enqueue_missing() == 0
 
 
+@pytest.mark.slow
 def test_unreadable_image_is_retried_then_failed_with_the_error(collection, db_path, engine):
     db, config = scanned(collection, db_path, max_attempts=2)
     broken = collection / "broken.png"
@@ -157,6 +159,7 @@ def _clip_rows(db_path):
         con.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("victim_id", ["victim", None], ids=["stale-heartbeat", "restarted-service"])
 def test_worker_killed_mid_clip_leaves_no_partial_clip_and_job_is_retried(tmp_path, demo_dir, victim_id):
     """SIGKILL mid-clip. Another worker takes the job over when its heartbeat is stale (a
@@ -216,6 +219,7 @@ def test_worker_killed_mid_clip_leaves_no_partial_clip_and_job_is_retried(tmp_pa
     assert len(seeds) == 4 and len(set(seeds)) == 4  # the missing candidates, none twice
 
 
+@pytest.mark.slow
 def test_two_worker_processes_share_the_queue_without_duplicates(collection, db_path):
     settings = {"duration": 5.0}
     db, config = scanned(collection, db_path, **settings)

@@ -103,3 +103,22 @@ def run_kiosk(
         return app.exec()
     finally:
         backend.close()
+        destroy_window(app, window)
+
+
+def destroy_window(app, window) -> None:
+    """Delete the window and every widget in it now, while nothing else runs.
+
+    Left to the end of the process, PyQt's exit cleanup (an atexit handler) deletes it while
+    walking sip's table of wrapped objects. The Python code that runs as the widgets go (the
+    event filter on the application, event handlers) wraps new objects into that table, and
+    now and then the walk reads freed memory: a SIGSEGV in sip_api_get_address under
+    cleanup_qobject, after a clean shutdown (the kiosk then exits with -11 instead of 0).
+    """
+    from PyQt6 import sip
+    from PyQt6.QtCore import QThreadPool
+
+    app.removeEventFilter(window.filter)
+    for pool in window.findChildren(QThreadPool):
+        pool.waitForDone(5000)  # no image load or clip preparation still running
+    sip.delete(window)
