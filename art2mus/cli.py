@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from engine.cli_support import CliState
+from engine.cli_support import CliState, describe_store_fault
 
 # name -> ("module:attribute", one-line help shown by `art2mus --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,6 +39,17 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module_name), attr)
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            # A read-only, full or damaged database is the machine's fault, not a bug: one
+            # line naming the file (under systemd a traceback per restart floods the journal).
+            message = describe_store_fault(exc, ctx)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
