@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("engine.generate_cli:generate", "Make a clip for each image file (no database needed)."),
     "kiosk": ("installation.kiosk.cli:kiosk", "Open the touchscreen kiosk (demo mode with --collection)."),
     "pregenerate": ("engine.generate_cli:pregenerate", "Fill the clip cache for the whole collection."),
+    "status": ("engine.health_cli:status", "What runs and how: engine, clips, audio, disk, errors (--json)."),
+    "install-service": (
+        "engine.install_cli:install_service",
+        "Install the systemd units for a user and a configuration.",
+    ),
     "models": ("engine.engines.diffusion.cli:models", "Build, make and check Art2Mus model bundles."),
 }
 
