@@ -27,6 +27,11 @@ def notify(state: str) -> bool:
     address = os.environ.get("NOTIFY_SOCKET", "")
     if not address:
         return False
+    watched = os.environ.get("WATCHDOG_PID", "")
+    if watched and watched != str(os.getpid()):
+        # A child process (engine serve --gpus) that inherited the socket: with
+        # NotifyAccess=main systemd would only log a complaint per message.
+        return False
     if address.startswith("@"):
         address = "\0" + address[1:]
     try:

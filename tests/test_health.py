@@ -297,6 +297,13 @@ def test_notify_speaks_to_an_abstract_socket(monkeypatch):
         assert sock.recv(64) == b"WATCHDOG=1"
 
 
+def test_a_child_that_inherited_the_socket_keeps_quiet(notify_socket, monkeypatch):
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getppid()))  # systemd watches our parent
+    assert notify("READY=1") is False
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert notify("READY=1") and notify_socket.recv(64) == b"READY=1"
+
+
 def test_watchdog_period_comes_from_systemd(monkeypatch):
     monkeypatch.setenv("WATCHDOG_USEC", "4000000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
