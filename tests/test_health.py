@@ -334,3 +334,18 @@ def test_the_watchdog_pings_only_while_alive(notify_socket):
         assert notify_socket.recv(64) == b"WATCHDOG=1"
     finally:
         dog.stop()
+
+
+def test_a_damaged_database_is_reported_not_a_traceback(real_state):
+    config, _ = real_state
+    database = config.store.database
+    with open(database, "r+b") as fh:
+        fh.write(b"this is no longer an SQLite header")
+    result = CliRunner().invoke(main, ["--config", str(config.source), "status", "--json"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    report = json.loads(result.output)
+    assert report["ok"] is False and report["artworks"]["ready"] is None
+    assert report["last_errors"][0]["source"] == "database"
+    assert "file is not a database" in report["last_errors"][0]["message"]
+    assert report["last_errors"][0]["message"].startswith(str(database))
