@@ -145,7 +145,7 @@ def _read(
         f"SELECT engine, reason, model_version, started_at FROM {s} WHERE service = ?", (ENGINE_SERVICE,)
     ).fetchone()
     if row is not None:
-        engine.update(name=row[0], reason=row[1], model_version=row[2], started_at=row[3])
+        engine.update(name=row[0], reason=row[1], model_version=row[2], started_at=_iso_text(row[3]))
     counts = dict(conn.execute(f"SELECT status, count(*) FROM {a} GROUP BY status").fetchall())
     for status in ArtworkStatus:
         artworks[status.value] = int(counts.get(status.value, 0))
