@@ -48,17 +48,24 @@ class LoopPulse(threading.Event):
         super().__init__()
         self.stop = stop
         self.last_turn = time.monotonic()
+        self.waiting = 0
 
     def is_set(self) -> bool:
         self.last_turn = time.monotonic()
         return self.stop.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        # Waiting for work is the loop turning slowly, not hanging: note it on both sides.
-        self.last_turn = time.monotonic()
-        result = self.stop.wait(timeout)
-        self.last_turn = time.monotonic()
-        return result
+        # Waiting (for work, or out a back-off) is the loop turning slowly, not hanging.
+        self.waiting += 1
+        try:
+            return self.stop.wait(timeout)
+        finally:
+            self.waiting -= 1
+            self.last_turn = time.monotonic()
+
+    def idle_seconds(self) -> float:
+        """Seconds since the loop last turned; 0 while it waits on purpose."""
+        return 0.0 if self.waiting else time.monotonic() - self.last_turn
 
     def set(self) -> None:
         self.stop.set()
@@ -87,7 +94,7 @@ class EngineService:
             ServiceName.ENGINE,
             extra=lambda: {
                 "engine": engine.name,
-                "loop_idle_s": round(time.monotonic() - pulse.last_turn, 1),
+                "loop_idle_s": round(pulse.idle_seconds(), 1),
             },
         )
         beacon.start()
@@ -109,7 +116,7 @@ class EngineService:
 
     def _loop_trouble(self, pulse: LoopPulse) -> str | None:
         """None while the worker loop turns; else why the watchdog should let systemd restart us."""
-        idle = time.monotonic() - pulse.last_turn
+        idle = pulse.idle_seconds()
         limit = self.config.health.stall_seconds
         return (
             f"the worker loop has not turned for {idle:.0f} s (health.stall_seconds = {limit:g})"

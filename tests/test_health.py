@@ -349,3 +349,23 @@ def test_a_damaged_database_is_reported_not_a_traceback(real_state):
     assert report["last_errors"][0]["source"] == "database"
     assert "file is not a database" in report["last_errors"][0]["message"]
     assert report["last_errors"][0]["message"].startswith(str(database))
+
+
+def test_the_engines_loop_pulse_counts_turns_and_waits_as_alive():
+    import threading
+
+    from engine.service import LoopPulse
+
+    stop = threading.Event()
+    pulse = LoopPulse(stop)
+    pulse.last_turn -= 100
+    assert pulse.idle_seconds() >= 100
+    assert pulse.is_set() is False and pulse.idle_seconds() < 1  # a turn of Worker.run's loop
+    pulse.last_turn -= 100
+    waiter = threading.Thread(target=pulse.wait, args=(5,))
+    waiter.start()
+    time.sleep(0.05)
+    assert pulse.idle_seconds() == 0.0  # waiting for work on purpose
+    pulse.set()  # SIGTERM sets the service's stop event through it
+    waiter.join()
+    assert stop.is_set() and pulse.idle_seconds() < 1
