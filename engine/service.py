@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from engine.beacons import BeaconWriter
 from engine.catalog.scanner import ScanError, ScanSummary, scan_collection
 from engine.catalog.watcher import CatalogWatcher
-from engine.health import ServiceName, health_report
+from engine.config import uses_default_pin
+from engine.health import DEFAULT_PIN_WARNING, ServiceName, health_report
 from engine.health_server import HealthServer
 from engine.sd_notify import Watchdog, notify
 from engine.store.status import record_engine
@@ -98,6 +99,8 @@ class EngineService:
             },
         )
         beacon.start()
+        if uses_default_pin(self.config):
+            log.warning(DEFAULT_PIN_WARNING)
         health = self._start_health()
         self._start_watching(stop)
         watchdog = Watchdog(lambda: self._loop_trouble(pulse))

@@ -13,14 +13,17 @@ No Qt import at module level: the timer is made in :meth:`KioskHealth.start`.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from engine.beacons import BeaconWriter
 from engine.config import Config, uses_default_pin
-from engine.health import ServiceName
+from engine.health import DEFAULT_PIN_WARNING, ServiceName
 from engine.sd_notify import Watchdog, notify
+
+log = logging.getLogger(__name__)
 
 # The UI timer ticks this often; missing ticks for UI_STALL_SECONDS means the UI is frozen.
 UI_TICK_MS = 500
@@ -48,6 +51,8 @@ class KioskHealth:
         self._timer.timeout.connect(self._tick)
         self._timer.start()
         self.beacon.start()
+        if uses_default_pin(self.config):
+            log.warning(DEFAULT_PIN_WARNING)
         notify("READY=1\nSTATUS=showing the collection")
         self.watchdog.start()
         return self
