@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from engine.cli_support import CliState
+from engine.cli_support import CliState, describe_store_fault
 
 # name -> ("module:attribute", one-line help shown by `art2mus --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("engine.generate_cli:generate", "Make a clip for each image file (no database needed)."),
     "kiosk": ("installation.kiosk.cli:kiosk", "Open the touchscreen kiosk (demo mode with --collection)."),
     "pregenerate": ("engine.generate_cli:pregenerate", "Fill the clip cache for the whole collection."),
+    "status": ("engine.health_cli:status", "What runs and how: engine, clips, audio, disk, errors (--json)."),
+    "install-service": (
+        "engine.install_cli:install_service",
+        "Install the systemd units for a user and a configuration.",
+    ),
     "models": ("engine.engines.diffusion.cli:models", "Build, make and check Art2Mus model bundles."),
 }
 
@@ -39,6 +44,17 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module_name), attr)
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            # A read-only, full or damaged database is the machine's fault, not a bug: one
+            # line naming the file (under systemd a traceback per restart floods the journal).
+            message = describe_store_fault(exc, ctx)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]

@@ -13,6 +13,8 @@ class CliState:
     def __init__(self, config_path: str | None):
         self.config_path = config_path
         self._config = None
+        # The database a command opened (open_database), named when it turns out unusable.
+        self.db_path: Path | None = None
 
     @property
     def config(self):
@@ -34,13 +36,53 @@ def get_config(ctx: click.Context):
 
 def open_database(ctx: click.Context, db_path: str | Path | None):
     """The store at ``db_path`` (``--db``), or at ``store.database`` from the configuration."""
+    from sqlalchemy.exc import DBAPIError
+
     from engine.store import Database, SchemaError, StoreError
 
     path = Path(db_path) if db_path else get_config(ctx).store.database
+    state = ctx.find_object(CliState)
+    if state is not None:
+        state.db_path = path
     try:
         return Database(path)
     except (StoreError, SchemaError) as exc:
         raise click.ClickException(str(exc)) from None
+    except DBAPIError as exc:
+        # E.g. a read-only file ("attempt to write a readonly database") or a damaged one:
+        # a plain line naming the file, not SQLAlchemy's 100-line traceback.
+        raise click.ClickException(f"{path}: cannot open the database: {exc.orig}") from None
+
+
+# SQLite's words for a database this process cannot use: the machine's fault, said in one
+# line (which file, what to do), never a traceback.
+_STORE_FAULTS = {
+    "attempt to write a readonly database": "is read-only for this user; both services must write "
+    "it and its folder (check their owner and mode)",
+    "unable to open database file": "cannot be opened (missing folder or no permission)",
+    "database or disk is full": "cannot be written: the disk is full",
+    "disk i/o error": "cannot be read or written (disk I/O error)",
+    "file is not a database": "is damaged or not an SQLite database",
+    "database disk image is malformed": "is damaged (malformed database image)",
+}
+
+
+def describe_store_fault(exc: BaseException, ctx: click.Context | None = None) -> str | None:
+    """One line for a database error that comes from the machine (read-only file, full disk,
+    damaged file), naming the file; None for anything else (a bug: let its traceback show)."""
+    import sqlite3
+
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
+    error = orig if isinstance(orig, sqlite3.Error) else exc
+    if not isinstance(error, sqlite3.Error):
+        return None
+    text = str(error).lower()
+    why = next((words for needle, words in _STORE_FAULTS.items() if needle in text), None)
+    if why is None:
+        return None
+    state = ctx.find_object(CliState) if ctx is not None else None
+    path = state.db_path if state is not None else None
+    return f"{path if path is not None else 'the database'}: {why} ({error})"
 
 
 def engine_for(config, name: str | None, model: Path | None = None):

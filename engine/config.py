@@ -8,9 +8,13 @@ Paths in the file are relative to the file's own folder.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import functools
 import hashlib
 import hmac
+import ipaddress
+import math
 import os
 import secrets
 import tomllib
@@ -137,6 +141,16 @@ class KioskConfig:
 
 
 @dataclass
+class HealthConfig:
+    # The read-only health endpoint of the engine service (GET /health), as "HOST:PORT";
+    # empty: off. Keep it on loopback (127.0.0.1 or [::1]): it is meant for this PC's staff.
+    listen: str = field(default="", metadata={"pattern": "host:port"})
+    # The worker loop not turning for this long (one clip or batch in hand) counts as hung:
+    # the engine stops its systemd watchdog pings, so systemd restarts it.
+    stall_seconds: float = field(default=900.0, metadata=_range(30.0, 86400.0))
+
+
+@dataclass
 class Config:
     collection: CollectionConfig = field(default_factory=CollectionConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -145,6 +159,7 @@ class Config:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     kiosk: KioskConfig = field(default_factory=KioskConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     # The file this configuration came from (None for built-in defaults).
     source: Path | None = field(default=None, metadata={"internal": True})
 
@@ -153,18 +168,44 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate ``path`` (the default config when None)."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a configuration file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    raw = _parse_toml(data, path)
     config: Config = _build(Config, raw, path, prefix="")
     config.source = path.resolve()
     _resolve_paths(config, path.resolve().parent)
     return config
+
+
+def _parse_toml(data: bytes, path: Path) -> dict[str, Any]:
+    """The TOML table of ``data``; a BOM, a non-UTF-8 byte or bad syntax is refused with its
+    line and column (tomllib alone would say "Invalid statement" for a BOM and raise a bare
+    UnicodeDecodeError for a Latin-1 byte)."""
+    if data.startswith(codecs.BOM_UTF8):
+        raise ConfigError(
+            f"{path}: line 1, column 1: the file starts with a UTF-8 byte-order mark (BOM); "
+            "save it as UTF-8 without BOM"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        # Columns count characters, as an editor shows them, not bytes.
+        column = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+        raise ConfigError(
+            f"{path}: line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8; "
+            "save the file as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def default_config() -> Config:
@@ -233,6 +274,9 @@ def _convert(tp: Any, value: Any, meta: Any, file: Path, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise fail("a number")
         value = float(value)
+        # TOML allows nan and inf; both pass every range check (nan compares false).
+        if not math.isfinite(value):
+            raise fail("a finite number")
     elif tp is str:
         if not isinstance(value, str):
             raise fail("a string")
@@ -250,7 +294,46 @@ def _convert(tp: Any, value: Any, meta: Any, file: Path, key: str) -> Any:
         raise fail("a PIN hash made by `art2mus config hash-pin` (pbkdf2_sha256$...)")
     if meta.get("pattern") == "HH:MM" and not _is_hhmm(value):
         raise fail("a time of day as HH:MM (24-hour)")
+    if meta.get("pattern") == "host:port" and value:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            raise fail(f"HOST:PORT such as 127.0.0.1:8765 ({exc})") from None
     return value
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """(host, port) of a ``health.listen`` value: an IP address or "localhost", then a port
+    (IPv6 in brackets: ``[::1]:8765``)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError("the port must be 1 to 65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IP address") from None
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
+DEFAULT_PIN = "2468"
+
+
+def uses_default_pin(config: Config) -> bool:
+    """True while the curator PIN is the shipped default: anyone who knows it can leave the kiosk."""
+    return _is_default_pin(config.kiosk.pin_hash)
+
+
+# A PBKDF2 check costs ~0.1 s; the health endpoint asks on every request.
+@functools.lru_cache(maxsize=8)
+def _is_default_pin(pin_hash: str) -> bool:
+    return verify_pin(DEFAULT_PIN, pin_hash)
 
 
 def hash_pin(pin: str, salt: str | None = None, iterations: int = 200_000) -> str:

@@ -6,7 +6,9 @@ import dataclasses
 
 import click
 
-from .config import ConfigError, hash_pin, load_config
+from .cli_support import CliState
+from .config import ConfigError, hash_pin, load_config, uses_default_pin
+from .config_checks import path_problems
 
 
 @click.group()
@@ -16,8 +18,17 @@ def config() -> None:
 
 @config.command("check")
 @click.argument("path", type=click.Path(dir_okay=False), required=False)
-def check(path: str | None) -> None:
-    """Validate PATH (default: the built-in content/art2mus.toml) and print its values."""
+@click.pass_context
+def check(ctx: click.Context, path: str | None) -> None:
+    """Validate PATH and print its values, then check that its paths can work.
+
+    PATH defaults to the file of the global --config option or ART2MUS_CONFIG, else the
+    built-in content/art2mus.toml. Exits 1 on a bad key or value, or when the collection folder
+    is missing or unreadable or the database cannot be written by this user.
+    """
+    state = ctx.find_object(CliState)
+    if path is None and state is not None:
+        path = state.config_path
     try:
         cfg = load_config(path)
     except ConfigError as exc:
@@ -27,6 +38,15 @@ def check(path: str | None) -> None:
         for key, value in vars(getattr(cfg, section)).items():
             if key != "pin_hash":
                 click.echo(f"  {section}.{key} = {value!r}")
+    if uses_default_pin(cfg):
+        click.echo(
+            f"warning: {cfg.source}: kiosk.pin_hash is the default curator PIN; "
+            "set your own with `art2mus config hash-pin`",
+            err=True,
+        )
+    problems = path_problems(cfg)
+    if problems:
+        raise click.ClickException("\n".join(problems))
 
 
 @config.command("hash-pin")

@@ -17,10 +17,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
+from engine.beacons import BeaconWriter
 from engine.catalog.scanner import ScanError, ScanSummary, scan_collection
 from engine.catalog.watcher import CatalogWatcher
+from engine.config import uses_default_pin
+from engine.health import DEFAULT_PIN_WARNING, ServiceName, health_report
+from engine.health_server import HealthServer
+from engine.sd_notify import Watchdog, notify
 from engine.store.status import record_engine
 
 if TYPE_CHECKING:
@@ -29,6 +35,41 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESCAN_SECONDS = 30.0
+
+
+class LoopPulse(threading.Event):
+    """The stop event handed to ``Worker.run``, noting when its loop last turned.
+
+    ``Worker.run`` asks ``is_set()`` once per turn of its loop (and waits on the event while the
+    queue is empty), so the time of the last ask says whether the loop still turns, without the
+    worker knowing about systemd. The engine's watchdog pings only while it is recent.
+    """
+
+    def __init__(self, stop: threading.Event):
+        super().__init__()
+        self.stop = stop
+        self.last_turn = time.monotonic()
+        self.waiting = 0
+
+    def is_set(self) -> bool:
+        self.last_turn = time.monotonic()
+        return self.stop.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        # Waiting (for work, or out a back-off) is the loop turning slowly, not hanging.
+        self.waiting += 1
+        try:
+            return self.stop.wait(timeout)
+        finally:
+            self.waiting -= 1
+            self.last_turn = time.monotonic()
+
+    def idle_seconds(self) -> float:
+        """Seconds since the loop last turned; 0 while it waits on purpose."""
+        return 0.0 if self.waiting else time.monotonic() - self.last_turn
+
+    def set(self) -> None:
+        self.stop.set()
 
 
 class EngineService:
@@ -48,12 +89,54 @@ class EngineService:
         """Serve until ``stop`` is set."""
         engine = self.worker.engine
         record_engine(self.db, engine.name, engine.model_version, self.reason)
+        pulse = LoopPulse(stop)
+        beacon = BeaconWriter(
+            self.db.path,
+            ServiceName.ENGINE,
+            extra=lambda: {
+                "engine": engine.name,
+                "loop_idle_s": round(pulse.idle_seconds(), 1),
+            },
+        )
+        beacon.start()
+        if uses_default_pin(self.config):
+            log.warning(DEFAULT_PIN_WARNING)
+        health = self._start_health()
         self._start_watching(stop)
+        watchdog = Watchdog(lambda: self._loop_trouble(pulse))
         try:
             self.worker.enqueue_missing()  # what the catalog already holds
-            self.worker.run(stop)
+            notify(f"READY=1\nSTATUS=serving with the {engine.name} engine")
+            watchdog.start()
+            self.worker.run(pulse)
         finally:
+            notify("STOPPING=1")
+            watchdog.stop()
             self._stop_watching()
+            if health is not None:
+                health.stop()
+            beacon.stop()
+
+    def _loop_trouble(self, pulse: LoopPulse) -> str | None:
+        """None while the worker loop turns; else why the watchdog should let systemd restart us."""
+        idle = pulse.idle_seconds()
+        limit = self.config.health.stall_seconds
+        return (
+            f"the worker loop has not turned for {idle:.0f} s (health.stall_seconds = {limit:g})"
+            if idle > limit
+            else None
+        )
+
+    def _start_health(self) -> HealthServer | None:
+        listen = self.config.health.listen
+        if not listen:
+            return None
+        try:
+            return HealthServer(listen, lambda: health_report(self.config, self.db.path)).start()
+        except OSError as exc:
+            # A port in use must not stop the music: say so and serve without the endpoint.
+            log.error("cannot serve the health endpoint on %s: %s", listen, exc.strerror or exc)
+            return None
 
     # -- catalog ---------------------------------------------------------------------------
 

@@ -78,6 +78,7 @@ def _stop_on_signals(doing: str) -> threading.Event:
 
 def _serve_on_devices(ctx, config, db, gpus, model) -> None:
     """`engine serve --gpus`: the first worker process runs the service, the others only jobs."""
+    from engine.sd_notify import Watchdog, notify
     from engine.worker_pool import run_pool
 
     devices = parse_gpus(gpus)
@@ -85,9 +86,18 @@ def _serve_on_devices(ctx, config, db, gpus, model) -> None:
     db.close()
     stop = _stop_on_signals("stopping the workers")
     log.info("engine service on %d devices: %s", len(devices), ", ".join(devices))
-    results = run_pool(
-        devices, config_path=config.source, db_path=db_path, model=model, until_idle=False, stop=stop
-    )
+    # systemd hears from this (main) process only: ready once the workers are started, alive
+    # while it waits for them (the pool ends, and with it this process, when one fails).
+    notify(f"READY=1\nSTATUS=serving on {len(devices)} devices")
+    watchdog = Watchdog(lambda: None)
+    watchdog.start()
+    try:
+        results = run_pool(
+            devices, config_path=config.source, db_path=db_path, model=model, until_idle=False, stop=stop
+        )
+    finally:
+        notify("STOPPING=1")
+        watchdog.stop()
     for r in results:
         for error in r.errors:
             log.error("[%s] %s", r.device, error)

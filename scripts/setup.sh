@@ -30,6 +30,7 @@ APT_PACKAGES=(
 )
 if (( FULL )); then
   APT_PACKAGES+=(jackd2 xvfb xdotool)                # real audio stream and screen in tests
+  APT_PACKAGES+=(systemd)                            # systemd-analyze verifies the units in tests
 elif (( HEADLESS )); then
   APT_PACKAGES+=(jackd2 xvfb)                        # dummy audio device and virtual screen
 fi

@@ -46,7 +46,7 @@ def test_unknown_section(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text, key, expected",
+    ("text", "key", "expected"),
     [
         ("[audio]\nvolume = 1.5\n", "audio.volume", "from 0.0 to 1.0"),
         ("[audio]\nvolume = 'loud'\n", "audio.volume", "a number"),
@@ -98,7 +98,7 @@ def test_config_check_command(tmp_path):
 
     good = CliRunner().invoke(main, ["config", "check", str(DEFAULT_CONFIG)])
     assert good.exit_code == 0 and f"{DEFAULT_CONFIG}: OK" in good.output
-    assert "diffusion.device" in good.output and "pin_hash" not in good.output
+    assert "diffusion.device" in good.output and "kiosk.pin_hash =" not in good.output
     bad = write(tmp_path, "[kiosk]\nidle_seconds = 1\n")
     result = CliRunner().invoke(main, ["config", "check", str(bad)])
     assert result.exit_code == 1 and "'kiosk.idle_seconds'" in result.output and str(bad) in result.output

@@ -81,6 +81,9 @@ def test_a_wrong_pin_keeps_the_panel_shut_and_the_right_one_opens_it(qtbot, kios
     assert kiosk.page == "curator"
     assert kiosk.curator.table_model.rowCount() == 8
     assert "default" in kiosk.curator.engine_text.text() or "engine" in kiosk.curator.engine_text.text()
+    # The shipped PIN opened it: the panel says so plainly.
+    assert kiosk.curator.pin_warning.isVisible()
+    assert "the curator PIN is still the shipped default" in kiosk.curator.pin_warning.text()
 
 
 def test_wrong_pins_are_rate_limited():

@@ -68,6 +68,7 @@ def run_kiosk(
     from PyQt6.QtCore import QTimer
 
     from .backend import KioskBackend
+    from .watchdog import KioskHealth
 
     app = create_application()
     backend = KioskBackend(
@@ -83,6 +84,8 @@ def run_kiosk(
         window.setGeometry(app.primaryScreen().geometry())
         window.showFullScreen()
     backend.start()
+    # systemd: READY=1 now, watchdog pings while the UI and audio live; the beacon for status.
+    health = KioskHealth(backend.services, config, backend.db.path).start()
 
     # systemd stops us with SIGTERM: quit the event loop cleanly (Python handles signals
     # only between bytecodes, so a timer gives it a chance while Qt waits for events).
@@ -102,6 +105,7 @@ def run_kiosk(
     try:
         return app.exec()
     finally:
+        health.stop()
         backend.close()
         destroy_window(app, window)
 

@@ -197,6 +197,12 @@ MUSIC_STATUS = {
 }
 
 
+DEFAULT_PIN_NOTICE = (
+    "Warning: the curator PIN is still the shipped default, so anyone who knows it can leave "
+    "the kiosk. Set your own: art2mus config hash-pin, then kiosk.pin_hash in the configuration."
+)
+
+
 def status_text(entry: ArtworkEntry) -> str:
     """One line a curator can act on (the symbol repeats the words, never colour alone)."""
     if entry.status != ArtworkStatus.READY:
@@ -371,10 +377,19 @@ class CuratorPanel(QWidget):
     exit_requested = pyqtSignal()
     audition_requested = pyqtSignal(object)  # ClipInfo
 
-    def __init__(self, theme: style.Theme, services: KioskServices, parent=None):
+    def __init__(
+        self,
+        theme: style.Theme,
+        services: KioskServices,
+        parent=None,
+        *,
+        default_pin: Callable[[], bool] | None = None,
+    ):
         super().__init__(parent)
         self.theme = theme
         self.services = services
+        # Whether the curator PIN is still the shipped default (asked when the panel opens).
+        self.default_pin = default_pin or (lambda: False)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self._signals = _TaskSignals()
@@ -397,6 +412,11 @@ class CuratorPanel(QWidget):
         for b in (self.rescan_button, self.close_button, self.exit_button):
             header.addWidget(b)
         page.addLayout(header)
+        # Said plainly, at the top, while the shipped PIN opens this panel: anyone who has read
+        # the documentation can leave the kiosk.
+        self.pin_warning = self._text("small", style.WARNING, DEFAULT_PIN_NOTICE)
+        self.pin_warning.setVisible(False)
+        page.addWidget(self.pin_warning)
         self.summary = self._text("small", style.TEXT_SECONDARY)
         page.addWidget(self.summary)
 
@@ -518,6 +538,7 @@ class CuratorPanel(QWidget):
         self.volume_value.setText(f"{round(volume * 100)} %")
         info = self.services.engine_info
         self.engine_text.setText(f"{info.name}: {info.reason}")
+        self.pin_warning.setVisible(bool(self.default_pin()))
         self.quiet.load()
         self.reload()
         self.timer.start()

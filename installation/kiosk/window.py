@@ -13,7 +13,7 @@ import logging
 from PyQt6.QtCore import QEvent, QObject, QRunnable, QSize, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt6.QtWidgets import QStackedLayout, QWidget
 
-from engine.config import Config
+from engine.config import Config, uses_default_pin
 
 from . import style
 from .artwork_view import ArtworkPage
@@ -90,7 +90,7 @@ class KioskWindow(QWidget):
         self.attract = AttractPage(self.theme, self.images, self.kiosk.attract_slide_seconds)
         self.guard = PinGuard(self.kiosk.pin_hash)
         self.pin_pad = PinPad(self.theme, self.guard)
-        self.curator = CuratorPanel(self.theme, services)
+        self.curator = CuratorPanel(self.theme, services, default_pin=lambda: uses_default_pin(config))
         self.pages = {
             "gallery": self.gallery,
             "artwork": self.artwork,
