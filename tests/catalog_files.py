@@ -73,7 +73,7 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int, int]]:
             st = os.lstat(p)
             digest = ""
             if os.path.isfile(p) and not os.path.islink(p):
-                digest = hashlib.sha256(open(p, "rb").read()).hexdigest()
+                digest = hashlib.sha256(Path(p).read_bytes()).hexdigest()
             out[os.path.relpath(p, folder)] = (digest, st.st_size, st.st_mtime_ns)
     return out
 

@@ -35,4 +35,4 @@ def db_path(tmp_path: Path) -> Path:
 
 
 # The private JACK server and recorder for real-stream audio tests (tests/jack_fixtures.py).
-pytest_plugins = ["jack_fixtures"]
+pytest_plugins = ["jack_fixtures", "kiosk_support"]

@@ -175,7 +175,7 @@ class JackRecorder:
         while time.monotonic() < deadline:
             ports = self.player_ports()
             if len(ports) >= len(self.ports):
-                for src, dst in zip(ports, self.ports):
+                for src, dst in zip(ports, self.ports, strict=False):  # extra player ports stay unrecorded
                     self.client.connect(src, dst)
                 return ports
             time.sleep(0.05)

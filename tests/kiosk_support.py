@@ -41,7 +41,7 @@ class ToneEngine:
         return GeneratedClip(audio, rate, seed, duration, caption=f"A tone chord on {root:.0f} Hz")
 
     def generate_batch(self, images, duration, seeds):
-        return [self.generate(i, duration, s) for i, s in zip(images, seeds)]
+        return [self.generate(i, duration, s) for i, s in zip(images, seeds, strict=True)]
 
 
 def kiosk_config(**kiosk):

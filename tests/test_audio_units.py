@@ -210,9 +210,9 @@ def test_decode_round_trip_and_clear_errors(tmp_path):
         decode_audio(b"not audio at all")
     bad = tmp_path / "notes.wav"
     bad.write_text("hello")
-    with pytest.raises(ClipError, match="notes.wav"):
+    with pytest.raises(ClipError, match=r"notes.wav"):
         read_audio_file(bad)
-    with pytest.raises(ClipError, match="missing.flac: file not found"):
+    with pytest.raises(ClipError, match=r"missing.flac: file not found"):
         read_audio_file(tmp_path / "missing.flac")
 
 

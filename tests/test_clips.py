@@ -31,7 +31,7 @@ class ToneEngine:
         return GeneratedClip(audio, self.rate, seed, duration, caption=f"tone {seed}")
 
     def generate_batch(self, images, duration, seeds):
-        return [self.generate(i, duration, s) for i, s in zip(images, seeds)]
+        return [self.generate(i, duration, s) for i, s in zip(images, seeds, strict=True)]
 
 
 @pytest.fixture

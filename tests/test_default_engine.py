@@ -197,7 +197,7 @@ def test_model_version_follows_the_soundfont(tmp_path):
     changed = tmp_path / "changed.sf2"
     changed.write_bytes(bundled_soundfont().read_bytes() + b"\0")
     assert DefaultEngine(changed).model_version != DefaultEngine().model_version
-    with pytest.raises(RendererError, match="missing.sf2"):
+    with pytest.raises(RendererError, match=r"missing.sf2"):
         DefaultEngine(tmp_path / "missing.sf2")
 
 

@@ -26,7 +26,7 @@ def test_features_are_deterministic_and_in_range(demo_paintings):
         for name in ("warmth", "mass_x", "mass_y"):
             assert -1.0 <= getattr(f, name) <= 1.0, (path.name, name)
         assert len(f.palette) == 5 and abs(sum(c.share for c in f.palette) - 1) < 0.01
-        assert list(c.share for c in f.palette) == sorted((c.share for c in f.palette), reverse=True)
+        assert [c.share for c in f.palette] == sorted((c.share for c in f.palette), reverse=True)
 
 
 def test_features_see_what_a_person_sees():

@@ -271,5 +271,5 @@ def test_engine_load_failure_names_the_file(tmp_path):
     assert "aligner/config.json: sha256 mismatch" in str(info.value)
 
     config.engine.model = None
-    with pytest.raises(EngineLoadError, match="no model bundle configured: set engine.model"):
+    with pytest.raises(EngineLoadError, match=r"no model bundle configured: set engine.model"):
         create_engine("art2mus", config)

@@ -54,7 +54,7 @@ def tiny_folders(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize(
-    "kind,dim,files",
+    ("kind", "dim", "files"),
     [
         ("clip", 512, {ENCODER_CONFIG, "config.json", WEIGHTS, "preprocessor_config.json"}),
         ("imagebind", 1024, {ENCODER_CONFIG, WEIGHTS}),
@@ -168,9 +168,12 @@ def reference_imagebind_vision(
     x = x.flatten(2).transpose(1, 2)
     x = torch.cat([state[p + "cls_token"].expand(x.shape[0], -1, -1), x], dim=1)
     x = x + state[p + "pos_embedding_helper.pos_embed"]
-    ln = lambda y, k: torch.nn.functional.layer_norm(
-        y, (config.width,), state[k + ".weight"], state[k + ".bias"], 1e-6
-    )
+
+    def ln(y, k):
+        return torch.nn.functional.layer_norm(
+            y, (config.width,), state[k + ".weight"], state[k + ".bias"], 1e-6
+        )
+
     x = ln(x, t + "pre_transformer_layer.0").transpose(0, 1)  # "b l d -> l b d"
     for i in range(config.layers):
         b = f"{t}blocks.{i}."
@@ -300,7 +303,7 @@ def test_imagebind_weights_with_a_missing_block_are_refused(tmp_path: Path):
     del state["modality_trunks.vision.blocks.1.mlp.fc2.weight"]
     save_file(state, str(folder / WEIGHTS))
     with pytest.raises(
-        CheckpointError, match="missing tensors modality_trunks.vision.blocks.1.mlp.fc2.weight"
+        CheckpointError, match=r"missing tensors modality_trunks.vision.blocks.1.mlp.fc2.weight"
     ):
         load_vision_encoder(folder)
 
@@ -330,13 +333,13 @@ def test_clip_weights_of_another_size_are_refused(tmp_path: Path):
 def test_unreadable_or_foreign_pth_is_refused(tmp_path: Path):
     junk = tmp_path / "imagebind_huge.pth"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="imagebind_huge.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"imagebind_huge.pth: not a readable PyTorch checkpoint"):
         convert_imagebind_checkpoint(junk, tmp_path / "out")
     audio_only = tmp_path / "audio_only.pth"
     torch.save({"modality_trunks.audio.blocks.0.norm_1.weight": torch.ones(4)}, audio_only)
-    with pytest.raises(CheckpointError, match="audio_only.pth: no ImageBind vision tensors"):
+    with pytest.raises(CheckpointError, match=r"audio_only.pth: no ImageBind vision tensors"):
         convert_imagebind_checkpoint(audio_only, tmp_path / "out")
-    with pytest.raises(CheckpointError, match="absent.pth: missing"):
+    with pytest.raises(CheckpointError, match=r"absent.pth: missing"):
         convert_imagebind_checkpoint(tmp_path / "absent.pth", tmp_path / "out")
 
 

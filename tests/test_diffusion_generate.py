@@ -241,7 +241,7 @@ def test_factory_reads_the_configuration(tmp_path):
     assert (engine.steps, engine.guidance_scale, engine.batch_size) == (2, 2.5, 3)
     assert engine.loop_crossfade == 0.5 and engine.device == "cpu" and engine.precision == "float32"
     config.diffusion.device = "potato"
-    with pytest.raises(GenerationError, match="diffusion.device 'potato' is not a device"):
+    with pytest.raises(GenerationError, match=r"diffusion.device 'potato' is not a device"):
         create_art2mus_engine(config)
 
 

@@ -144,7 +144,7 @@ def test_worker_keeps_the_best_scored_candidate(tmp_path, collection):
     result = worker.run_once()
     assert result is not None and result.clips == 3
     store = ClipStore(db)
-    clips = [c for c in store.clips_for_image(store.get(store.playable_for(result.artwork_id).id).image_hash)]
+    clips = list(store.clips_for_image(store.get(store.playable_for(result.artwork_id).id).image_hash))
     assert len(clips) == 3
     chosen = [c for c in clips if c.chosen]
     assert len(chosen) == 1 and chosen[0].score == max(c.score for c in clips)

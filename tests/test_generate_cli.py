@@ -170,7 +170,7 @@ def test_engine_serve_generates_and_stops_cleanly_on_sigterm(tmp_path, collectio
                     count = 0
                 con.close()
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -6,7 +6,7 @@ import dataclasses
 import shutil
 
 import pytest
-from kiosk_support import kiosk_config, player  # noqa: F401
+from kiosk_support import kiosk_config
 
 from installation.kiosk.services import MusicState, clip_key
 

@@ -79,8 +79,8 @@ def painting_block(screen: np.ndarray) -> tuple[np.ndarray, int] | None:
     rows, cols = np.where(busy)
     if not len(rows):
         return None
-    top, bottom, l, r = rows.min(), rows.max(), cols.min(), cols.max()
-    return left[top : bottom + 1, l : r + 1], int(bottom - top)
+    top, bottom, first, last = rows.min(), rows.max(), cols.min(), cols.max()
+    return left[top : bottom + 1, first : last + 1], int(bottom - top)
 
 
 def painting_correlation(screen: np.ndarray, painting: Path) -> float:
@@ -113,7 +113,7 @@ def test_kiosk_demo_click_shows_the_painting_and_changes_the_sound(jack, xvfb, c
     db = tmp_path / "demo.db"
     # PYTHONFAULTHANDLER: should the kiosk crash, its log shows every thread's Python stack.
     env = dict(os.environ, DISPLAY=xvfb, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT), PYTHONFAULTHANDLER="1")
-    log = open(tmp_path / "kiosk.log", "wb")
+    log = open(tmp_path / "kiosk.log", "wb")  # noqa: SIM115 (the child writes it until the finally below)
     kiosk = subprocess.Popen(
         [
             sys.executable,

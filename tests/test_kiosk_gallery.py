@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 
-from kiosk_support import add_clip, artworks, kiosk, player, store  # noqa: F401
+from kiosk_support import add_clip, artworks
 from PyQt6.QtCore import Qt
 from PyQt6.QtTest import QTest
 

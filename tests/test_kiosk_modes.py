@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from kiosk_support import add_clip, artworks, kiosk, player, store  # noqa: F401
+from kiosk_support import add_clip, artworks
 from PyQt6.QtCore import QEvent, QObject, QPoint, Qt
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtTest import QTest

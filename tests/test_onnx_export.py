@@ -78,7 +78,7 @@ def test_export_writes_the_graph_and_its_description(exported):
     ],
 )
 def test_onnxruntime_matches_pytorch_within_1e_4(exported, names):
-    kind, encoder, aligner, folder = exported
+    _kind, encoder, aligner, folder = exported
     images = paintings(*names)
     conditioner = OnnxImageConditioner(folder)
     tokens, embeds = conditioner(images)
