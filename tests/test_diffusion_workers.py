@@ -106,7 +106,7 @@ def test_bad_gpus_option_is_refused(tmp_path, collection):
     """Refused before any worker process starts (run in this process: no child needed)."""
     from click.testing import CliRunner
 
-    from installation.cli import main
+    from art2mus.cli import main
 
     config = write_config(tmp_path, collection, tmp_path / "store.db")
     run = CliRunner().invoke(main, ["-c", str(config), "pregenerate", "--gpus", "cpu:zero"])

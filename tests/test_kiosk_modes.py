@@ -254,7 +254,7 @@ def test_the_kiosk_command_refuses_no_display_and_a_bad_size(tmp_path, monkeypat
     """`art2mus kiosk` (run as a child process by the slow tests) refuses before any window opens."""
     from click.testing import CliRunner
 
-    from installation.cli import main
+    from art2mus.cli import main
 
     config = tmp_path / "art2mus.toml"
     config.write_text("")
