@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from engine.loops import Loop, LoopMode
+
 from . import portaudio
 from .mixer import HISTORY, Mixer
 from .prepare import ClipCache, PreparedClip, prepare_samples
@@ -146,8 +148,16 @@ class Player:
             )
 
     # -- clips --------------------------------------------------------------------------
-    def prepare(self, key: str, loader: Loader) -> PreparedClip:
-        """The clip ``key`` ready to play: from the cache, or loaded and resampled now."""
+    def prepare(
+        self, key: str, loader: Loader, *, loop: Loop | LoopMode = LoopMode.FIND_SEAM
+    ) -> PreparedClip:
+        """The clip ``key`` ready to play: from the cache, or loaded and resampled now.
+
+        ``loop``: the clip's own loop (frames at the loaded rate; an engine clip's, from the
+        store or a file's loop marker), ``LoopMode.WHOLE`` for audio made to loop as it is, or
+        ``LoopMode.FIND_SEAM`` (audio without a marker: a seam of ``audio.loop_seam_seconds``
+        at its best loop point).
+        """
         clip = self.cache.get(key)
         if clip is not None:
             return clip
@@ -162,6 +172,7 @@ class Player:
                     rate,
                     target_rate=self.sample_rate,
                     channels=self.channels,
+                    loop=loop,
                     loop_seam_seconds=getattr(self.config, "loop_seam_seconds", 0.0),
                 )
                 self.cache.put(clip)
