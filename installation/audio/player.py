@@ -28,7 +28,7 @@ from . import portaudio
 from .mixer import HISTORY, Mixer
 from .prepare import ClipCache, PreparedClip, prepare_samples
 from .schedule import QuietSchedule
-from .supervisor import NoDeviceError, StreamSupervisor, choose_device
+from .supervisor import AudioState, NoDeviceError, StreamSupervisor, choose_device
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,14 @@ class Player:
         config,
         *,
         on_fatal: Callable[[str], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
         freeze_gc: bool = True,
     ) -> None:
         self.config = config
         self.freeze_gc = freeze_gc
         self.on_fatal = on_fatal
+        self.on_lost = on_lost
         self.clock = clock
         self.schedule = QuietSchedule(config.quiet_hours)
         self.sample_rate = int(config.sample_rate)
@@ -95,6 +97,7 @@ class Player:
             block_size=self.config.block_size,
             recover_seconds=self.config.recover_seconds,
             on_fatal=self.on_fatal,
+            on_lost=self.on_lost,
             on_tick=self._tick,
         )
         self._started = True
@@ -270,6 +273,8 @@ class Player:
         return {
             "running": True,
             "healthy": s.healthy,
+            "state": s.state,
+            "status": self._status_line(s),
             "device": s.device.name if s.device else None,
             "hostapi": s.device.hostapi if s.device else None,
             "device_matched": bool(s.device and s.device.matched) if self.config.device else None,
@@ -295,13 +300,26 @@ class Player:
             ],
         }
 
+    @staticmethod
+    def _status_line(s: StreamSupervisor) -> str:
+        """One plain line for the curator panel."""
+        if s.state == AudioState.PLAYING:
+            return ""
+        if s.state == AudioState.RECOVERING:
+            return f"✕ Sound interrupted for {s.down_seconds():.0f} s: reopening the audio device…"
+        return (
+            f"✕ NO SOUND for {s.down_seconds():.0f} s: no working audio output. The kiosk keeps "
+            f"trying (every {s.retry_seconds:.0f} s); check the speakers' cable and power, "
+            "or `art2mus audio devices`."
+        )
+
     def health(self) -> tuple[bool, str]:
         """(ok, one line) for the health report."""
         t = self.telemetry()
         if not t.get("running"):
             return False, "audio: not started"
         line = (
-            f"audio: {'ok' if t['healthy'] else 'RECOVERING'} on {t['device']!r} "
+            f"audio: {'ok' if t['healthy'] else str(t['state']).upper()} on {t['device']!r} "
             f"{t['sample_rate']} Hz; underruns {t['underruns']}, restarts {t['restarts']}, "
             f"load {t['callback_load']:.1%} (max {t['callback_load_max']:.1%})"
         )

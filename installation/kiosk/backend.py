@@ -98,9 +98,18 @@ class KioskBackend:
     def _open_player(self):
         from installation.audio import Player
 
-        player = Player(self.config.audio)
+        # A sound card that cannot be recovered must not take the screen with it: the player
+        # reports it (curator panel, log) and keeps trying with back-off.
+        player = Player(self.config.audio, on_lost=self._audio_lost)
         player.start()
         return player
+
+    @staticmethod
+    def _audio_lost(reason: str) -> None:
+        log.error(
+            "no sound: %s. The kiosk stays up and keeps trying; the curator panel shows the state",
+            reason,
+        )
 
     def _initial_engine_info(self) -> EngineInfo | Callable[[], EngineInfo]:
         """Demo mode: filled in when its engine starts. Normal mode: asked of the store."""
