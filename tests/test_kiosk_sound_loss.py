@@ -66,3 +66,38 @@ def test_the_kiosk_stays_up_without_a_sound_card_and_plays_when_one_returns(
         window.playback.pool.waitForDone(5000)
         window.images.pool.waitForDone(5000)
         backend.close()
+
+
+def test_leaving_the_kiosk_fades_the_room_out(jack, store):  # noqa: F811
+    """Closing the backend (curator exit, SIGTERM) fades the sound; it used to cut in 50 ms."""
+    import numpy as np
+    from audio_signals import F1, RATE, amplitude, max_jump, sine, sine_jump_limit
+    from jack_fixtures import JackRecorder
+
+    from installation.kiosk.backend import EXIT_FADE_SECONDS, KioskBackend
+
+    config = kiosk_config()
+    config.audio = dataclasses.replace(config.audio, volume=1.0)
+    backend = KioskBackend(config, collection=None, db_path=store.path)
+    player = backend.player
+    recorder = JackRecorder(server=jack.name, seconds=15)
+    try:
+        recorder.connect_player()
+        player.crossfade_to(player.prepare("s", lambda: (sine(F1, 2.0, 0.5), RATE)), 0.2)
+        time.sleep(1.0)
+        recorder.start()
+        time.sleep(0.5)
+        backend.close()
+        time.sleep(0.3)
+        x = recorder.stop()[:, 0]
+    finally:
+        recorder.close()
+    level, t = amplitude(x, F1)
+    assert level[: int(0.3 / (t[1] - t[0]))].min() > 0.45  # full level before
+    loud = t[level > 0.4]
+    quiet = t[level < 0.02]
+    fade = quiet[quiet > loud[0]][0] - loud[-1]
+    print(f"exit fade: from 80% to 4% of the level in {fade:.2f} s")
+    assert fade > 0.5 * EXIT_FADE_SECONDS, "the sound was cut, not faded"
+    assert max_jump(x) < 2 * sine_jump_limit(F1, 0.5)  # and no click at the end
+    assert np.abs(x[-RATE // 10 :]).max() < 1e-3  # silent at the end

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 Loader = Callable[[], tuple[np.ndarray, int]]
 
+# The shortest change of level at a quiet-hours boundary (audio.quiet_ramp_seconds may say 0).
+MIN_QUIET_RAMP_SECONDS = 2.0
+
 # Seconds a Python thread may hold the GIL while the audio callback waits for it.
 SWITCH_INTERVAL = 0.0005
 
@@ -106,7 +109,16 @@ class Player:
             log.error("no audio output yet; retrying for %.0f s", self.config.recover_seconds)
         return ok
 
-    def close(self) -> None:
+    def close(self, fade_seconds: float = 0.0) -> None:
+        """Stop the output; with ``fade_seconds`` the sound first fades out (never a cut)."""
+        if fade_seconds > 0 and self.mixer is not None and self.supervisor is not None:
+            if self.supervisor.healthy and self.mixer.master_gain > 0.0:
+                self.mixer.set_fade(0.0, fade_seconds)
+                # Until the fade has reached the output (a few blocks of latency after it).
+                deadline = time.monotonic() + fade_seconds + 1.0
+                while self.mixer.master_gain > 0.0 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                time.sleep(min(0.25, 4 * self.config.block_size / self.sample_rate))
         if self.supervisor is not None:
             self.supervisor.close()
         self._started = False
@@ -339,4 +351,6 @@ class Player:
                     self.config.quiet_ramp_seconds,
                 )
                 self._schedule_level = level
-                self.mixer.set_schedule(level, self.config.quiet_ramp_seconds)
+                # Never a step, even with quiet_ramp_seconds = 0.
+                ramp = max(self.config.quiet_ramp_seconds, MIN_QUIET_RAMP_SECONDS)
+                self.mixer.set_schedule(level, ramp)

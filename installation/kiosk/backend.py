@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Leaving the kiosk (curator exit, SIGTERM from systemd) fades the room out over this long.
+EXIT_FADE_SECONDS = 2.0
+
 
 def demo_database_path(collection: Path) -> Path:
     """A per-user database for a demo collection, reused across runs (clips are kept)."""
@@ -213,7 +216,7 @@ class KioskBackend:
         if self.engine_process is not None:
             self.engine_process.stop()
         try:
-            self.player.close()
+            self.player.close(fade_seconds=EXIT_FADE_SECONDS)  # leaving fades, never cuts
         except Exception:
             log.exception("closing the player")
         self.db.close()
