@@ -111,14 +111,14 @@ class Player:
 
     def close(self, fade_seconds: float = 0.0) -> None:
         """Stop the output; with ``fade_seconds`` the sound first fades out (never a cut)."""
-        if fade_seconds > 0 and self.mixer is not None and self.supervisor is not None:
-            if self.supervisor.healthy and self.mixer.master_gain > 0.0:
-                self.mixer.set_fade(0.0, fade_seconds)
-                # Until the fade has reached the output (a few blocks of latency after it).
-                deadline = time.monotonic() + fade_seconds + 1.0
-                while self.mixer.master_gain > 0.0 and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                time.sleep(min(0.25, 4 * self.config.block_size / self.sample_rate))
+        m, s = self.mixer, self.supervisor
+        if fade_seconds > 0 and m is not None and s is not None and s.healthy and m.master_gain > 0.0:
+            m.set_fade(0.0, fade_seconds)
+            # Until the fade has reached the output (a few blocks of latency after it).
+            deadline = time.monotonic() + fade_seconds + 1.0
+            while m.master_gain > 0.0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(min(0.25, 4 * self.config.block_size / self.sample_rate))
         if self.supervisor is not None:
             self.supervisor.close()
         self._started = False
