@@ -152,6 +152,7 @@ class StreamSupervisor:
         self._next_attempt = 0.0
         self.retry_seconds = RETRY_SECONDS  # the present gap between attempts
         self.lost = False  # on_lost was called for the present outage
+        self.rate_mismatch = False  # the last open failed on a device at another rate
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> bool:
@@ -225,6 +226,12 @@ class StreamSupervisor:
                     logging.ERROR,
                 )
                 self.on_lost(f"{problem} for {now - self.failing_since:.0f} s")
+            if self.rate_mismatch:
+                # Clips are prepared for the stream's rate: only a fresh process plays this
+                # device (systemd restarts it). Every other outage keeps the process.
+                self.on_fatal(f"the output device now plays at another rate than {self.mixer.sample_rate} Hz")
+                self.rate_mismatch = False
+                return
         if self.stream is not None:
             self._drop_stream()
         if portaudio.abandoned_count() >= portaudio.MAX_ABANDONED:
@@ -302,6 +309,9 @@ class StreamSupervisor:
                 latency="high",
             )
         except Exception as exc:
+            # A device that is there but plays another rate (a JACK server restarted at
+            # 44.1 kHz) cannot take the clips prepared for this one.
+            self.rate_mismatch = int(device.default_rate) != int(mixer.sample_rate)
             log.warning(
                 "cannot open %r at %d Hz, %d channels: %s",
                 device.name,
