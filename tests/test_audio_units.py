@@ -306,3 +306,21 @@ def test_the_mixer_loops_between_the_clips_loop_points():
     out = run(mixer, 700, block=64)[:, 0] * 1000
     expected = np.concatenate([np.arange(300), np.arange(100, 300), np.arange(100, 300)])[:700]
     assert np.allclose(out[1:], expected[1:], atol=1e-3)  # (frame 0 is the fade's first step)
+
+
+def test_a_quiet_hours_boundary_fades_even_with_no_ramp_configured():
+    from installation.audio.player import MIN_QUIET_RAMP_SECONDS
+
+    now = [dt.datetime(2026, 1, 1, 8, 59, 59)]
+    config = AudioConfig(quiet_hours=[QuietHours("09:00", "10:00", 0.5)], quiet_ramp_seconds=0.0)
+    player = Player(config, clock=lambda: now[0], freeze_gc=False)
+    player.mixer = Mixer(48000, 1)  # no device: drive the supervisor's tick by hand
+    player._tick()
+    now[0] = dt.datetime(2026, 1, 1, 9, 0, 1)
+    player._next_schedule_check = 0.0
+    player._tick()
+    clip = PreparedClip("one", np.ones((48000, 1), np.float32), 48000, 48000)
+    player.mixer.crossfade_to(clip, 0.0)
+    out = run(player.mixer, int(48000 * (MIN_QUIET_RAMP_SECONDS + 0.5)))[:, 0]
+    assert out[100] > 0.99 and abs(out[-1] - 0.5) < 1e-6  # from full to the quiet level...
+    assert np.abs(np.diff(out)).max() < 1.0 / (48000 * MIN_QUIET_RAMP_SECONDS)  # ...never a step
