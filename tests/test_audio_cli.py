@@ -127,12 +127,12 @@ def test_an_engine_clip_played_with_loop_comes_round_after_exactly_its_length(ja
 
     painting = demo_paintings[0]
     result = CliRunner().invoke(
-        main, ["generate", "--engine", "default", "--duration", "6", "--out", str(tmp_path), str(painting)]
+        main, ["generate", "--engine", "default", "--duration", "5", "--out", str(tmp_path), str(painting)]
     )
     assert result.exit_code == 0, result.output
     wav = tmp_path / f"{painting.stem}.wav"
     length = sf.info(wav).frames
-    assert length == 6 * RATE and read_wav_loop(wav).frames == length
+    assert length == 5 * RATE and read_wav_loop(wav).frames == length
 
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(
@@ -148,7 +148,7 @@ def test_an_engine_clip_played_with_loop_comes_round_after_exactly_its_length(ja
     try:
         rec.connect_player()
         time.sleep(1.0)  # past the fade-in
-        x = rec.record(13.5)[:, 0].astype(np.float64)
+        x = rec.record(11.0)[:, 0].astype(np.float64)
     finally:
         rec.close()
         proc.send_signal(signal.SIGINT)
