@@ -8,6 +8,9 @@ Prints, for 30-s clips of every demo painting:
 - the musical choices (key, mode, tempo, metre, instruments, notes, caption);
 - loudness (pyloudnorm) and true peak (4x oversampling), and the loop seam: the jump from the
   last sample to the first against the clip's own sample-to-sample steps;
+- repetition: how alike each bar is to the bars 1-8 bars later (correlation of per-bar chroma
+  and of per-bar onset patterns, round the loop), and the share of bar pairs that are near
+  copies;
 - "listening by proxy": the key heard in the audio (chroma against Krumhansl's key profiles),
   the spectral centroid, and how alike the clips' long-term spectra are.
 
@@ -81,6 +84,48 @@ def heard_key(chroma: np.ndarray) -> str:
             if r > best_r:
                 best, best_r = f"{NOTE_NAMES[tonic]} {mode}", r
     return best
+
+
+def bar_features(audio: np.ndarray, rate: int, bars: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per bar: its chroma (12 pitch classes) and its onset pattern (16 steps: spectral flux),
+    each centred and of unit length, so that the dot product of two bars is their correlation."""
+    mono = audio.mean(axis=1).astype(np.float64)
+    n, hop = 2048, 512
+    frames = np.lib.stride_tricks.sliding_window_view(mono, n)[::hop] * np.hanning(n)
+    mag = np.abs(np.fft.rfft(frames, axis=1))
+    freqs = np.fft.rfftfreq(n, 1 / rate)
+    band = (freqs > 50) & (freqs < 2000)
+    pcs = np.round(69 + 12 * np.log2(freqs[band] / 440.0)).astype(int) % 12
+    flux = np.maximum(np.diff(np.log1p(mag), axis=0), 0).sum(axis=1)
+    t = (np.arange(len(frames)) * hop + n / 2) / rate
+    bar_len = len(mono) / rate / bars
+    chroma = np.zeros((bars, 12))
+    onsets = np.zeros((bars, 16))
+    for i in range(len(frames)):
+        b = min(int(t[i] / bar_len), bars - 1)
+        chroma[b] += np.bincount(pcs, weights=mag[i, band], minlength=12)
+        if i > 0:
+            step = min(int((t[i] / bar_len - b) * 16), 15)
+            onsets[b, step] += flux[i - 1]
+    for m in (chroma, onsets):  # centred and unit length: the dot product is a correlation
+        m -= m.mean(axis=1, keepdims=True)
+        m /= np.linalg.norm(m, axis=1, keepdims=True) + 1e-12
+    return chroma, onsets
+
+
+def repetition(audio: np.ndarray, rate: int, bars: int) -> dict[str, float]:
+    """Self-similarity of the bars at lags of 1-8 bars (the clip loops, so lags wrap)."""
+    chroma, onsets = bar_features(audio, rate, bars)
+    lags = range(1, min(8, bars - 1) + 1)
+    c = [float(np.mean((chroma * np.roll(chroma, -k, axis=0)).sum(axis=1))) for k in lags]
+    o = [float(np.mean((onsets * np.roll(onsets, -k, axis=0)).sum(axis=1))) for k in lags]
+    copies = [
+        float(np.mean(((chroma * np.roll(chroma, -k, axis=0)).sum(axis=1) > 0.9)
+                      & ((onsets * np.roll(onsets, -k, axis=0)).sum(axis=1) > 0.8)))
+        for k in lags
+    ]  # fmt: skip
+    return {"chroma": float(np.mean(c)), "onsets": float(np.mean(o)), "copies": float(np.mean(copies)),
+            "chroma_1": c[0], "onsets_1": o[0]}  # fmt: skip
 
 
 def spectrum(audio: np.ndarray) -> np.ndarray:
@@ -211,6 +256,27 @@ def main() -> None:
             f"{name:34} {loud:7.2f} {tp:6.2f} {seam[0]:8.5f} {seam[1]:8.5f} {p99.max():9.5f} "
             f"{np.median(steps):8.5f} {'yes' if ok else 'NO'}"
         )
+
+    print("\n== repetition (bars compared with the bars 1-8 later; 1.0 = the same) ==")
+    print(" chroma/onsets: mean correlation of per-bar pitch classes / onset patterns over lags 1-8;")
+    print(" lag 1: the same against the next bar; near copies: share of bar pairs alike in both")
+    print(" (chroma > 0.9 and onsets > 0.8)")
+    print(
+        f"{'painting':34} {'bars':>4} {'chroma':>7} {'onsets':>7} {'chroma@1':>8} {'onsets@1':>8} {'copies':>7}"
+    )
+    reps = []
+    for name, clip in clips.items():
+        r = repetition(clip.audio, clip.sample_rate, clip.details["bars"])
+        reps.append(r)
+        print(
+            f"{name:34} {clip.details['bars']:4d} {r['chroma']:7.3f} {r['onsets']:7.3f} "
+            f"{r['chroma_1']:8.3f} {r['onsets_1']:8.3f} {r['copies']:7.0%}"
+        )
+    print(
+        f"median: chroma {statistics.median(r['chroma'] for r in reps):.3f}, onsets "
+        f"{statistics.median(r['onsets'] for r in reps):.3f}, near copies "
+        f"{statistics.median(r['copies'] for r in reps):.0%}"
+    )
 
     print("\n== listening by proxy ==")
     print("(heard key: the major/minor key whose profile best matches the audio's pitch classes;")

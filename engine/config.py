@@ -113,9 +113,13 @@ class AudioConfig:
     sample_rate: int = field(default=48000, metadata=_range(8000, 192000))
     block_size: int = field(default=1024, metadata=_range(64, 8192))
     crossfade_seconds: float = field(default=4.0, metadata=_range(0.5, 15.0))
-    # A clip's last this-many seconds are folded over its start so that its loop has no seam;
-    # 0 plays clips made to loop exactly as they are.
+    # Audio without a loop marker (a curator's file) gets a seam this long, at the loop point
+    # that matches its start best; 0 loops such audio whole. Engine clips carry their loop.
     loop_seam_seconds: float = field(default=1.0, metadata=_range(0.0, 10.0))
+    # The ambient programme: each ready clip plays this long while nobody chooses one, then
+    # crossfades (ambient_crossfade_seconds) into the next.
+    ambient_seconds: float = field(default=90.0, metadata=_range(10.0, 3600.0))
+    ambient_crossfade_seconds: float = field(default=12.0, metadata=_range(1.0, 60.0))
     volume: float = field(default=0.8, metadata=_range(0.0, 1.0))
     # Volume ramps take this long (seconds) so a change is never heard as a jump.
     ramp_seconds: float = field(default=2.0, metadata=_range(0.0, 60.0))

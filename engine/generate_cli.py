@@ -12,6 +12,7 @@ import click
 
 from engine.cli_support import engine_for, get_config, open_database, parse_gpus
 from engine.engines.base import MAX_DURATION, MAX_SEED, MIN_DURATION
+from engine.loops import Loop
 
 ENGINE_CHOICES = click.Choice(["auto", "default", "art2mus"])
 
@@ -97,7 +98,7 @@ def generate(ctx, images, engine_name, duration, seed, out_dir, model):
             click.echo(f"error: {message}", err=True)
             failed += 1
             continue
-        _write_wav_atomically(target, clip.audio, clip.sample_rate)
+        _write_wav_atomically(target, clip.audio, clip.sample_rate, clip.loop_or_whole())
         written[target.name] = path
         details = clip.details
         choices = ", ".join(
@@ -117,16 +118,20 @@ def generate(ctx, images, engine_name, duration, seed, out_dir, model):
         ctx.exit(1)
 
 
-def _write_wav_atomically(target: Path, audio, rate: int) -> None:
+def _write_wav_atomically(target: Path, audio, rate: int, loop: Loop) -> None:
     """Write a 32-bit float WAV next to ``target`` and rename it into place (never half a
     file). scipy's writer adds no time stamp (libsndfile's PEAK chunk has one), so the same
-    clip always gives the same file, byte for byte."""
+    clip always gives the same file, byte for byte. The clip's loop goes in as a ``smpl``
+    chunk, the loop marker `art2mus audio play` (and samplers) read."""
     from scipy.io import wavfile
+
+    from engine.loops import add_wav_loop
 
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".wav.part")
     os.close(fd)
     try:
         wavfile.write(tmp, rate, audio)
+        add_wav_loop(Path(tmp), loop, rate)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

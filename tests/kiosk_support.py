@@ -83,9 +83,9 @@ class RecordingPlayer:
         self.crossfades: list[str] = []
         self.volumes: list[float] = []
 
-    def prepare(self, key, loader):
+    def prepare(self, key, loader, **kw):
         self.prepared.append(key)
-        return self.inner.prepare(key, loader)
+        return self.inner.prepare(key, loader, **kw)
 
     def is_prepared(self, key):
         return self.inner.is_prepared(key)

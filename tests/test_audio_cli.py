@@ -112,3 +112,60 @@ def test_play_loop_cycles_in_time_and_ctrl_c_fades_out(jack, tmp_path):
     # Files of 1 s with 0.3-s crossfades: about 1.4 files a second once the output is open.
     assert 3 <= plays <= 9, out
     assert "Fading out" in out and "Underruns" in out
+
+
+@pytest.mark.slow
+def test_an_engine_clip_played_with_loop_comes_round_after_exactly_its_length(jack, tmp_path, demo_paintings):
+    """`art2mus generate` writes the clip's loop (a smpl chunk); `audio play --loop` plays the
+    whole clip round and round: the recording repeats with a period of exactly its length."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from engine.loops import read_wav_loop
+
+    painting = demo_paintings[0]
+    result = CliRunner().invoke(
+        main, ["generate", "--engine", "default", "--duration", "5", "--out", str(tmp_path), str(painting)]
+    )
+    assert result.exit_code == 0, result.output
+    wav = tmp_path / f"{painting.stem}.wav"
+    length = sf.info(wav).frames
+    assert length == 5 * RATE and read_wav_loop(wav).frames == length
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "art2mus", "audio", "play", str(wav), "--loop", "--crossfade", "0.5"],
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    rec = JackRecorder(server=jack.name, seconds=20)
+    try:
+        rec.connect_player()
+        time.sleep(1.0)  # past the fade-in
+        x = rec.record(11.0)[:, 0].astype(np.float64)
+    finally:
+        rec.close()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    span = len(x) - length - RATE
+    assert span > 4 * RATE
+    ref = x[:span]
+
+    def mismatch(lag: int) -> float:
+        return float(np.abs(x[lag : lag + span] - ref).max())
+
+    # The recording comes round after exactly the clip's length, sample for sample...
+    assert mismatch(length) < 1e-6, f"not periodic at the clip's length (max diff {mismatch(length):.3g})"
+    # ...and not one second earlier (as when the player folded a 1-s seam into every clip),
+    # nor one frame either side.
+    for lag in (length - RATE, length - 1, length + 1):
+        assert mismatch(lag) > 1e-3, f"the loop also matches a lag of {lag} frames"

@@ -162,7 +162,7 @@ def test_loop_seam_joins_the_end_to_the_start():
     assert abs(x[-1] - x[0]) > 0.1 or abs((x[-1] - x[-2]) - (x[1] - x[0])) > 0.01
     clip = prepare_samples("s", x, rate, target_rate=rate, channels=1, loop_seam_seconds=seam / rate)
     y = clip.samples[:, 0]
-    assert len(y) == len(x) - seam
+    assert len(y) <= len(x) - seam and (clip.loop_start, clip.loop_end) == (0, len(y))
     wrapped = np.concatenate([y[-50:], y[:50]])
     assert np.abs(np.diff(wrapped, 2)).max() < 0.01  # as smooth as the sine itself
 
@@ -245,3 +245,82 @@ def test_requests_from_many_threads_settle_on_the_last_one():
     run(m, 50000)  # not a whole number of 4800-frame loops: the position is not 0
     assert m.now_playing == m._requested_key and m.now_playing is not None
     assert m.position_frames > 0  # the callback has caught up: a real position, not "pending"
+
+
+def test_a_wav_loop_marker_round_trips(tmp_path):
+    from scipy.io import wavfile
+
+    from engine.loops import Loop, add_wav_loop, read_wav_loop
+
+    path = tmp_path / "clip.wav"
+    audio = np.zeros((4800, 2), np.float32)
+    wavfile.write(path, 48000, audio)
+    assert read_wav_loop(path) is None  # no marker
+    add_wav_loop(path, Loop(0, 4800), 48000)
+    assert read_wav_loop(path) == Loop(0, 4800)
+    data, rate = sf.read(path, always_2d=True)  # still an ordinary WAV to every reader
+    assert data.shape == (4800, 2) and rate == 48000
+    assert read_wav_loop(tmp_path / "missing.wav") is None
+
+
+def test_an_engine_clip_is_never_shortened_and_resamples_as_a_loop():
+    from engine.loops import Loop, LoopMode
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((48000, 2)).astype(np.float32) * 0.1
+    same = prepare_samples("e", x, 48000, target_rate=48000, channels=2, loop=LoopMode.WHOLE,
+                           loop_seam_seconds=1.0)  # fmt: skip
+    assert same.frames == 48000 and np.array_equal(same.samples, x)  # exactly as made
+    assert (same.loop_start, same.loop_end) == (0, 48000)
+    # At another rate it keeps its length in time, and the wrap is the periodic signal's.
+    t = np.arange(24000) / 24000
+    loop = (np.sin(2 * np.pi * 3 * t) + 0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None]
+    up = prepare_samples("u", loop, 24000, target_rate=48000, channels=1, loop=Loop(0, 24000))
+    assert up.frames == 48000 and up.loop_end == 48000
+    ideal = np.sin(2 * np.pi * 3 * np.arange(48000) / 48000) + 0.3 * np.sin(
+        2 * np.pi * 440 * np.arange(48000) / 48000
+    )
+    assert np.abs(up.samples[:, 0] - ideal).max() < 2e-3  # no edge ringing at the wrap
+
+
+def test_a_seam_for_audio_without_a_marker_finds_its_period_and_keeps_the_level():
+    rate, seam = 48000, 12000
+    n = int(2.3 * rate) + 77
+    t = np.arange(n) / rate
+    # A sustained chord (whole-sample period 480 frames): the seam joins correlated material,
+    # where an equal-power fold would swell by 3 dB.
+    x = (0.3 * np.sin(2 * np.pi * 200 * t) + 0.2 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    clip = prepare_samples("c", x, rate, target_rate=rate, channels=1, loop_seam_seconds=seam / rate)
+    y = clip.samples[:, 0]
+    assert len(y) % 480 == 0, "the loop point should fall on the chord's period"
+    looped = np.concatenate([y, y])
+    rms = np.sqrt(np.mean(looped[: len(looped) // 480 * 480].reshape(-1, 480) ** 2, axis=1))
+    assert 20 * np.log10(rms.max() / rms.min()) < 0.1, "the level changed across the seam"
+
+
+def test_the_mixer_loops_between_the_clips_loop_points():
+    samples = np.arange(400, dtype=np.float32).reshape(-1, 1) / 1000
+    clip = PreparedClip("l", samples, 48000, 48000, loop_start=100, loop_end=300)
+    mixer = Mixer(48000, 1)
+    mixer.crossfade_to(clip, 0.0)
+    out = run(mixer, 700, block=64)[:, 0] * 1000
+    expected = np.concatenate([np.arange(300), np.arange(100, 300), np.arange(100, 300)])[:700]
+    assert np.allclose(out[1:], expected[1:], atol=1e-3)  # (frame 0 is the fade's first step)
+
+
+def test_a_quiet_hours_boundary_fades_even_with_no_ramp_configured():
+    from installation.audio.player import MIN_QUIET_RAMP_SECONDS
+
+    now = [dt.datetime(2026, 1, 1, 8, 59, 59)]
+    config = AudioConfig(quiet_hours=[QuietHours("09:00", "10:00", 0.5)], quiet_ramp_seconds=0.0)
+    player = Player(config, clock=lambda: now[0], freeze_gc=False)
+    player.mixer = Mixer(48000, 1)  # no device: drive the supervisor's tick by hand
+    player._tick()
+    now[0] = dt.datetime(2026, 1, 1, 9, 0, 1)
+    player._next_schedule_check = 0.0
+    player._tick()
+    clip = PreparedClip("one", np.ones((48000, 1), np.float32), 48000, 48000)
+    player.mixer.crossfade_to(clip, 0.0)
+    out = run(player.mixer, int(48000 * (MIN_QUIET_RAMP_SECONDS + 0.5)))[:, 0]
+    assert out[100] > 0.99 and abs(out[-1] - 0.5) < 1e-6  # from full to the quiet level...
+    assert np.abs(np.diff(out)).max() < 1.0 / (48000 * MIN_QUIET_RAMP_SECONDS)  # ...never a step

@@ -141,3 +141,30 @@ def test_same_key_and_seed_is_stored_once(db):
     again = store.put(image_hash="a" * 64, artwork_id=None, engine=engine, clip=clip)
     assert first == again
     assert len(store.find("a" * 64, "tone", "tone-1", clip_params_hash(engine, 5.0))) == 1
+
+
+def test_a_clip_carries_its_loop(db_path):
+    """Stored clips keep their loop: the engine's, or the whole clip (both engines loop whole)."""
+    import numpy as np
+
+    from engine.engines.base import GeneratedClip
+    from engine.loops import Loop
+    from engine.store import Database
+    from engine.store.clips import ClipStore
+
+    class Engine:
+        name, model_version = "tone", "1"
+
+        def params(self):
+            return {}
+
+    db = Database(db_path)
+    store = ClipStore(db)
+    audio = np.zeros((4800, 2), np.float32)
+    whole = store.put(image_hash="a" * 64, artwork_id=None, engine=Engine(),
+                      clip=GeneratedClip(audio, 48000, 1, 0.1))  # fmt: skip
+    part = store.put(image_hash="a" * 64, artwork_id=None, engine=Engine(),
+                     clip=GeneratedClip(audio, 48000, 2, 0.1, loop=Loop(480, 4320)))  # fmt: skip
+    assert store.get(whole).loop == Loop(0, 4800)
+    assert store.get(part).loop == Loop(480, 4320)
+    db.close()

@@ -26,8 +26,10 @@ def test_idle_leads_to_attract_mode_and_a_touch_leaves_it(qtbot, kiosk, store, p
     qtbot.waitUntil(lambda: kiosk.page == "attract", timeout=3000)
     qtbot.waitUntil(lambda: kiosk.attract.current is not None, timeout=5000)
     shown = kiosk.attract.current[0].id
-    qtbot.waitUntil(lambda: len(player.crossfades) >= 1, timeout=5000)
-    assert player.crossfades[-1] == clip_key(kiosk.services.own_clip(shown).clip.id)
+    # The slide's music follows (the ambient programme played before attract mode began).
+    want = clip_key(kiosk.services.own_clip(shown).clip.id)
+    qtbot.waitUntil(lambda: player.crossfades and player.crossfades[-1] == want, timeout=5000)
+    assert not kiosk.playback.ambient  # the slides choose the music while attract mode runs
     assert kiosk.attract.frame_timer.isActive()
 
     # Any touch wakes the kiosk; the press does not click through to what lies beneath.

@@ -80,6 +80,8 @@ def _make_version_1(path) -> None:
     con = sqlite3.connect(path)
     con.execute("ALTER TABLE artworks DROP COLUMN file_inode")  # added by step 2
     con.execute("DROP TABLE service_status")  # added by step 3
+    con.execute("ALTER TABLE clips DROP COLUMN loop_start")  # added by step 4
+    con.execute("ALTER TABLE clips DROP COLUMN loop_end")
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()

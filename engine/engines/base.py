@@ -15,6 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from engine.loops import Loop
+
 MIN_DURATION = 5.0
 MAX_DURATION = 120.0
 MAX_SEED = 2**31 - 1
@@ -38,6 +40,11 @@ class GeneratedClip:
     score: float | None = None
     # Whatever the engine chose (key, tempo, instruments, ...), stored with the clip as JSON.
     details: dict[str, Any] = field(default_factory=dict)
+    # The clip's loop in frames; None: the whole clip loops seamlessly (both engines' clips).
+    loop: Loop | None = None
+
+    def loop_or_whole(self) -> Loop:
+        return self.loop if self.loop is not None else Loop.whole(np.asarray(self.audio).shape[0])
 
 
 @runtime_checkable

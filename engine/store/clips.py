@@ -22,6 +22,8 @@ import soundfile as sf
 from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session
 
+from engine.loops import Loop
+
 from .models import Artwork, Clip
 
 if TYPE_CHECKING:
@@ -56,6 +58,15 @@ class ClipInfo:
     created_at: datetime
     params_hash: str = ""
     loudness_lufs: float | None = None
+    loop_start: int | None = None
+    loop_end: int | None = None
+
+    @property
+    def loop(self) -> Loop | None:
+        """The clip's loop (frames at ``sample_rate``); None for clips stored without one."""
+        if self.loop_start is None or self.loop_end is None:
+            return None
+        return Loop(self.loop_start, self.loop_end)
 
 
 def clip_params(engine: Engine, duration: float) -> dict[str, Any]:
@@ -101,6 +112,8 @@ _INFO_COLUMNS = (
     Clip.created_at,
     Clip.params_hash,
     Clip.loudness_lufs,
+    Clip.loop_start,
+    Clip.loop_end,
 )
 
 
@@ -140,6 +153,7 @@ class ClipStore:
 
         key_hash = params_hash(params)
         loudness = clip.details.get("loudness_lufs") if clip.details else None
+        loop = clip.loop if clip.loop is not None else Loop.whole(audio.shape[0])
 
         def write(s: Session) -> int:
             key = _key_filter(image_hash, engine.name, engine.model_version, key_hash)
@@ -169,6 +183,8 @@ class ClipStore:
                 audio=flac,
                 caption=clip.caption,
                 loudness_lufs=None if loudness is None else float(loudness),
+                loop_start=loop.start,
+                loop_end=loop.end,
                 score=clip.score,
                 chosen=bool(make_chosen),
             )

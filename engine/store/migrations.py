@@ -37,14 +37,22 @@ def _add_service_status(conn: Connection) -> None:
     )
 
 
+def _add_clip_loop(conn: Connection) -> None:
+    """4: clips.loop_start/loop_end, the clip's loop in frames (NULL: made before loops were
+    stored; engine clips loop whole)."""
+    conn.exec_driver_sql("ALTER TABLE clips ADD COLUMN loop_start INTEGER")
+    conn.exec_driver_sql("ALTER TABLE clips ADD COLUMN loop_end INTEGER")
+
+
 # Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
 # at version 0 with no tables is simply new.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_artwork_file_inode,
     3: _add_service_status,
+    4: _add_clip_loop,
 }
 
-LATEST = 3
+LATEST = 4
 
 
 def current_version(conn: Connection) -> int:

@@ -142,6 +142,10 @@ class Clip(Base):
     # The candidate a curator (or the ranking) chose to play for this artwork.
     chosen: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The clip's loop in frames at sample_rate, end exclusive (NULL in rows stored before
+    # version 4: those engine clips loop whole).
+    loop_start: Mapped[int | None] = mapped_column(Integer)
+    loop_end: Mapped[int | None] = mapped_column(Integer)
 
 
 class Job(Base):

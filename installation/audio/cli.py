@@ -69,6 +69,8 @@ def play(
     volume: float | None,
 ) -> None:
     """Play FILES in turn, crossfading each into the next (Ctrl-C fades out)."""
+    from engine.loops import LoopMode, read_wav_loop
+
     from .decode import read_audio_file
     from .player import Player
     from .prepare import ClipError
@@ -88,8 +90,11 @@ def play(
     click.echo(f"Output: {t['device']} [{t['hostapi']}], {t['sample_rate']} Hz, {t['channels']} ch")
 
     def prepare(path: Path):
+        # A file from `art2mus generate` carries its loop (a WAV smpl chunk): it loops exactly
+        # as made. Other audio gets a seam at its best loop point (audio.loop_seam_seconds).
+        loop = read_wav_loop(path) or LoopMode.FIND_SEAM
         try:
-            return player.prepare(str(path), lambda: read_audio_file(path))
+            return player.prepare(str(path), lambda: read_audio_file(path), loop=loop)
         except ClipError as exc:
             raise click.ClickException(str(exc)) from None
 

@@ -36,13 +36,17 @@ HALF_PI = math.pi / 2
 class _Voice:
     """One clip sounding: read position and gain envelope (all plain numbers)."""
 
-    __slots__ = ("clip", "direction", "fade_len", "fade_pos", "gain", "loop", "pos", "samples")
+    __slots__ = (
+        "clip", "direction", "fade_len", "fade_pos", "gain", "loop", "loop_start", "pos", "samples", "stop_at",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.clip = None
         self.samples = None
         self.pos = 0
         self.loop = True
+        self.loop_start = 0  # where the loop comes round to...
+        self.stop_at = 0  # ...from here (the loop's end, or the clip's end when it plays once)
         self.gain = 0.0  # the steady gain, or the gain a fade-out starts from
         self.fade_len = 0
         self.fade_pos = 0
@@ -255,6 +259,8 @@ class Mixer:
             return
         slot = self._free_voice()
         slot.clip, slot.samples, slot.pos, slot.loop = clip, clip.samples, 0, loop
+        slot.loop_start = clip.loop_start if loop else 0
+        slot.stop_at = clip.loop_end if loop else clip.samples.shape[0]
         slot.gain, slot.direction, slot.fade_pos, slot.fade_len = 1.0, 1, 0, frames
         self._playing_key, self._playing_pos, self._newest = clip.key, 0, slot
 
@@ -314,12 +320,13 @@ class Mixer:
             self._retire(v)
 
     def _read(self, v: _Voice, buf, n: int):
-        """Copy the next ``n`` frames of the voice into ``buf``, wrapping when it loops.
+        """Copy the next ``n`` frames of the voice into ``buf``, wrapping from the clip's loop
+        end to its loop start when it loops (an engine clip: its whole length, never shorter).
 
         Returns None while the voice goes on, or the frame where a one-shot clip ended.
         """
         src = v.samples
-        length = src.shape[0]
+        length = v.stop_at
         done = 0
         while done < n:
             take = min(n - done, length - v.pos)
@@ -330,7 +337,7 @@ class Mixer:
                 if not v.loop:
                     buf[done:].fill(0.0)
                     return done
-                v.pos = 0
+                v.pos = v.loop_start
         return None
 
     def _apply_master(self, mix, n: int) -> None:

@@ -22,15 +22,20 @@ from collections.abc import Callable
 
 import numpy as np
 
+from engine.loops import Loop, LoopMode
+
 from . import portaudio
 from .mixer import HISTORY, Mixer
 from .prepare import ClipCache, PreparedClip, prepare_samples
 from .schedule import QuietSchedule
-from .supervisor import NoDeviceError, StreamSupervisor, choose_device
+from .supervisor import AudioState, NoDeviceError, StreamSupervisor, choose_device
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[], tuple[np.ndarray, int]]
+
+# The shortest change of level at a quiet-hours boundary (audio.quiet_ramp_seconds may say 0).
+MIN_QUIET_RAMP_SECONDS = 2.0
 
 # Seconds a Python thread may hold the GIL while the audio callback waits for it.
 SWITCH_INTERVAL = 0.0005
@@ -42,12 +47,14 @@ class Player:
         config,
         *,
         on_fatal: Callable[[str], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
         freeze_gc: bool = True,
     ) -> None:
         self.config = config
         self.freeze_gc = freeze_gc
         self.on_fatal = on_fatal
+        self.on_lost = on_lost
         self.clock = clock
         self.schedule = QuietSchedule(config.quiet_hours)
         self.sample_rate = int(config.sample_rate)
@@ -93,6 +100,7 @@ class Player:
             block_size=self.config.block_size,
             recover_seconds=self.config.recover_seconds,
             on_fatal=self.on_fatal,
+            on_lost=self.on_lost,
             on_tick=self._tick,
         )
         self._started = True
@@ -101,7 +109,16 @@ class Player:
             log.error("no audio output yet; retrying for %.0f s", self.config.recover_seconds)
         return ok
 
-    def close(self) -> None:
+    def close(self, fade_seconds: float = 0.0) -> None:
+        """Stop the output; with ``fade_seconds`` the sound first fades out (never a cut)."""
+        m, s = self.mixer, self.supervisor
+        if fade_seconds > 0 and m is not None and s is not None and s.healthy and m.master_gain > 0.0:
+            m.set_fade(0.0, fade_seconds)
+            # Until the fade has reached the output (a few blocks of latency after it).
+            deadline = time.monotonic() + fade_seconds + 1.0
+            while m.master_gain > 0.0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(min(0.25, 4 * self.config.block_size / self.sample_rate))
         if self.supervisor is not None:
             self.supervisor.close()
         self._started = False
@@ -146,8 +163,16 @@ class Player:
             )
 
     # -- clips --------------------------------------------------------------------------
-    def prepare(self, key: str, loader: Loader) -> PreparedClip:
-        """The clip ``key`` ready to play: from the cache, or loaded and resampled now."""
+    def prepare(
+        self, key: str, loader: Loader, *, loop: Loop | LoopMode = LoopMode.FIND_SEAM
+    ) -> PreparedClip:
+        """The clip ``key`` ready to play: from the cache, or loaded and resampled now.
+
+        ``loop``: the clip's own loop (frames at the loaded rate; an engine clip's, from the
+        store or a file's loop marker), ``LoopMode.WHOLE`` for audio made to loop as it is, or
+        ``LoopMode.FIND_SEAM`` (audio without a marker: a seam of ``audio.loop_seam_seconds``
+        at its best loop point).
+        """
         clip = self.cache.get(key)
         if clip is not None:
             return clip
@@ -162,6 +187,7 @@ class Player:
                     rate,
                     target_rate=self.sample_rate,
                     channels=self.channels,
+                    loop=loop,
                     loop_seam_seconds=getattr(self.config, "loop_seam_seconds", 0.0),
                 )
                 self.cache.put(clip)
@@ -259,6 +285,8 @@ class Player:
         return {
             "running": True,
             "healthy": s.healthy,
+            "state": s.state,
+            "status": self._status_line(s),
             "device": s.device.name if s.device else None,
             "hostapi": s.device.hostapi if s.device else None,
             "device_matched": bool(s.device and s.device.matched) if self.config.device else None,
@@ -284,13 +312,26 @@ class Player:
             ],
         }
 
+    @staticmethod
+    def _status_line(s: StreamSupervisor) -> str:
+        """One plain line for the curator panel."""
+        if s.state == AudioState.PLAYING:
+            return ""
+        if s.state == AudioState.RECOVERING:
+            return f"✕ Sound interrupted for {s.down_seconds():.0f} s: reopening the audio device…"
+        return (
+            f"✕ NO SOUND for {s.down_seconds():.0f} s: no working audio output. The kiosk keeps "
+            f"trying (every {s.retry_seconds:.0f} s); check the speakers' cable and power, "
+            "or `art2mus audio devices`."
+        )
+
     def health(self) -> tuple[bool, str]:
         """(ok, one line) for the health report."""
         t = self.telemetry()
         if not t.get("running"):
             return False, "audio: not started"
         line = (
-            f"audio: {'ok' if t['healthy'] else 'RECOVERING'} on {t['device']!r} "
+            f"audio: {'ok' if t['healthy'] else str(t['state']).upper()} on {t['device']!r} "
             f"{t['sample_rate']} Hz; underruns {t['underruns']}, restarts {t['restarts']}, "
             f"load {t['callback_load']:.1%} (max {t['callback_load_max']:.1%})"
         )
@@ -310,4 +351,6 @@ class Player:
                     self.config.quiet_ramp_seconds,
                 )
                 self._schedule_level = level
-                self.mixer.set_schedule(level, self.config.quiet_ramp_seconds)
+                # Never a step, even with quiet_ramp_seconds = 0.
+                ramp = max(self.config.quiet_ramp_seconds, MIN_QUIET_RAMP_SECONDS)
+                self.mixer.set_schedule(level, ramp)

@@ -2,8 +2,10 @@
 
 Preparation runs on the caller's thread (a worker, never the audio thread): soxr resamples to
 the stream's rate, channels are mapped to the stream's count, the result is a read-only
-float32 C-contiguous array. An optional loop seam crossfades the clip's tail into its head so
-that a clip that was not composed to loop still wraps around without a click.
+float32 C-contiguous array. A clip carries its loop: an engine clip loops whole, exactly as
+made (its length and bar grid kept; a whole loop is resampled as a periodic signal). Only
+audio without a loop marker gets a seam: the loop point near its end that best matches its
+start (by correlation), crossfaded with a gain law that keeps the level (``loop_with_seam``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import soxr
+
+from engine.loops import Loop, LoopMode
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,13 @@ class PreparedClip:
     samples: np.ndarray  # (frames, channels) float32, C-contiguous, read-only
     sample_rate: int
     source_rate: int
+    # The loop the mixer plays (frames of ``samples``): it wraps from loop_end to loop_start.
+    loop_start: int = 0
+    loop_end: int = 0  # 0: the end of ``samples``
+
+    def __post_init__(self) -> None:
+        if self.loop_end <= 0:
+            object.__setattr__(self, "loop_end", self.samples.shape[0])
 
     @property
     def frames(self) -> int:
@@ -55,9 +66,15 @@ def prepare_samples(
     *,
     target_rate: int,
     channels: int,
+    loop: Loop | LoopMode = LoopMode.FIND_SEAM,
     loop_seam_seconds: float = 0.0,
 ) -> PreparedClip:
-    """Resample ``audio`` ((frames,) or (frames, channels)) for a stream; see the module doc."""
+    """Resample ``audio`` ((frames,) or (frames, channels)) for a stream; see the module doc.
+
+    ``loop`` is the clip's own loop (frames at ``rate``), ``LoopMode.WHOLE`` for audio made to
+    loop as it is, or ``LoopMode.FIND_SEAM`` for audio without a marker: it gets a seam of
+    ``loop_seam_seconds`` at its best-matching loop point (none when that is 0).
+    """
     audio = np.asarray(audio)
     if audio.ndim == 1:
         audio = audio[:, None]
@@ -75,14 +92,53 @@ def prepare_samples(
         log.warning("clip %r: non-finite samples replaced by silence", key)
         audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
     audio = _map_channels(audio, channels)
+    frames = audio.shape[0]
+    if isinstance(loop, Loop) and (loop.end > frames):
+        log.warning("clip %r: its loop %d..%d runs past its %d frames; looping it whole", key,
+                    loop.start, loop.end, frames)  # fmt: skip
+        loop = LoopMode.WHOLE
+    whole = loop == LoopMode.WHOLE or (isinstance(loop, Loop) and loop == Loop.whole(frames))
     if rate != target_rate:
-        audio = soxr.resample(audio, rate, target_rate, quality="HQ")
+        audio = _resample_loop(audio, rate, target_rate) if whole else _resample(audio, rate, target_rate)
     audio = np.ascontiguousarray(audio, dtype=np.float32)
-    seam = int(round(loop_seam_seconds * target_rate))
-    if seam > 0 and audio.shape[0] > 4 * seam:
-        audio = _loop_seam(audio, seam)
+    if whole:
+        target_loop = Loop.whole(audio.shape[0])
+    elif isinstance(loop, Loop):
+        target_loop = loop.scaled(rate, target_rate)
+        if target_loop.end > audio.shape[0]:
+            target_loop = Loop(min(target_loop.start, audio.shape[0] - 1), audio.shape[0])
+    else:
+        seam = int(round(loop_seam_seconds * target_rate))
+        if seam > 0 and audio.shape[0] > 4 * seam:
+            audio, target_loop = loop_with_seam(audio, seam)
+        else:
+            target_loop = Loop.whole(audio.shape[0])
     audio.setflags(write=False)
-    return PreparedClip(key=key, samples=audio, sample_rate=target_rate, source_rate=rate)
+    return PreparedClip(
+        key=key,
+        samples=audio,
+        sample_rate=target_rate,
+        source_rate=rate,
+        loop_start=target_loop.start,
+        loop_end=target_loop.end,
+    )
+
+
+def _resample(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    return soxr.resample(audio, rate, target_rate, quality="HQ")
+
+
+def _resample_loop(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    """Resample a clip that loops whole as the periodic signal it is: the filter sees the
+    clip's end before its start and its start after its end, so the wrap stays seamless. The
+    result has round(frames * target_rate / rate) frames: the loop keeps its length in time."""
+    frames = audio.shape[0]
+    pad = min(frames, max(1, rate // 10))  # 0.1 s either side: well past soxr's filter
+    padded = np.concatenate([audio[-pad:], audio, audio[:pad]])
+    out = soxr.resample(padded, rate, target_rate, quality="HQ")
+    start = round(pad * target_rate / rate)
+    length = round(frames * target_rate / rate)
+    return out[start : start + length]
 
 
 def _map_channels(audio: np.ndarray, channels: int) -> np.ndarray:
@@ -99,17 +155,47 @@ def _map_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     return audio[:, [i % have for i in range(channels)]]
 
 
-def _loop_seam(audio: np.ndarray, seam: int) -> np.ndarray:
-    """Fold the last ``seam`` frames over the first ones (equal-power) so the loop is smooth.
+def find_loop_end(mono: np.ndarray, seam: int, search: int) -> tuple[int, float]:
+    """The loop end ``L`` (frames) whose continuation ``mono[L:L+seam]`` best matches the
+    start ``mono[:seam]`` (normalised correlation), searched over the last ``search`` frames
+    before ``len - seam``; returns ``(L, correlation)``."""
+    n = mono.shape[0]
+    last = n - seam
+    first = max(seam, last - search, n // 2)
+    head = mono[:seam].astype(np.float64)
+    region = mono[first : last + seam].astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(region.shape[0] + seam)))
+    # Dot products of the head with every window of the region, by FFT.
+    dots = np.fft.irfft(np.fft.rfft(region, size) * np.conj(np.fft.rfft(head, size)), size)
+    dots = dots[: last - first + 1]
+    energy = np.concatenate([[0.0], np.cumsum(region * region)])
+    window = energy[seam : seam + dots.shape[0]] - energy[: dots.shape[0]]
+    norm = np.sqrt(np.maximum(window, 1e-20) * max(float(head @ head), 1e-20))
+    corr = dots / norm
+    i = int(np.argmax(corr))
+    return first + i, float(corr[i])
 
-    The result is ``seam`` frames shorter; its last frame is followed, when it wraps, by what
-    originally followed it.
+
+def loop_with_seam(audio: np.ndarray, seam: int) -> tuple[np.ndarray, Loop]:
+    """Loop audio that has no loop marker: end it at the point (within its last seconds)
+    whose continuation matches its start best, and crossfade that continuation into the start.
+
+    The gains keep the level whatever the material: for two segments with correlation rho,
+    linear gains ``1-t`` and ``t`` are divided by ``sqrt((1-t)^2 + t^2 + 2 rho t (1-t))``,
+    which is equal power for unrelated sounds (rho = 0) and a plain linear fade for the same
+    sound (rho = 1), where an equal-power fold would swell by 3 dB.
     """
-    out = audio[:-seam].copy()
-    t = (np.arange(seam, dtype=np.float32) + 0.5) / seam * np.float32(np.pi / 2)
-    fade_in, fade_out = np.sin(t)[:, None], np.cos(t)[:, None]
-    out[:seam] = audio[:seam] * fade_in + audio[-seam:] * fade_out
-    return out
+    mono = audio.mean(axis=1)
+    search = max(2 * seam, int(0.1 * audio.shape[0]))
+    end, rho = find_loop_end(mono, seam, search)
+    rho = min(max(rho, 0.0), 1.0)
+    t = (np.arange(seam, dtype=np.float64) + 0.5) / seam
+    a, b = 1.0 - t, t
+    norm = np.sqrt(a * a + b * b + 2.0 * rho * a * b)
+    fade_out, fade_in = (a / norm).astype(np.float32)[:, None], (b / norm).astype(np.float32)[:, None]
+    out = audio[:end].copy()
+    out[:seam] = audio[end : end + seam] * fade_out + audio[:seam] * fade_in
+    return out, Loop.whole(end)
 
 
 class ClipCache:

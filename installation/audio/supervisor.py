@@ -5,8 +5,12 @@ active. A stalled callback, a stream that stopped or errored, or a vanished devi
 server that died, a USB interface unplugged) makes it close the stream and open a new one,
 re-initialising PortAudio so that a restarted server or a re-plugged device is seen again.
 The mixer lives outside the stream, so what was playing carries on from the same position.
-If no stream can be made to work within ``recover_seconds`` the supervisor gives up and calls
-``on_fatal`` (by default: exit non-zero so that systemd restarts the process).
+If no stream can be made to work within ``recover_seconds``, a supervisor given ``on_lost``
+(the kiosk) reports it once through that callback and keeps trying with back-off (the attempts
+spread out to one every ``MAX_RETRY_SECONDS``), so the screen stays up and the sound returns
+when a device appears; without ``on_lost`` (``art2mus audio play``) it gives up and calls
+``on_fatal`` (by default: exit non-zero so that systemd restarts the process). ``on_fatal``
+also ends a process that is really stuck (too many abandoned PortAudio instances).
 """
 
 from __future__ import annotations
@@ -17,13 +21,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from . import portaudio
 
 log = logging.getLogger(__name__)
 
-# Seconds between attempts to open a stream while none works.
+# Seconds between attempts to open a stream while none works...
 RETRY_SECONDS = 0.25
+# ...growing by this factor per failed attempt once recover_seconds have passed, up to this.
+RETRY_BACKOFF = 2.0
+MAX_RETRY_SECONDS = 5.0
+
+
+class AudioState(StrEnum):
+    """What the output is doing, for the curator panel and the health report."""
+
+    PLAYING = "playing"
+    RECOVERING = "recovering"  # reopening the device (within recover_seconds)
+    NO_DEVICE = "no-device"  # nothing worked for recover_seconds; retrying with back-off
+
+
 # Exit status when audio cannot be recovered (EX_TEMPFAIL: systemd's Restart= tries again).
 EXIT_AUDIO_FAILED = 75
 
@@ -105,6 +123,7 @@ class StreamSupervisor:
         block_size: int = 1024,
         recover_seconds: float = 30.0,
         on_fatal: Callable[[str], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
         on_tick: Callable[[], None] | None = None,
         interval: float = 0.1,
     ) -> None:
@@ -113,6 +132,7 @@ class StreamSupervisor:
         self.block_size = block_size
         self.recover_seconds = recover_seconds
         self.on_fatal = on_fatal or _default_fatal
+        self.on_lost = on_lost
         self.on_tick = on_tick
         self.interval = interval
         block_time = block_size / mixer.sample_rate
@@ -130,6 +150,9 @@ class StreamSupervisor:
         self._opened_at = 0.0
         self._callbacks_at_open = 0
         self._next_attempt = 0.0
+        self.retry_seconds = RETRY_SECONDS  # the present gap between attempts
+        self.lost = False  # on_lost was called for the present outage
+        self.rate_mismatch = False  # the last open failed on a device at another rate
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> bool:
@@ -154,6 +177,16 @@ class StreamSupervisor:
     def healthy(self) -> bool:
         return self.stream is not None and self.failing_since is None
 
+    @property
+    def state(self) -> AudioState:
+        if self.healthy:
+            return AudioState.PLAYING
+        return AudioState.NO_DEVICE if self.lost else AudioState.RECOVERING
+
+    def down_seconds(self) -> float:
+        """How long the sound has been down (0 while it plays)."""
+        return 0.0 if self.failing_since is None else time.monotonic() - self.failing_since
+
     # -- the watch loop ---------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -174,21 +207,40 @@ class StreamSupervisor:
                     logging.WARNING,
                 )
                 self.failing_since = None
+                self.lost = False
+                self.retry_seconds = RETRY_SECONDS
             return
         if self.failing_since is None:
             self.failing_since = now
             self._note(f"audio problem: {problem}", logging.WARNING)
         if now - self.failing_since > self.recover_seconds:
-            self.on_fatal(f"{problem} for {now - self.failing_since:.0f} s")
-            self.failing_since = now  # on_fatal returned (tests, or a caller that carries on)
-            return
+            if self.on_lost is None:
+                self.on_fatal(f"{problem} for {now - self.failing_since:.0f} s")
+                self.failing_since = now  # on_fatal returned (tests, or a caller that carries on)
+                return
+            if not self.lost:
+                self.lost = True
+                self._note(
+                    f"no sound: {problem} for {now - self.failing_since:.0f} s; still trying, "
+                    f"every {MAX_RETRY_SECONDS:.0f} s at most",
+                    logging.ERROR,
+                )
+                self.on_lost(f"{problem} for {now - self.failing_since:.0f} s")
+            if self.rate_mismatch:
+                # Clips are prepared for the stream's rate: only a fresh process plays this
+                # device (systemd restarts it). Every other outage keeps the process.
+                self.on_fatal(f"the output device now plays at another rate than {self.mixer.sample_rate} Hz")
+                self.rate_mismatch = False
+                return
         if self.stream is not None:
             self._drop_stream()
         if portaudio.abandoned_count() >= portaudio.MAX_ABANDONED:
             self.on_fatal("too many PortAudio re-initialisations; a clean process is needed")
             return
         if now >= self._next_attempt and not self._try_open():
-            self._next_attempt = time.monotonic() + RETRY_SECONDS
+            if self.lost:  # past recover_seconds: spread the attempts out
+                self.retry_seconds = min(MAX_RETRY_SECONDS, self.retry_seconds * RETRY_BACKOFF)
+            self._next_attempt = time.monotonic() + self.retry_seconds
 
     def _problem(self, now: float) -> str | None:
         if self.stream is None:
@@ -257,6 +309,9 @@ class StreamSupervisor:
                 latency="high",
             )
         except Exception as exc:
+            # A device that is there but plays another rate (a JACK server restarted at
+            # 44.1 kHz) cannot take the clips prepared for this one.
+            self.rate_mismatch = int(device.default_rate) != int(mixer.sample_rate)
             log.warning(
                 "cannot open %r at %d Hz, %d channels: %s",
                 device.name,

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Leaving the kiosk (curator exit, SIGTERM from systemd) fades the room out over this long.
+EXIT_FADE_SECONDS = 2.0
+
 
 def demo_database_path(collection: Path) -> Path:
     """A per-user database for a demo collection, reused across runs (clips are kept)."""
@@ -98,9 +101,18 @@ class KioskBackend:
     def _open_player(self):
         from installation.audio import Player
 
-        player = Player(self.config.audio)
+        # A sound card that cannot be recovered must not take the screen with it: the player
+        # reports it (curator panel, log) and keeps trying with back-off.
+        player = Player(self.config.audio, on_lost=self._audio_lost)
         player.start()
         return player
+
+    @staticmethod
+    def _audio_lost(reason: str) -> None:
+        log.error(
+            "no sound: %s. The kiosk stays up and keeps trying; the curator panel shows the state",
+            reason,
+        )
 
     def _initial_engine_info(self) -> EngineInfo | Callable[[], EngineInfo]:
         """Demo mode: filled in when its engine starts. Normal mode: asked of the store."""
@@ -204,7 +216,7 @@ class KioskBackend:
         if self.engine_process is not None:
             self.engine_process.stop()
         try:
-            self.player.close()
+            self.player.close(fade_seconds=EXIT_FADE_SECONDS)  # leaving fades, never cuts
         except Exception:
             log.exception("closing the player")
         self.db.close()

@@ -648,13 +648,12 @@ class CuratorPanel(QWidget):
             self.telemetry_text.setText(f"✕ {t['error']}")
             return
         load = t.get("callback_load")
-        lines = [
+        lines = [str(t["status"])] if t.get("status") else []
+        lines += [
             f"{t.get('device', '?')} · {t.get('sample_rate', '?')} Hz",
             f"underruns {t.get('underruns', 0)} · restarts {t.get('restarts', 0)}"
             + (f" · callback load {100 * load:.0f} %" if isinstance(load, (int, float)) else ""),
         ]
-        if t.get("status"):
-            lines.append(str(t["status"]))
         self.telemetry_text.setText("\n".join(lines))
 
     # -- actions ---------------------------------------------------------------------------

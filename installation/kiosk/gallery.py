@@ -424,8 +424,12 @@ class GalleryPage(QWidget):
         self.subtitle = QLabel()
         self.subtitle.setFont(theme.font("body"))
         self.subtitle.setStyleSheet(f"color: {style.TEXT_SECONDARY.name()};")
+        self.now_playing = QLabel()
+        self.now_playing.setFont(theme.font("body"))
+        self.now_playing.setStyleSheet(f"color: {style.ACCENT.name()};")
         head.addWidget(self.title)
         head.addWidget(self.subtitle)
+        head.addWidget(self.now_playing)
         layout.addWidget(heading)
 
         self.view = GalleryView(theme, thumbnails)
@@ -434,6 +438,14 @@ class GalleryPage(QWidget):
         model.modelReset.connect(self._update_subtitle)
         self.view.margins_changed.connect(self._align_heading)
         self._update_subtitle()
+
+    def set_now_playing(self, entry: ArtworkEntry | None) -> None:
+        """Say which artwork's music the room plays (empty while none does)."""
+        if entry is None:
+            self.now_playing.setText("")
+            return
+        by = f" · {entry.artist}" if entry.artist else ""
+        self.now_playing.setText(f"♪  Now playing: the music of “{entry.display_title}”{by}")
 
     def _update_subtitle(self) -> None:
         n = self.model.rowCount()

@@ -6,15 +6,22 @@ prepared on a worker thread and crossfades in when ready, unless the visitor has
 When an artwork has no clip yet, a visitor job goes to the engine, the nearest ready clip
 (by image similarity) plays meanwhile, and :meth:`PlaybackController.refresh` swaps in the
 real clip when the engine delivers it.
+
+The room is never silent: from start, and whenever nobody has chosen, an *ambient programme*
+moves through the ready clips, each for ``audio.ambient_seconds``, with slow crossfades
+(``audio.ambient_crossfade_seconds``). A visitor's choice stops it at once; going back to the
+gallery resumes it after the chosen music has played for a full turn. Attract mode drives
+the music with its slides, so the programme pauses while it runs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
+from PyQt6.QtCore import QObject, QRunnable, QThreadPool, QTimer, pyqtSignal
 
 from .services import ClipChoice, KioskServices
 
@@ -49,11 +56,23 @@ class _PrepareJob(QRunnable):
         self.signals.prepared.emit(self.token, self.choice, result)
 
 
+# The first clip of the programme fades in this fast: the room sounds within a second or two.
+AMBIENT_FIRST_FADE_SECONDS = 1.5
+
+
 class PlaybackController(QObject):
     now_playing = pyqtSignal(object)  # NowPlaying
     playing_artwork = pyqtSignal(object)  # artwork id whose card shows "Now playing", or None
 
-    def __init__(self, services: KioskServices, parent: QObject | None = None):
+    def __init__(
+        self,
+        services: KioskServices,
+        parent: QObject | None = None,
+        *,
+        ready_artworks: Callable[[], list[int]] | None = None,
+        ambient_seconds: float = 90.0,
+        ambient_crossfade_seconds: float = 12.0,
+    ):
         super().__init__(parent)
         self.services = services
         self.pool = QThreadPool(self)
@@ -66,9 +85,64 @@ class PlaybackController(QObject):
         self.playing: ClipChoice | None = None
         self.last_crossfade_at: float | None = None  # perf_counter() of the last crossfade_to
         self.last_info: NowPlaying | None = None
+        # The ambient programme (see the module doc).
+        self.ready_artworks = ready_artworks or (lambda: [])
+        self.ambient_seconds = ambient_seconds
+        self.ambient_crossfade_seconds = ambient_crossfade_seconds
+        self.ambient = False  # the programme chooses the music
+        self._ambient_played: list[int] = []  # artworks it played, oldest first
+        self._fade_seconds: float | None = None  # the crossfade of the next _start
+        self.ambient_timer = QTimer(self)
+        self.ambient_timer.setSingleShot(True)
+        self.ambient_timer.timeout.connect(self.ambient_next)
+
+    # -- the ambient programme ------------------------------------------------------------
+    def start_ambient(self, *, delay: float = 0.0) -> None:
+        """Let the programme choose the music: the next clip after ``delay`` seconds (0: now,
+        or as soon as a clip is ready)."""
+        self.ambient = True
+        self.pending = None
+        if delay > 0:
+            self.ambient_timer.start(int(delay * 1000))
+        else:
+            self.ambient_next()
+
+    def pause_ambient(self) -> None:
+        """Something else chooses the music (a visitor, attract mode)."""
+        self.ambient = False
+        self.ambient_timer.stop()
+
+    def ambient_next(self) -> None:
+        """Crossfade slowly to the next ready clip of the programme (least recently played)."""
+        if not self.ambient:
+            return
+        ready = self.ready_artworks()
+        if not ready:
+            return  # refresh() tries again when the store changes
+        playing = self.playing.artwork_id if self.playing is not None else None
+        order = {a: i for i, a in enumerate(self._ambient_played)}
+        candidates = [a for a in ready if a != playing] or ready
+        # Never played first (in gallery order), then the one played longest ago.
+        artwork_id = min(candidates, key=lambda a: (a in order, order.get(a, 0), ready.index(a)))
+        choice = self.services.own_clip(artwork_id)
+        self.ambient_timer.start(int(self.ambient_seconds * 1000))
+        if choice is None:
+            return
+        if artwork_id in order:
+            self._ambient_played.remove(artwork_id)
+        self._ambient_played.append(artwork_id)
+        self._token += 1
+        self.target = None
+        self._fade_seconds = (
+            AMBIENT_FIRST_FADE_SECONDS if self.playing is None else self.ambient_crossfade_seconds
+        )
+        self._play(choice, composing=False)
 
     def play_artwork(self, artwork_id: int, *, visitor: bool = True) -> None:
         """Crossfade the room to this artwork's music (or the nearest, while it is made)."""
+        if visitor:
+            self.pause_ambient()
+        self._fade_seconds = None
         self._token += 1
         self.target = artwork_id
         own = self.services.own_clip(artwork_id)
@@ -90,6 +164,8 @@ class PlaybackController(QObject):
 
     def play_choice(self, choice: ClipChoice) -> None:
         """Play one particular clip (the curator auditions a candidate)."""
+        self.pause_ambient()
+        self._fade_seconds = None
         self._token += 1
         self.target = choice.artwork_id
         self.pending = None
@@ -101,7 +177,10 @@ class PlaybackController(QObject):
             self.now_playing.emit(self.last_info)
 
     def refresh(self) -> None:
-        """The store changed: if the awaited clip has arrived, crossfade to it."""
+        """The store changed: if the awaited clip has arrived, crossfade to it (or, when the
+        programme waits for its first clip, start it)."""
+        if self.ambient and self.playing is None:
+            self.ambient_next()
         if self.pending is None:
             return
         own = self.services.own_clip(self.pending)
@@ -136,7 +215,7 @@ class PlaybackController(QObject):
 
     def _start(self, choice: ClipChoice, prepared, composing: bool) -> None:
         try:
-            self.services.crossfade(prepared)
+            self.services.crossfade(prepared, self._fade_seconds)
         except Exception:  # e.g. the audio device is being reopened: the visitor still sees it
             log.exception("cannot crossfade to clip %s", choice.clip.id)
             return

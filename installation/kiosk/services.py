@@ -109,7 +109,7 @@ class PlayerLike(Protocol):
 
     schedule: QuietSchedule  # the quiet hours; the player re-reads them every few seconds
 
-    def prepare(self, key: str, loader: Callable[[], tuple[np.ndarray, int]]) -> Any: ...
+    def prepare(self, key: str, loader: Callable[[], tuple[np.ndarray, int]], *, loop: Any = ...) -> Any: ...
     def is_prepared(self, key: str) -> bool: ...
     def crossfade_to(self, clip: Any, seconds: float | None = None) -> None: ...
     def set_volume(self, v: float, ramp_seconds: float | None = None) -> None: ...
@@ -382,8 +382,12 @@ class KioskServices:
     def prepare(self, choice: ClipChoice) -> Any:
         """Decode and resample the clip for the player (blocking: call off the UI thread
         unless :meth:`is_cached` says it is ready)."""
+        from engine.loops import LoopMode
+
         clip_id = choice.clip.id
-        return self.player.prepare(choice.key, lambda: self.clips.load_audio(clip_id))
+        # An engine clip loops as made: its stored loop, or whole (stored before loops were).
+        loop = getattr(choice.clip, "loop", None) or LoopMode.WHOLE
+        return self.player.prepare(choice.key, lambda: self.clips.load_audio(clip_id), loop=loop)
 
     def crossfade(self, prepared: Any, seconds: float | None = None) -> None:
         self.player.crossfade_to(prepared, seconds)

@@ -23,7 +23,7 @@ from .gallery import GalleryModel, GalleryPage
 from .images import ImageLoader
 from .lockdown import KioskEventFilter
 from .playback import PlaybackController
-from .services import ArtworkEntry, ClipChoice, KioskServices
+from .services import ArtworkEntry, ClipChoice, KioskServices, MusicState
 from .thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,14 @@ class KioskWindow(QWidget):
             parent=self,
         )
         self.images = ImageLoader(max_side=2048, parent=self)
-        self.playback = PlaybackController(services, self)
         self.model = GalleryModel(self)
+        self.playback = PlaybackController(
+            services,
+            self,
+            ready_artworks=self._ready_artworks,
+            ambient_seconds=config.audio.ambient_seconds,
+            ambient_crossfade_seconds=config.audio.ambient_crossfade_seconds,
+        )
 
         self.gallery = GalleryPage(self.theme, self.model, self.thumbnails)
         self.artwork = ArtworkPage(self.theme, services)
@@ -108,6 +114,7 @@ class KioskWindow(QWidget):
         self.images.loaded.connect(lambda i, img, _err: self.artwork.image_loaded(i, img))
         self.playback.now_playing.connect(self.artwork.set_now_playing)
         self.playback.playing_artwork.connect(self.model.set_playing)
+        self.playback.playing_artwork.connect(self._show_playing)
         self.attract.slide_changed.connect(lambda i: self.playback.play_artwork(i, visitor=False))
         self.pin_pad.accepted.connect(self.open_curator)
         self.pin_pad.cancelled.connect(self.show_gallery)
@@ -141,6 +148,7 @@ class KioskWindow(QWidget):
         self.filter.corner_long_press.connect(self.open_pin_pad)
 
         self.refresh_from_store(wait=True)  # the first frame shows the collection
+        self.playback.start_ambient()  # ...and the room plays from the first second
         self.poll.start()
         self.idle.start()
 
@@ -158,6 +166,9 @@ class KioskWindow(QWidget):
 
     def show_gallery(self) -> None:
         self.playback.stop_following()
+        if not self.playback.ambient:
+            # The chosen music plays a full turn, then the programme moves on from it.
+            self.playback.start_ambient(delay=self.config.audio.ambient_seconds)
         self._switch("gallery")
 
     def open_artwork(self, artwork_id: int) -> None:
@@ -175,8 +186,18 @@ class KioskWindow(QWidget):
         if self.page == "attract":
             return
         entries = self.model.entries()
+        self.playback.pause_ambient()  # the slides choose the music
         self._switch("attract")
         self.attract.start(entries, self._image_path)
+
+    def _ready_artworks(self) -> list[int]:
+        """The artworks with music, in gallery order (the ambient programme's choice)."""
+        return [e.id for e in self.model.entries() if e.music == MusicState.READY]
+
+    def _show_playing(self, artwork_id: int | None) -> None:
+        row = self.model.row_of(artwork_id) if artwork_id is not None else None
+        entry = self.model.entry(row) if row is not None else None
+        self.gallery.set_now_playing(entry)
 
     def _image_path(self, artwork_id: int):
         row = self.model.row_of(artwork_id)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
@@ -343,9 +344,16 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
     scale = MODES[c.mode]
 
     slots = _chord_slots(grid, c)
+    form = _Form.of(grid)
     progression = _progression(c, seed)
-    degrees = [progression[i % len(progression)] for i in range(len(slots))]
-    if len(slots) > 1 and len(slots) % len(progression):
+    contrast = _contrast_progression(c, seed, progression)
+    degrees = []
+    for i, slot in enumerate(slots):
+        section = form.section_at(slot.start, grid)
+        prog = contrast if section == Section.B else progression
+        first = form.first_slot(section, slots, grid)
+        degrees.append(prog[(i - first) % len(prog)])
+    if len(slots) > 1:
         degrees[-1] = progression[-1]  # always end on the chord that leads home
     chords = [_chord(c.tonic, scale, d, c.colour_chords and i % 2 == 1) for i, d in enumerate(degrees)]
 
@@ -361,14 +369,21 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
             c.melody_pan,
             1.0,
             0.35,
-            tuple(_melody(slots, chords, scale, c, grid, melody_i, rng)),
+            tuple(_melody(slots, chords, scale, c, grid, form, melody_i, rng)),
         ),
     ]
     if c.density >= 0.35 and not c.dark_calm:
         arp_i = choose_instrument(ARPEGGIOS, c, "arpeggio", {melody_i.program, pad_i.program})
         arp_pan = -0.45 if c.melody_pan >= 0 else 0.45
         voices.append(
-            Voice("arpeggio", arp_i, arp_pan, 0.5, 0.3, tuple(_arpeggio(slots, chords, c, grid, arp_i, rng)))
+            Voice(
+                "arpeggio",
+                arp_i,
+                arp_pan,
+                0.5,
+                0.3,
+                tuple(_arpeggio(slots, chords, c, grid, form, arp_i, rng)),
+            )
         )
     if c.timbre_odd >= 0.55:
         tex_i = choose_instrument(TEXTURES, c, "texture", {melody_i.program})
@@ -389,6 +404,51 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
         density=c.density,
         dark_calm=c.dark_calm,
     )
+
+
+class Section(StrEnum):
+    """The parts of a clip's form: a theme, a contrasting middle, the theme's varied return."""
+
+    A = "A"
+    B = "B"
+    A2 = "A'"
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A-B-A' over the whole clip, in whole bars: the theme (about 40%), a contrast (about a
+    third: another progression, new motifs higher up, another arpeggio figure), and the
+    theme's return, varied, which leads back into the loop's start. Clips under 6 bars keep
+    one section (too short for a form)."""
+
+    b_start: int  # first bar of B
+    a2_start: int  # first bar of A'
+
+    @classmethod
+    def of(cls, grid: _Grid) -> _Form:
+        if grid.bars < 6:
+            return cls(grid.bars, grid.bars)
+        b = max(2, round(grid.bars * 0.4))
+        a2 = max(b + 2, round(grid.bars * 0.75))
+        return cls(b, min(a2, grid.bars - 1))
+
+    def section(self, bar: int) -> Section:
+        if bar < self.b_start:
+            return Section.A
+        return Section.B if bar < self.a2_start else Section.A2
+
+    def section_at(self, t: float, grid: _Grid) -> Section:
+        return self.section(int(t / grid.bar + 1e-6))
+
+    def first_slot(self, section: Section, slots, grid: _Grid) -> int:
+        """Index of the section's first chord (its progression starts there)."""
+        return next((i for i, s in enumerate(slots) if self.section_at(s.start, grid) == section), 0)
+
+
+def _contrast_progression(c: Character, seed: int, progression: tuple[int, ...]) -> tuple[int, ...]:
+    """Another progression of the mode for the middle section (never the theme's own)."""
+    options = [p for p in PROGRESSIONS[c.mode] if p != progression]
+    return options[seed % len(options)] if options else progression[::-1]
 
 
 @dataclass(frozen=True)
@@ -544,32 +604,55 @@ def _rhythm(rng, grid: _Grid, per_bar: int) -> list[tuple[int, int]]:
     return [(o, e - o) for o, e in zip(onsets, ends, strict=True)]
 
 
-def _melody(slots, chords, scale, c: Character, grid: _Grid, inst: Instrument, rng) -> list[Note]:
-    """A motif-based line: two one-bar motifs, repeated on the chords, phrases ending long."""
-    low = max(inst.low, c.melody_center - 8)
-    high = min(inst.high, c.melody_center + 9)
-    pitches = [p for p in range(low, high + 1) if (p - c.tonic) % 12 in scale]
+def _melody(
+    slots, chords, scale, c: Character, grid: _Grid, form: _Form, inst: Instrument, rng
+) -> list[Note]:
+    """A motif-based line in the clip's form: the theme's two one-bar motifs (A), two new
+    motifs a little higher (B), the theme again with its contours turned over and its last
+    notes varied (A'); every repeat of a motif varies one of its steps; phrases end long."""
     per_bar = 1 + round(c.density * 4)
-    motifs = [_rhythm(rng, grid, per_bar), _rhythm(rng, grid, max(1, per_bar - 1))]
-    contours = [rng.choice([-2, -1, -1, 1, 1, 2], size=8).tolist() for _ in motifs]
+    motifs = {
+        Section.A: [_rhythm(rng, grid, per_bar), _rhythm(rng, grid, max(1, per_bar - 1))],
+        Section.B: [_rhythm(rng, grid, min(per_bar + 1, 2 * grid.beats)), _rhythm(rng, grid, per_bar)],
+    }
+    motifs[Section.A2] = motifs[Section.A]
+    contours = {
+        Section.A: [rng.choice([-2, -1, -1, 1, 1, 2], size=8).tolist() for _ in range(2)],
+        Section.B: [rng.choice([-2, -1, 1, 1, 2, 3], size=8).tolist() for _ in range(2)],
+    }
+    contours[Section.A2] = [[-x for x in contour] for contour in contours[Section.A]]
+    lift = {Section.A: 0, Section.B: 4, Section.A2: 0}
     eighth = grid.beat / 2
     notes: list[Note] = []
-    prev = _place(c.tonic + scale[2], low, high, c.melody_center)
     chord_at = _chord_lookup(slots, chords)
+    prev = _place(c.tonic + scale[2], max(inst.low, c.melody_center - 8), min(inst.high, c.melody_center + 9),
+                  c.melody_center)  # fmt: skip
+    heard: dict[tuple[Section, int], int] = {}
     for bar in range(grid.bars):
+        section = form.section(bar)
+        center = c.melody_center + lift[section]
+        low, high = max(inst.low, center - 8), min(inst.high, center + 9)
+        pitches = [p for p in range(low, high + 1) if (p - c.tonic) % 12 in scale]
         t0 = bar * grid.bar
         pcs = chord_at(t0)
-        phrase_pos = bar % 4
-        last_of_phrase = phrase_pos == 3 or bar == grid.bars - 1
+        start_bar = {Section.A: 0, Section.B: form.b_start, Section.A2: form.a2_start}[section]
+        phrase_pos = (bar - start_bar) % 4
+        next_section = form.section(bar + 1) if bar + 1 < grid.bars else Section.A
+        last_of_phrase = phrase_pos == 3 or bar == grid.bars - 1 or next_section != section
         # Sparse paintings leave bars of silence for the pad to breathe.
-        if c.density < 0.25 and phrase_pos in (1, 3) and bar != grid.bars - 1:
+        if c.density < 0.25 and phrase_pos in (1, 3) and not last_of_phrase:
             continue
         if last_of_phrase:
             rhythm = [(0, 2 * grid.beats)] if c.density < 0.5 else [(0, grid.beats), (grid.beats, grid.beats)]
-            contour = [-1, -1]
+            contour = [-1, -1] if section != Section.B else [1, -1]
         else:
             k = 0 if phrase_pos in (0, 2) else 1
-            rhythm, contour = motifs[k], contours[k]
+            rhythm, contour = motifs[section][k], list(contours[section][k])
+            times = heard.get((section, k), 0)
+            heard[(section, k)] = times + 1
+            if times:  # a repeat: one step of the contour goes another way
+                j = int(rng.integers(len(contour)))
+                contour[j] = -contour[j] if rng.random() < 0.5 else contour[j] + (1 if contour[j] > 0 else -1)
         # Open each bar on the chord tone closest to where the line is (a smooth line).
         chord_tones = [p for p in pitches if p % 12 in pcs[:3]]
         current = min(chord_tones or pitches, key=lambda p: (abs(p - prev), p))
@@ -582,7 +665,7 @@ def _melody(slots, chords, scale, c: Character, grid: _Grid, inst: Instrument, r
                     current = min(chord_tones or pitches, key=lambda p: (abs(p - current), p))
             start = t0 + onset * eighth + rng.uniform(-0.008, 0.008)
             swell = 1.0 - abs(phrase_pos - 1.5) / 3.0  # louder mid-phrase
-            vel = _vel(62 + 14 * c.dynamics * swell, 5, rng)
+            vel = _vel(62 + 14 * c.dynamics * swell + (4 if section == Section.B else 0), 5, rng)
             notes.append(Note(start % grid.duration, length * eighth * 0.92, (current,), vel))
             prev = current
     return notes
@@ -598,8 +681,10 @@ def _chord_lookup(slots, chords):
     return at
 
 
-def _arpeggio(slots, chords, c: Character, grid: _Grid, inst: Instrument, rng) -> list[Note]:
-    """Broken chords under the melody, in eighths (sixteenths for very busy paintings)."""
+def _arpeggio(slots, chords, c: Character, grid: _Grid, form: _Form, inst: Instrument, rng) -> list[Note]:
+    """Broken chords under the melody, in eighths (sixteenths for very busy paintings); the
+    middle section takes another shape in beats, and the theme's return thins to the first
+    half of each chord before the loop begins again."""
     per_beat = 4 if (c.density > 0.85 and grid.tempo < 92) else 2
     step = grid.beat / per_beat
     center = c.melody_center - 10
@@ -609,13 +694,24 @@ def _arpeggio(slots, chords, c: Character, grid: _Grid, inst: Instrument, rng) -
         "updown": lambda n: list(range(n)) + list(range(n - 2, 0, -1)),
         "broken": lambda n: [0, 2, 1, 3][:n] if n >= 4 else [0, 2, 1][:n],
     }
-    shape = shapes[("up", "updown", "broken")[int(rng.integers(3))]]
+    names = ("up", "updown", "broken")
+    first = int(rng.integers(3))
+    shape_of = {
+        Section.A: shapes[names[first]],
+        Section.B: shapes[names[(first + 1 + int(rng.integers(2))) % 3]],
+    }
+    shape_of[Section.A2] = shape_of[Section.A]
     notes = []
     for slot, pcs in zip(slots, chords, strict=True):
+        section = form.section_at(slot.start, grid)
         tones = sorted({_place(pc, low, high, low + 5 + 3 * i) for i, pc in enumerate(pcs)})
-        order = shape(len(tones))
+        order = shape_of[section](len(tones))
         n = round(slot.length / step)
         for k in range(n):
+            if section == Section.B and k % per_beat:
+                continue  # the middle section's figure moves in beats: the texture opens up
+            if section == Section.A2 and k >= n // 2 and slot is not slots[-1]:
+                continue
             pitch = tones[order[k % len(order)]]
             accent = 8 if (k * step) % grid.beat < 1e-6 else 0
             start = slot.start + k * step + rng.uniform(-0.005, 0.005)
