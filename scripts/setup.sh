@@ -63,7 +63,9 @@ fi
 stamp=.venv/.art2mus-lock
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum "$lock" pyproject.toml)" ]]; then
   echo "setup: installing the Python packages of $lock"
-  .venv/bin/python -m pip install -q --require-hashes --no-deps -r "$lock"
+  # (A pip configured with local wheel folders warns for each package they lack: not ours.)
+  .venv/bin/python -m pip install -q --require-hashes --no-deps -r "$lock" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   # The project itself, editable; its dependencies are all in the lock already.
   .venv/bin/python -m pip install -q --no-deps -e .
   # Packages of another lock (a --full venv set up without --full later) are left in place:
