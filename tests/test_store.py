@@ -79,6 +79,9 @@ def _make_version_1(path) -> None:
     con = sqlite3.connect(path)
     con.execute("ALTER TABLE artworks DROP COLUMN file_inode")  # added by step 2
     con.execute("DROP TABLE service_status")  # added by step 3
+    con.execute("ALTER TABLE jobs DROP COLUMN faults")  # added by step 4
+    con.execute("ALTER TABLE jobs DROP COLUMN not_before")
+    con.execute("DROP TABLE conditions")
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()
