@@ -12,11 +12,13 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from .faults import Fault
 from .models import Condition, utcnow
@@ -106,11 +108,11 @@ class Conditions:
         if self._write(lambda s: s.merge(row)):
             self._synced[fault] = time.monotonic()
 
-    def _write(self, fn: object) -> bool:
+    def _write(self, fn: Callable[[Session], object]) -> bool:
         if self.db is None:
             return False
         try:
-            self.db.run_write(fn)  # type: ignore[arg-type]
+            self.db.run_write(fn)
         except Exception as exc:  # the condition itself may forbid writing; the log has it
             log.debug("cannot record the condition in the database: %s", exc)
             return False

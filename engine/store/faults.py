@@ -92,7 +92,7 @@ def backoff_seconds(failures: int, base: float = 1.0, cap: float = 300.0) -> flo
     two processes meeting one fault do not retry in step."""
     if failures <= 0:
         return 0.0
-    delay = min(cap, base * 2 ** min(failures - 1, 30))
+    delay = min(cap, base * float(2 ** min(failures - 1, 30)))
     return delay * random.uniform(0.75, 1.25)
 
 

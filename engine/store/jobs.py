@@ -60,6 +60,12 @@ def _put_back(job: Job, error: str) -> None:
         job.status = JobStatus.QUEUED
 
 
+# Faults that may come from the job's input (an image that makes the worker crash or run out
+# of memory): such a job waits out a growing back-off so it cannot starve the others. A full
+# disk or a busy database is no job's doing: the worker backs off instead (engine/worker.py).
+JOB_DELAYING_FAULTS = (Fault.WORKER_LOST, Fault.OUT_OF_MEMORY, Fault.CLOCK_JUMP)
+
+
 def _give_back(job: Job, fault: Fault, error: str) -> None:
     """Requeue a job after a machine fault: the attempt does not count, the job waits a while."""
     job.error = f"{fault}: {error}"[-MAX_ERROR_CHARS:]
@@ -67,8 +73,11 @@ def _give_back(job: Job, fault: Fault, error: str) -> None:
     job.status = JobStatus.QUEUED
     job.attempts = max(0, job.attempts - 1)
     job.faults = (job.faults or 0) + 1
-    delay = backoff_seconds(job.faults, FAULT_BACKOFF_BASE_S, FAULT_BACKOFF_CAP_S)
-    job.not_before = utcnow() + timedelta(seconds=delay)
+    # The first fault costs no wait (one power cut says nothing about the job); from the second
+    # on the job waits 5 s, 10 s, ... so that a job that kills its worker cannot starve the rest.
+    if fault in JOB_DELAYING_FAULTS and job.faults > 1:
+        delay = backoff_seconds(job.faults - 1, FAULT_BACKOFF_BASE_S, FAULT_BACKOFF_CAP_S)
+        job.not_before = utcnow() + timedelta(seconds=delay)
 
 
 def _params_json(params: dict[str, Any] | None) -> str:
@@ -237,6 +246,15 @@ class JobQueue:
 
         return self.db.run_write(write)
 
+    def next_ready_in(self, engines: Sequence[str] | None = None) -> float | None:
+        """Seconds until the soonest job that waits out a back-off may be claimed; None if none."""
+        conditions = [Job.status == JobStatus.QUEUED, Job.not_before.is_not(None)]
+        if engines is not None:
+            conditions.append(Job.engine.in_([*engines, *ANY_ENGINE]))
+        with self.db.read() as s:
+            soonest = s.scalar(select(func.min(Job.not_before)).where(*conditions))
+        return None if soonest is None else max(0.0, (soonest - utcnow()).total_seconds())
+
     def retry_cooled_down(self, cooldown_s: float) -> int:
         """Queue again, with fresh attempts, the jobs that failed more than ``cooldown_s`` ago
         (a passing trouble that looked like the artwork's own, or a file fixed meanwhile)."""
@@ -289,7 +307,9 @@ class JobQueue:
             ).all()
             orphans = [job for job in jobs if not alive(job.claimed_by)]
             for job in orphans:
-                _give_back(job, Fault.WORKER_LOST, f"worker {job.claimed_by} ended during attempt {job.attempts}")
+                _give_back(
+                    job, Fault.WORKER_LOST, f"worker {job.claimed_by} ended during attempt {job.attempts}"
+                )
             return len(orphans)
 
         return self.db.run_write(write)
