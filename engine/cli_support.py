@@ -32,13 +32,17 @@ def get_config(ctx: click.Context):
     return state.config if state is not None else CliState(None).config
 
 
-def open_database(ctx: click.Context, db_path: str | Path | None):
-    """The store at ``db_path`` (``--db``), or at ``store.database`` from the configuration."""
+def open_database(ctx: click.Context, db_path: str | Path | None, check: str = "open"):
+    """The store at ``db_path`` (``--db``), or at ``store.database`` from the configuration.
+
+    A damaged file is set aside and made anew (engine/store/health.py); ``check`` is how
+    thoroughly it is looked at first ("open", "quick_check": the engine service's start).
+    """
     from engine.store import Database, SchemaError, StoreError
 
     path = Path(db_path) if db_path else get_config(ctx).store.database
     try:
-        return Database(path)
+        return Database(path, check=check)
     except (StoreError, SchemaError) as exc:
         raise click.ClickException(str(exc)) from None
 

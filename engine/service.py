@@ -49,6 +49,8 @@ class EngineService:
         engine = self.worker.engine
         record_engine(self.db, engine.name, engine.model_version, self.reason)
         self._start_watching(stop)
+        # A database found damaged while serving is made anew: fill it from the collection.
+        self.worker.on_rebuilt = self._rebuild
         try:
             self.worker.enqueue_missing()  # what the catalog already holds
             self.worker.run(stop)
@@ -68,6 +70,13 @@ class EngineService:
             self._start_polling(stop)
             return
         self._watcher = watcher
+
+    def _rebuild(self) -> None:
+        log.info("rebuilding the catalog of %s from %s", self.db.path, self.folder)
+        if self._watcher is not None:
+            self._watcher.request_full_scan()
+        else:
+            self._scan()
 
     def _start_polling(self, stop: threading.Event) -> None:
         self._poller = threading.Thread(target=self._poll, args=(stop,), name="catalog-poll", daemon=True)

@@ -727,12 +727,13 @@ class _ClockWatch:
     """Notices a jump of the wall clock (NTP at boot, a battery-less PC, a person) by comparing
     it with the monotonic clock, which never jumps."""
 
-    def __init__(self) -> None:
-        self._wall, self._mono = time.time(), time.monotonic()
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        self._now = wall
+        self._wall, self._mono = wall(), time.monotonic()
 
     def jumped(self) -> float | None:
         """Seconds the wall clock jumped since the last call, or None."""
-        wall, mono = time.time(), time.monotonic()
+        wall, mono = self._now(), time.monotonic()
         drift = (wall - self._wall) - (mono - self._mono)
         self._wall, self._mono = wall, mono
         return drift if abs(drift) > CLOCK_JUMP_SECONDS else None

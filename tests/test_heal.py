@@ -1,0 +1,257 @@
+"""Drills of issue 15: the store heals, and machine faults are not artworks' failures.
+
+Real SQLite files, real processes (`python -m art2mus ...`), a real full disk on a small
+tmpfs (skipped where it cannot be mounted). Each drill checks what a technician reads: one
+plain line per event, no traceback for an expected fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from engine.catalog.scanner import scan_collection
+from engine.config import default_config
+from engine.engines.default.engine import DefaultEngine
+from engine.store import Database, Job, JobStatus
+from engine.store.clips import ClipNotFound, ClipStore
+from engine.store.jobs import JobQueue
+from engine.worker import Worker, _ClockWatch
+
+ROOT = Path(__file__).resolve().parent.parent
+STAMP = r"\d{8}T\d{6}Z"
+
+
+def make_config(collection: Path, db_path: Path, **engine):
+    config = default_config()
+    config.collection.path = collection
+    config.store.database = db_path
+    config.store.min_free_megabytes = 0
+    config.engine.name = "default"
+    config.engine.duration = 5.0
+    for k, v in engine.items():
+        setattr(config.engine, k, v)
+    return config
+
+
+def one_painting(tmp_path: Path, demo_dir: Path, name: str = "harvest-at-la-crau.png") -> Path:
+    folder = tmp_path / "collection"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(demo_dir / name, folder)
+    return folder
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def art2mus(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "art2mus", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def stored(
+    tmp_path_factory,
+) -> Path:
+    """A database of the demo collection with one clip, made once for the damage drills."""
+    tmp = tmp_path_factory.mktemp("stored")
+    db_path = tmp / "base.db"
+    collection = ROOT / "content" / "demo"
+    db = Database(db_path)
+    scan_collection(db, collection, default_config().catalog)
+    worker = Worker(db, DefaultEngine(), make_config(collection, db_path))
+    worker.enqueue_missing()
+    worker.run_once()
+    db.checkpoint()
+    db.close()
+    return db_path
+
+
+def damage(path: Path, how: str) -> None:
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        if how == "truncated":
+            fh.truncate(size // 2)
+        elif how == "header":
+            fh.write(b"\xff" * 100)
+        else:  # 4 KB of garbage mid-file, on a page boundary (a bad sector)
+            fh.seek(size // 2 - (size // 2) % 4096)
+            fh.write(os.urandom(4096))
+
+
+# -- a store that heals -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["truncated", "header", "mid-file"])
+def test_a_damaged_database_is_set_aside_and_rebuilt_from_the_collection(tmp_path, stored, collection, how):
+    db_path = tmp_path / "art2mus.db"
+    shutil.copy(stored, db_path)
+    damage(db_path, how)
+    damaged = db_path.read_bytes()
+    before = hashes(collection)
+
+    run = art2mus("catalog", "scan", str(collection), "--db", str(db_path))
+
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if "damaged" in line]
+    assert len(lines) == 1 and str(db_path) in lines[0], run.stderr  # one plain line naming the file
+    # Its -wal and -shm, if any, go aside with it under the same name.
+    (aside,) = [p for p in tmp_path.glob("art2mus.db.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
+    assert re.fullmatch(rf"art2mus\.db\.damaged-{STAMP}", aside.name) and str(aside) in lines[0]
+    assert aside.read_bytes() == damaged  # kept as it was, for whoever wants to look
+    con = sqlite3.connect(db_path)
+    assert con.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    assert con.execute("SELECT count(*) FROM artworks WHERE status = 'ready'").fetchone() == (8,)
+    con.close()
+    assert hashes(collection) == before  # the collection is never touched
+
+
+def test_a_sound_database_is_left_alone_and_a_locked_one_is_not_damaged(tmp_path, stored):
+    db_path = tmp_path / "art2mus.db"
+    shutil.copy(stored, db_path)
+    Database(db_path, check="quick_check").close()
+    con = sqlite3.connect(db_path)
+    con.execute("BEGIN EXCLUSIVE")  # another process holds the file: a fault, never damage
+    try:
+        from engine.store.health import check_file
+
+        assert check_file(db_path, "quick_check", timeout_s=0.1) is None
+    finally:
+        con.rollback()
+        con.close()
+    assert list(tmp_path.glob("*.damaged-*")) == []
+
+
+def test_damage_found_while_serving_heals_and_the_other_process_follows(tmp_path, demo_dir, caplog):
+    """A database damaged under a running service (integrity check on its schedule): set aside,
+    made anew, rebuilt; a second Database on the same file (the kiosk) reconnects to the new one."""
+    collection = one_painting(tmp_path, demo_dir)
+    db_path = tmp_path / "art2mus.db"
+    db = Database(db_path)
+    scan_collection(db, collection, default_config().catalog)
+    kiosk = Database(db_path)
+    worker = Worker(db, DefaultEngine(), make_config(collection, db_path))
+    rebuilt: list[bool] = []
+    worker.on_rebuilt = lambda: (
+        rebuilt.append(True),
+        scan_collection(db, collection, default_config().catalog),
+    )
+    worker.run_until_idle()
+    with db.engine.connect() as conn:  # every page in the file itself, none only in the -wal
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    damage(db_path, "mid-file")
+    caplog.set_level(logging.INFO)
+    worker._integrity_check()
+    assert rebuilt == [True] and len(db.set_aside) == 1
+    assert worker.run_until_idle().done == 1  # the clip is made again
+    with kiosk.read() as s:  # the kiosk's old connections pointed at the damaged file
+        assert s.scalar(__import__("sqlalchemy").text("SELECT count(*) FROM clips")) == 1
+    assert sum("is damaged" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_clip_that_does_not_decode_is_quarantined_and_made_again(tmp_path, demo_dir, caplog):
+    collection = one_painting(tmp_path, demo_dir)
+    db_path = tmp_path / "art2mus.db"
+    db = Database(db_path)
+    scan_collection(db, collection, default_config().catalog)
+    worker = Worker(db, DefaultEngine(), make_config(collection, db_path))
+    worker.enqueue_missing()
+    worker.run_until_idle()
+    store = ClipStore(db)
+    clip = store.playable_for(1)
+    con = sqlite3.connect(db_path)  # 4 KB of garbage inside the blob: SQLite cannot tell
+    (blob,) = con.execute("SELECT audio FROM clips").fetchone()
+    bad = blob[:200_000] + os.urandom(4096) + blob[204_096:]
+    con.execute("UPDATE clips SET audio = ?", (bad,))
+    con.commit()
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    con.close()
+
+    with pytest.raises(ClipNotFound, match="quarantined"):  # the kiosk treats it as missing
+        store.load_audio(clip.id)
+    (kept,) = (tmp_path / "art2mus.db.quarantine").iterdir()
+    assert re.fullmatch(rf"clip-{clip.id}-{STAMP}\.flac", kept.name)
+    assert store.playable_for(1) is None  # missing now: the kiosk plays the nearest clip
+    assert sum("quarantined" in r.getMessage() for r in caplog.records) == 1
+    worker._maintain()  # the service's housekeeping queues the artwork again
+    assert worker.run_until_idle().done == 1
+    audio, rate = store.load_audio(store.playable_for(1).id)
+    assert audio.shape[0] == 5 * rate
+
+
+# -- faults are not failures --------------------------------------------------------------
+
+
+def test_a_clock_jump_counts_no_attempt_and_is_said_once(tmp_path, demo_dir, caplog):
+    collection = one_painting(tmp_path, demo_dir)
+    db_path = tmp_path / "art2mus.db"
+    db = Database(db_path)
+    scan_collection(db, collection, default_config().catalog)
+    worker = Worker(db, DefaultEngine(), make_config(collection, db_path, max_attempts=1))
+    worker.enqueue_missing()
+    jobs = JobQueue(db)
+    job = jobs.claim("elsewhere:1:abc")  # a worker on another machine holds it
+    # The clock jumps an hour ahead: that worker's last heartbeat now looks an hour old.
+    db.run_change(
+        update(Job).where(Job.id == job.id).values(heartbeat_at=job.heartbeat_at - timedelta(hours=1))
+    )
+    wall = [time.time()]
+    worker._clock = _ClockWatch(wall=lambda: wall[0])
+    wall[0] += 3600
+    caplog.set_level(logging.INFO)
+    worker._maintain()
+    assert worker.run_until_idle().done == 1
+    done = jobs.get(job.id)
+    assert done.status == JobStatus.DONE and (done.attempts, done.faults) == (1, 1)  # max_attempts = 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "clock jumped by +3600 s" in warnings[0]
+
+
+def test_failed_artworks_are_retried_after_their_cool_down(tmp_path, demo_dir):
+    collection = one_painting(tmp_path, demo_dir)
+    db_path = tmp_path / "art2mus.db"
+    db = Database(db_path)
+    scan_collection(db, collection, default_config().catalog)
+    (painting,) = collection.glob("*.png")
+    good = painting.read_bytes()
+    worker = Worker(db, DefaultEngine(), make_config(collection, db_path, max_attempts=1))
+    worker.enqueue_missing()
+    painting.write_bytes(good[:3000])  # broken after the catalog read it: the artwork's own failure
+    os.utime(painting, ns=(1, 1))
+    with pytest.MonkeyPatch.context() as mp:  # ...but with the hash the job expects
+        mp.setattr("engine.catalog.images.sha256_file", lambda p: hashlib.sha256(good).hexdigest())
+        assert worker.run_until_idle().failed == 1
+    jobs = JobQueue(db)
+    assert jobs.status_for(1) == JobStatus.FAILED
+    worker.failed_retry_s = 3600
+    worker._maintain()
+    assert jobs.status_for(1) == JobStatus.FAILED  # still cooling down
+    painting.write_bytes(good)  # the curator fixed it meanwhile
+    worker.failed_retry_s, worker._maintained_at = 0.0, -1e9
+    time.sleep(0.01)
+    worker._maintain()
+    assert worker.run_until_idle().done == 1 and jobs.status_for(1) == JobStatus.DONE
