@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -255,3 +256,43 @@ def test_failed_artworks_are_retried_after_their_cool_down(tmp_path, demo_dir):
     time.sleep(0.01)
     worker._maintain()
     assert worker.run_until_idle().done == 1 and jobs.status_for(1) == JobStatus.DONE
+
+
+def _worker_process(collection: str, db_path: str, settings: dict) -> None:
+    config = make_config(Path(collection), Path(db_path), **settings)
+    Worker(Database(db_path), DefaultEngine(), config).run_until_idle()
+
+
+@pytest.mark.slow
+def test_killed_three_times_mid_clip_the_artwork_still_gets_its_music(tmp_path, demo_dir):
+    """Three power cuts (kill -9) during one artwork's clip, with the default max_attempts = 3:
+    each restarted worker takes the job back at once without counting an attempt."""
+    import multiprocessing as mp
+
+    collection = one_painting(tmp_path, demo_dir)
+    db_path = tmp_path / "art2mus.db"
+    db = Database(db_path)
+    scan_collection(db, collection, default_config().catalog)
+    settings = {"duration": 10.0}
+    worker = Worker(db, DefaultEngine(), make_config(collection, db_path, **settings))
+    worker.enqueue_missing()
+    jobs = JobQueue(db)
+    ctx = mp.get_context("spawn")
+    for kill in range(3):
+        victim = ctx.Process(target=_worker_process, args=(str(collection), str(db_path), settings))
+        victim.start()
+        deadline = time.monotonic() + 60
+        while not (jobs.get(1).status == JobStatus.RUNNING and f":{victim.pid}:" in jobs.get(1).claimed_by):
+            assert time.monotonic() < deadline and victim.is_alive()
+            time.sleep(0.02)
+        time.sleep(0.3)  # mid-clip
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(30)
+        assert ClipStore(db).count() == 0  # nothing half-written
+        # A restart takes it back at once (here without the back-off it earned, to be quick).
+        assert worker.recover_orphans() == 1
+        db.run_change(update(Job).where(Job.id == 1).values(not_before=None))
+    assert worker.run_until_idle().done == 1
+    job = jobs.get(1)
+    assert job.status == JobStatus.DONE and (job.attempts, job.faults) == (1, 3)
+    assert ClipStore(db).playable_for(1) is not None
