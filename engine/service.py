@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from engine.catalog.scanner import ScanError, ScanSummary, scan_collection
 from engine.catalog.watcher import CatalogWatcher
+from engine.store.faults import classify
 from engine.store.status import record_engine
 
 if TYPE_CHECKING:
@@ -47,15 +49,26 @@ class EngineService:
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set."""
         engine = self.worker.engine
-        record_engine(self.db, engine.name, engine.model_version, self.reason)
+        self._tolerate_fault(lambda: record_engine(self.db, engine.name, engine.model_version, self.reason))
         self._start_watching(stop)
         # A database found damaged while serving is made anew: fill it from the collection.
         self.worker.on_rebuilt = self._rebuild
         try:
-            self.worker.enqueue_missing()  # what the catalog already holds
+            self._tolerate_fault(self.worker.enqueue_missing)  # what the catalog already holds
             self.worker.run(stop)
         finally:
             self._stop_watching()
+
+    def _tolerate_fault(self, step: Callable[[], object]) -> None:
+        """Run a start-up step; a machine fault (disk full, database busy) is said in one line
+        and left to the worker loop, which retries with back-off. A bug still raises."""
+        try:
+            step()
+        except Exception as exc:
+            fault = classify(exc)
+            if fault is None:
+                raise
+            log.warning("engine service: %s at start (%s); the worker retries", fault, exc)
 
     # -- catalog ---------------------------------------------------------------------------
 

@@ -197,6 +197,7 @@ class Worker:
         self._maintained_at = -MAINTENANCE_SECONDS  # monotonic; the first turn maintains
         self._checked_at = time.monotonic()  # the start's quick check counts as the first
         self._clock = _ClockWatch()
+        self.disk_check_s = DISK_CHECK_SECONDS
 
     # -- queueing --------------------------------------------------------------------------
 
@@ -326,7 +327,7 @@ class Worker:
         self._guard(self.recover_orphans)
         while not stop_event.is_set():
             if self._disk_low():
-                stop_event.wait(DISK_CHECK_SECONDS)
+                stop_event.wait(self.disk_check_s)
                 continue
             self._fault_this_turn = None
             self._guard(self._maintain)

@@ -7,6 +7,7 @@ plain line per event, no traceback for an expected fault.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -16,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +30,8 @@ from engine.config import default_config
 from engine.engines.default.engine import DefaultEngine
 from engine.store import Database, Job, JobStatus
 from engine.store.clips import ClipNotFound, ClipStore
+from engine.store.conditions import active_conditions
+from engine.store.faults import Fault
 from engine.store.jobs import JobQueue
 from engine.worker import Worker, _ClockWatch
 
@@ -278,7 +282,7 @@ def test_killed_three_times_mid_clip_the_artwork_still_gets_its_music(tmp_path, 
     worker.enqueue_missing()
     jobs = JobQueue(db)
     ctx = mp.get_context("spawn")
-    for kill in range(3):
+    for _kill in range(3):
         victim = ctx.Process(target=_worker_process, args=(str(collection), str(db_path), settings))
         victim.start()
         deadline = time.monotonic() + 60
@@ -296,3 +300,131 @@ def test_killed_three_times_mid_clip_the_artwork_still_gets_its_music(tmp_path, 
     job = jobs.get(1)
     assert job.status == JobStatus.DONE and (job.attempts, job.faults) == (1, 3)
     assert ClipStore(db).playable_for(1) is not None
+
+
+# -- a full disk ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, megabytes: int):
+    """A small tmpfs at ``path`` (root only; skipped elsewhere), unmounted at the end."""
+    path.mkdir()
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)], capture_output=True
+    )
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(folder: Path, leave_bytes: int) -> Path:
+    """A file that leaves ``leave_bytes`` free on ``folder``'s file system."""
+    filler = folder / "filler"
+    free = shutil.disk_usage(folder).free
+    with open(filler, "wb") as fh:
+        fh.truncate(0)
+        fh.write(b"\0" * max(0, free - leave_bytes))
+    return filler
+
+
+def two_paintings(tmp_path: Path, demo_dir: Path) -> Path:
+    folder = one_painting(tmp_path, demo_dir)
+    shutil.copy(demo_dir / "the-night-cafe.png", folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_full_disk_pauses_the_service_fails_nothing_and_it_resumes(tmp_path, demo_dir):
+    collection = two_paintings(tmp_path, demo_dir)
+    with tmpfs(tmp_path / "disk", 8) as disk:
+        db_path = disk / "art2mus.db"
+        db = Database(db_path)
+        scan_collection(db, collection, default_config().catalog)
+        db.close()
+        filler = fill(disk, 300_000)  # room for the queue, not for a clip (~900 KB)
+        config = tmp_path / "art2mus.toml"
+        config.write_text(
+            f'[collection]\npath = "{collection}"\n[store]\ndatabase = "{db_path}"\nmin_free_megabytes = 0\n'
+            '[engine]\nname = "default"\nduration = 5.0\n[catalog]\nsettle_seconds = 0.3\n'
+        )
+        log_path = tmp_path / "serve.log"
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        with open(log_path, "w") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "art2mus", "-c", str(config), "engine", "serve"],
+                cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            wait_for(lambda: "condition disk-full started" in log_path.read_text(), 90, proc)
+            time.sleep(4)  # a few retries with back-off
+            con = sqlite3.connect(db_path)
+            jobs = con.execute("SELECT status, attempts FROM jobs").fetchall()
+            con.close()
+            assert jobs and all(status != "failed" and attempts <= 1 for status, attempts in jobs), jobs
+            filler.unlink()  # space returns
+            wait_for(lambda: "condition disk-full ended" in log_path.read_text(), 90, proc)
+            wait_for(lambda: clip_count(db_path) == 2, 60, proc)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        log = log_path.read_text()
+        assert "Traceback" not in log, log
+        assert (
+            log.count("condition disk-full started") == 1 and log.count("condition disk-full ended") == 1
+        ), log
+        con = sqlite3.connect(db_path)
+        assert con.execute("SELECT status, attempts FROM jobs").fetchall() == [("done", 1), ("done", 1)]
+        con.close()
+
+
+def test_low_disk_space_pauses_generation_until_space_returns(tmp_path, demo_dir, caplog):
+    collection = one_painting(tmp_path, demo_dir)
+    with tmpfs(tmp_path / "disk", 16) as disk:
+        db_path = disk / "art2mus.db"
+        db = Database(db_path)
+        scan_collection(db, collection, default_config().catalog)
+        config = make_config(collection, db_path)
+        config.store.min_free_megabytes = 20  # more than the whole disk
+        worker = Worker(db, DefaultEngine(), config)
+        worker.disk_check_s = 0.1
+        caplog.set_level(logging.INFO)
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop, 0.1))
+        thread.start()
+        try:
+            wait_for(lambda: worker.conditions.is_active(Fault.DISK_LOW), 30)
+            time.sleep(0.5)
+            assert ClipStore(db).count() == 0 and JobQueue(db).counts()[JobStatus.RUNNING] == 0
+            (cond,) = active_conditions(db)  # what `art2mus status` and /health show
+            assert cond.name == "disk-low" and "min_free_megabytes = 20" in cond.message
+            subprocess.run(["mount", "-o", "remount,size=128m", str(disk)], check=True)
+            wait_for(lambda: ClipStore(db).count() == 1, 60)
+        finally:
+            stop.set()
+            thread.join(30)
+            db.close()
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("condition disk-low started" in m for m in messages) == 1
+        assert sum("condition disk-low ended" in m for m in messages) == 1
+
+
+def wait_for(predicate, seconds: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert proc is None or proc.poll() is None, "the process ended"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def clip_count(db_path: Path) -> int:
+    con = sqlite3.connect(db_path)
+    try:
+        return con.execute("SELECT count(*) FROM clips").fetchone()[0]
+    finally:
+        con.close()
