@@ -428,3 +428,45 @@ def clip_count(db_path: Path) -> int:
         return con.execute("SELECT count(*) FROM clips").fetchone()[0]
     finally:
         con.close()
+
+
+# -- bounded storage -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_store_prune_dry_run_then_prune_keeps_what_plays_and_returns_the_space(tmp_path, stored):
+    db_path = tmp_path / "art2mus.db"
+    shutil.copy(stored, db_path)
+    db = Database(db_path)
+    store = ClipStore(db)
+    (kept,) = [store.get(i) for i in range(1, 2)]
+    with (
+        db.write() as s
+    ):  # a superseded candidate of the same image, and the clip of a painting gone long ago
+        from engine.store import Artwork, Clip
+
+        old = Clip(**{c: getattr(s.get(Clip, kept.id), c) for c in ("image_hash", "artwork_id", "params_hash", "duration", "sample_rate", "audio")}, engine="default", model_version="older", seed=1, chosen=False, created_at=kept.created_at - timedelta(days=1))  # fmt: skip
+        s.add(old)
+        gone = s.get(Artwork, 2)
+        gone.status, gone.updated_at = "missing", gone.updated_at - timedelta(days=400)
+        s.add(Clip(image_hash=gone.image_hash, artwork_id=2, engine="default", model_version="m", params_hash="p", duration=5.0, sample_rate=48000, audio=os.urandom(500_000), chosen=True))  # fmt: skip
+    db.close()
+    size = db_path.stat().st_size
+
+    dry = art2mus("store", "prune", "--dry-run", "--db", str(db_path))
+    assert dry.returncode == 0, dry.stderr
+    assert "would remove 2 clips" in dry.stdout and "superseded" in dry.stdout and "missing" in dry.stdout
+    assert clip_count(db_path) == 3  # nothing changed
+
+    run = art2mus(
+        "--config", str(ROOT / "content" / "art2mus.toml"), "store", "prune", "--db", str(db_path), "--json"
+    )
+    assert run.returncode == 0, run.stderr
+    import json
+
+    result = json.loads(run.stdout)
+    assert result["deleted"] == 2 and result["freed_bytes"] > 1_000_000
+    assert (
+        clip_count(db_path) == 1 and ClipStore(Database(db_path)).get(kept.id) is not None
+    )  # the chosen one stays
+    assert db_path.stat().st_size < size

@@ -209,6 +209,9 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling defers it).
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
+    # Only a new, empty file takes this (before its first table); then pruning can hand space
+    # back with PRAGMA incremental_vacuum instead of a full VACUUM (engine/store/prune.py).
+    cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # NORMAL is durable across application crashes in WAL mode; only a power cut can lose
