@@ -75,6 +75,8 @@ MAINTENANCE_SECONDS = 60.0
 DISK_CHECK_SECONDS = 10.0
 # A difference between wall-clock and monotonic time over this is a clock jump.
 CLOCK_JUMP_SECONDS = 60.0
+# Clips no longer needed are pruned this often by the running service (engine/store/prune.py).
+PRUNE_SECONDS = 24 * 3600.0
 # Fault conditions that a job done proves over (the disk took a clip, the worker lives).
 _JOB_FAULTS = (Fault.DISK_FULL, Fault.OUT_OF_MEMORY, Fault.WORKER_LOST, Fault.CLOCK_JUMP)
 
@@ -186,6 +188,8 @@ class Worker:
         store = config.store
         self.min_free_bytes = int(getattr(store, "min_free_megabytes", 0)) * 1024 * 1024
         self.integrity_every_s = float(getattr(store, "integrity_check_hours", 0.0)) * 3600
+        self.missing_grace_s = float(getattr(store, "missing_grace_days", 30.0)) * 86400
+        self._pruned_at = time.monotonic()  # the first prune a day after the start
         #: Machine conditions met now (for the log and the status report).
         self.conditions = Conditions(db)
         #: The wait between tries while a machine fault lasts.
@@ -409,6 +413,21 @@ class Worker:
         if self.integrity_every_s > 0 and now - self._checked_at >= self.integrity_every_s:
             self._checked_at = now
             self._integrity_check()
+        if now - self._pruned_at >= PRUNE_SECONDS:
+            self._pruned_at = now
+            self._prune()
+
+    def _prune(self) -> None:
+        """Remove clips no longer needed and hand back the space, when that is cheap (an
+        incremental vacuum; the one-off full VACUUM of an old file is left to `store prune`)."""
+        from engine.store.prune import plan_prune, prune, reclaim
+
+        items = plan_prune(self.db, self.missing_grace_s)
+        if not items:
+            return
+        deleted = prune(self.db, items)
+        freed, how = reclaim(self.db, full_vacuum=False)
+        log.info("pruned %d clips no longer needed; %.1f MB handed back (%s)", deleted, freed / 1e6, how)
 
     def _integrity_check(self) -> None:
         started = time.monotonic()

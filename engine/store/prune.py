@@ -131,8 +131,9 @@ def prune(db: Database, items: list[PruneItem]) -> int:
     return deleted
 
 
-def reclaim(db: Database) -> tuple[int, str]:
-    """Hand free pages back to the file system; (bytes returned, how)."""
+def reclaim(db: Database, full_vacuum: bool = True) -> tuple[int, str]:
+    """Hand free pages back to the file system; (bytes returned, how). Without ``full_vacuum``
+    an old file (no incremental vacuum) is left as it is: a full VACUUM blocks every writer."""
     before = _size(db)
     # VACUUM cannot run inside a transaction, and SQLAlchemy's connections always begin one:
     # use the driver's connection, in autocommit mode (engine/store/db.py sets it so).
@@ -144,6 +145,8 @@ def reclaim(db: Database) -> tuple[int, str]:
         if mode == 2:  # INCREMENTAL
             con.execute("PRAGMA incremental_vacuum").fetchall()
             how = "incremental vacuum"
+        elif not full_vacuum:
+            return 0, "the file needs one full VACUUM first: run `art2mus store prune`"
         else:
             need = db.path.stat().st_size
             if shutil.disk_usage(db.path.parent).free < need * 1.1:
