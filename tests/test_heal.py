@@ -470,3 +470,31 @@ def test_store_prune_dry_run_then_prune_keeps_what_plays_and_returns_the_space(t
         clip_count(db_path) == 1 and ClipStore(Database(db_path)).get(kept.id) is not None
     )  # the chosen one stays
     assert db_path.stat().st_size < size
+
+
+@pytest.mark.slow
+def test_processes_starting_at_once_on_a_damaged_database_set_it_aside_once(tmp_path, stored):
+    db_path = tmp_path / "art2mus.db"
+    shutil.copy(stored, db_path)
+    damage(db_path, "header")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "art2mus", "catalog", "list", "--db", str(db_path)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert sum("is damaged" in err for _, err in outs) == 1, outs
+    assert (
+        len([p for p in tmp_path.glob("art2mus.db.damaged-*") if not p.name.endswith(("-wal", "-shm"))]) == 1
+    )
+    con = sqlite3.connect(db_path)
+    assert con.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    con.close()
