@@ -112,3 +112,21 @@ def test_a_lost_wal_loses_no_clip_the_worker_stored(tmp_path, demo_dir):
     con = sqlite3.connect(copy)
     assert con.execute("SELECT count(*) FROM clips").fetchone() == (1,)
     con.close()
+
+
+def test_a_broken_file_with_a_future_mtime_is_judged_not_waited_for(tmp_path, demo_dir):
+    """A camera with a wrong clock: the file is not "still being copied" forever."""
+    import os
+    import time
+
+    from engine.catalog.scanner import scan_collection
+    from engine.config import default_config
+
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    broken = folder / "broken.png"
+    broken.write_bytes((demo_dir / "harvest-at-la-crau.png").read_bytes()[:3000])
+    future = time.time_ns() + 10 * 365 * 86400 * 10**9
+    os.utime(broken, ns=(future, future))
+    summary = scan_collection(Database(tmp_path / "art2mus.db"), folder, default_config().catalog)
+    assert summary.invalid == 1 and summary.growing == []

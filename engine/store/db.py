@@ -191,7 +191,8 @@ class Database:
                     # files again instead of failing for good on the stale handles.
                     self.engine.dispose()
                 delay = (0.05 * 2**attempt) * (1 + random.random())
-                log.warning("%s: database busy, retrying write in %.2f s", self.path, delay)
+                # DEBUG: a lock that stays busy ends as a condition, said once (engine/store/conditions.py).
+                log.debug("%s: database busy, retrying write in %.2f s", self.path, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
