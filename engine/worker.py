@@ -53,7 +53,7 @@ from sqlalchemy import func, select
 
 from engine.engines.base import Engine, GeneratedClip
 from engine.store.clips import ClipInfo, ClipStore, clip_params_hash
-from engine.store.conditions import Conditions
+from engine.store.conditions import Conditions, forget_ended
 from engine.store.faults import Backoff, Fault, RepeatFilter, classify
 from engine.store.jobs import PRIORITY_PREGENERATE, JobQueue
 from engine.store.models import Artwork, ArtworkStatus, Clip, Job, JobKind, JobStatus
@@ -321,7 +321,11 @@ class Worker:
         host = socket.gethostname()
         n = self.jobs.requeue_orphans(f"{host}:", _process_alive)
         if n:
-            log.info("took back %d jobs of ended workers on %s", n, host)
+            # A machine fault (kill -9, OOM, power cut): the attempts were given back.
+            log.warning(
+                "took back %d jobs of workers on %s that ended mid-job (not counted as attempts)", n, host
+            )
+        forget_ended(self.db, _process_alive)  # their conditions can no longer be "active"
         return n
 
     def run(self, stop_event: threading.Event, idle_poll_s: float = 1.0) -> None:

@@ -130,3 +130,17 @@ def test_a_broken_file_with_a_future_mtime_is_judged_not_waited_for(tmp_path, de
     os.utime(broken, ns=(future, future))
     summary = scan_collection(Database(tmp_path / "art2mus.db"), folder, default_config().catalog)
     assert summary.invalid == 1 and summary.growing == []
+
+
+def test_conditions_of_a_process_that_ended_are_forgotten(db_path):
+    import socket
+
+    from engine.store.conditions import forget_ended
+    from engine.store.models import Condition
+
+    db = Database(db_path)
+    host = socket.gethostname()
+    db.run_write(lambda s: s.add(Condition(name="disk-full", message="m", worker_id=f"{host}:999999999")))
+    db.run_write(lambda s: s.add(Condition(name="database-busy", message="m", worker_id="elsewhere:1")))
+    assert forget_ended(db, lambda worker_id: False) == 1
+    assert [c.name for c in active_conditions(db)] == ["database-busy"]  # another machine's: kept

@@ -119,6 +119,21 @@ class Conditions:
         return True
 
 
+def forget_ended(db: Database, alive: Callable[[str], bool]) -> int:
+    """Delete the rows of processes of this machine that have ended (killed while a condition
+    was active, they could not say it ended); ``alive(worker_id)`` tells. Returns how many."""
+    prefix = f"{socket.gethostname()}:"
+
+    def write(s: Session) -> int:
+        rows = s.scalars(select(Condition).where(Condition.worker_id.startswith(prefix))).all()
+        ended = [r for r in rows if not alive(r.worker_id)]
+        for r in ended:
+            s.delete(r)
+        return len(ended)
+
+    return db.run_write(write)
+
+
 def active_conditions(db: Database) -> list[ActiveCondition]:
     """The conditions recorded in the store by any process, oldest first (for status/health)."""
     with db.read() as s:
