@@ -498,3 +498,29 @@ def test_processes_starting_at_once_on_a_damaged_database_set_it_aside_once(tmp_
     con = sqlite3.connect(db_path)
     assert con.execute("PRAGMA quick_check").fetchone() == ("ok",)
     con.close()
+
+
+def test_the_kiosk_plays_the_nearest_clip_while_a_quarantined_one_is_made_again(tmp_path, demo_dir):
+    from installation.kiosk.services import KioskServices
+
+    collection = two_paintings(tmp_path, demo_dir)
+    db_path = tmp_path / "art2mus.db"
+    db = Database(db_path)
+    scan_collection(db, collection, default_config().catalog)
+    worker = Worker(db, DefaultEngine(), make_config(collection, db_path))
+    worker.enqueue_missing()
+    assert worker.run_until_idle().done == 2
+    store = ClipStore(db)
+    services = KioskServices(
+        db, collection, player=None, clip_store=store, job_queue=JobQueue(db), engine_info=None
+    )
+    own = services.clip_choice(1)
+    assert own.own
+    con = sqlite3.connect(db_path)
+    con.execute("UPDATE clips SET audio = ? WHERE id = ?", (b"fLaC" + os.urandom(5000), own.clip.id))
+    con.commit()
+    con.close()
+    with pytest.raises(ClipNotFound):
+        store.load_audio(own.clip.id)
+    fallback = services.clip_choice(1)
+    assert not fallback.own and fallback.artwork_id == 2  # the nearest ready clip plays meanwhile
