@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from engine.catalog.scanner import ScanError, ScanSummary, scan_collection
 from engine.catalog.watcher import CatalogWatcher
-from engine.store.faults import classify
+from engine.store.faults import classify, one_line
 from engine.store.status import record_engine
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class EngineService:
             fault = classify(exc)
             if fault is None:
                 raise
-            log.warning("engine service: %s at start (%s); the worker retries", fault, exc)
+            log.warning("engine service: %s at start (%s); the worker retries", fault, one_line(exc))
 
     # -- catalog ---------------------------------------------------------------------------
 

@@ -50,11 +50,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from engine.engines.base import Engine, GeneratedClip
 from engine.store.clips import ClipInfo, ClipStore, clip_params_hash
 from engine.store.conditions import Conditions, forget_ended
-from engine.store.faults import Backoff, Fault, RepeatFilter, classify
+from engine.store.faults import Backoff, Fault, RepeatFilter, classify, one_line
 from engine.store.jobs import PRIORITY_PREGENERATE, JobQueue
 from engine.store.models import Artwork, ArtworkStatus, Clip, Job, JobKind, JobStatus
 
@@ -714,8 +715,10 @@ def _process_alive(worker_id: str) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, (ValueError, RuntimeError, OSError)) else f"{type(exc).__name__}: {text}"
+    text = one_line(exc)
+    # Plain words for errors that carry them (SQLite's through SQLAlchemy included).
+    plain = (ValueError, RuntimeError, OSError, DBAPIError)
+    return text if isinstance(exc, plain) else f"{type(exc).__name__}: {text}"
 
 
 class _Heartbeat:

@@ -378,6 +378,9 @@ def test_a_full_disk_pauses_the_service_fails_nothing_and_it_resumes(tmp_path, d
         assert (
             log.count("condition disk-full started") == 1 and log.count("condition disk-full ended") == 1
         ), log
+        (started,) = [line for line in log.splitlines() if "condition disk-full started" in line]
+        assert started.endswith(f"{db_path}: database or disk is full")  # one line, SQLite's words
+        assert "Background on this error" not in log
         con = sqlite3.connect(db_path)
         assert con.execute("SELECT status, attempts FROM jobs").fetchall() == [("done", 1), ("done", 1)]
         con.close()

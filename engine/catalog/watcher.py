@@ -25,7 +25,7 @@ from watchdog.observers.polling import PollingObserver
 
 from engine.config import CatalogConfig
 from engine.store import Database
-from engine.store.faults import RepeatFilter, classify
+from engine.store.faults import RepeatFilter, classify, one_line
 
 from .images import SUFFIX_FORMATS
 from .metadata import CATALOG_CSV, CATALOG_JSON
@@ -178,7 +178,9 @@ class CatalogWatcher:
         more = f" ({held} more since the last report)" if held else ""
         fault = classify(exc)
         if fault is not None:
-            log.warning("%s: catalog sync paused (%s: %s); will retry%s", self.root, fault, exc, more)
+            log.warning(
+                "%s: catalog sync paused (%s: %s); will retry%s", self.root, fault, one_line(exc), more
+            )
         else:
             log.exception("%s: catalog sync failed; will retry%s", self.root, more)
 

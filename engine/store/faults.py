@@ -87,6 +87,14 @@ def _classify_one(exc: BaseException) -> Fault | None:
     return None
 
 
+def one_line(exc: BaseException) -> str:
+    """The exception in one line for the log: SQLite's own words for a database error (without
+    SQLAlchemy's statement and "Background on this error" lines)."""
+    orig = getattr(exc, "orig", None) if isinstance(exc, DBAPIError) else None
+    text = str(orig if orig is not None else exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
 def backoff_seconds(failures: int, base: float = 1.0, cap: float = 300.0) -> float:
     """The wait after ``failures`` faults in a row: base·2^(n-1), capped, with ±25 % jitter so
     two processes meeting one fault do not retry in step."""
