@@ -471,10 +471,16 @@ class Worker:
         started = time.monotonic()
         self.recover_orphans()
         while True:
+            self._fault_this_turn = None
             while (result := self.run_once()) is not None:
                 summary.add(result)
                 if progress is not None:
                     progress(result)
+                if self._fault_this_turn is not None:  # the machine, not the job: wait, retry
+                    time.sleep(self.backoff.next_delay())
+                    self._fault_this_turn = None
+                else:
+                    self._turn_went_well(result)
             wait = self.jobs.next_ready_in([self.engine.name])
             if wait is None:
                 break

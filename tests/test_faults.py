@@ -144,3 +144,43 @@ def test_conditions_of_a_process_that_ended_are_forgotten(db_path):
     db.run_write(lambda s: s.add(Condition(name="database-busy", message="m", worker_id="elsewhere:1")))
     assert forget_ended(db, lambda worker_id: False) == 1
     assert [c.name for c in active_conditions(db)] == ["database-busy"]  # another machine's: kept
+
+
+def test_a_fault_at_the_write_boundary_costs_no_attempt_in_a_one_shot_run(tmp_path, demo_dir, caplog):
+    """`pregenerate` (run_until_idle) meets a full disk once: it waits, retries, the job is done
+    with one attempt, and the log has one WARNING and one INFO."""
+    import shutil
+
+    from engine.catalog.scanner import scan_collection
+    from engine.config import default_config
+    from engine.engines.default.engine import DefaultEngine
+    from engine.store import JobStatus
+    from engine.store.clips import ClipStore
+    from engine.store.jobs import JobQueue
+    from engine.worker import Worker
+
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    shutil.copy(demo_dir / "harvest-at-la-crau.png", folder)
+    db = Database(tmp_path / "art2mus.db")
+    scan_collection(db, folder, default_config().catalog)
+    config = default_config()
+    config.collection.path, config.engine.duration, config.engine.max_attempts = folder, 5.0, 1
+    worker = Worker(db, DefaultEngine(), config)
+    store = ClipStore(db)
+    real_put, calls = store.put, []
+
+    def put_on_a_full_disk(**kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_put(**kw)
+
+    worker.clips.put = put_on_a_full_disk
+    worker.enqueue_missing()
+    caplog.set_level(logging.INFO, logger="engine.conditions")
+    summary = worker.run_until_idle()
+    assert (summary.done, summary.failed, len(calls)) == (1, 0, 2)
+    job = JobQueue(db).get(1)
+    assert job.status == JobStatus.DONE and (job.attempts, job.faults) == (1, 1)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.INFO]

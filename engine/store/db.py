@@ -135,7 +135,9 @@ class Database:
         make a new one (True: the caller rebuilds the catalog). False when the file is sound."""
         from .health import check_file
 
-        if check_file(self.path, CheckLevel.QUICK) is None and check_file(self.path, CheckLevel.OPEN) is None:
+        if not self.heal_enabled:
+            return False
+        if check_file(self.path, CheckLevel.QUICK) is None:
             log.warning("database %s reported %r but its check finds it sound", self.path, problem)
             return False
         self.engine.dispose()
