@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import sys
 
 import click
 
@@ -32,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Install the systemd units for a user and a configuration.",
     ),
     "models": ("engine.engines.diffusion.cli:models", "Build, make and check Art2Mus model bundles."),
+    "store": ("engine.store.cli:store", "Prune clips no longer needed and hand the space back."),
 }
 
 
@@ -77,7 +77,7 @@ class LazyGroup(click.Group):
 def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """Art2Mus exhibition player: every artwork gets its own ambient music."""
     level = logging.INFO if verbose == 1 else logging.DEBUG if verbose > 1 else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    from engine.log_format import configure
+
+    configure(level)  # journald priorities under systemd (engine/log_format.py)
     ctx.obj = CliState(config_path)

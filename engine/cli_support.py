@@ -34,8 +34,12 @@ def get_config(ctx: click.Context):
     return state.config if state is not None else CliState(None).config
 
 
-def open_database(ctx: click.Context, db_path: str | Path | None):
-    """The store at ``db_path`` (``--db``), or at ``store.database`` from the configuration."""
+def open_database(ctx: click.Context, db_path: str | Path | None, check: str = "open"):
+    """The store at ``db_path`` (``--db``), or at ``store.database`` from the configuration.
+
+    A damaged file is set aside and made anew (engine/store/health.py); ``check`` is how
+    thoroughly it is looked at first ("open", "quick_check": the engine service's start).
+    """
     from sqlalchemy.exc import DBAPIError
 
     from engine.store import Database, SchemaError, StoreError
@@ -45,7 +49,7 @@ def open_database(ctx: click.Context, db_path: str | Path | None):
     if state is not None:
         state.db_path = path
     try:
-        return Database(path)
+        return Database(path, check=check)
     except (StoreError, SchemaError) as exc:
         raise click.ClickException(str(exc)) from None
     except DBAPIError as exc:

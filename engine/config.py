@@ -51,6 +51,15 @@ class CollectionConfig:
 class StoreConfig:
     # The SQLite database that the engine service and the kiosk share (WAL mode).
     database: Path = Path("~/.local/share/art2mus/art2mus.db")
+    # Generation pauses while the database's disk has less free space than this (0: never),
+    # so that a full disk never puts the database at risk; it resumes when space returns.
+    min_free_megabytes: int = field(default=1024, metadata=_range(0, 10_000_000))
+    # Hours between full integrity checks of the database by the engine service (0: never);
+    # a quick check runs at every start.
+    integrity_check_hours: float = field(default=24.0, metadata=_range(0.0, 8760.0))
+    # Clips of an artwork missing from the collection this long are pruned (it may come back
+    # from a drive unplugged for a while; renamed files keep their clips anyway).
+    missing_grace_days: float = field(default=30.0, metadata=_range(0.0, 3650.0))
 
 
 @dataclass
@@ -77,8 +86,11 @@ class EngineConfig:
     steps: int = field(default=200, metadata=_range(1, 1000))
     guidance_scale: float = field(default=3.5, metadata=_range(1.0, 20.0))
     batch_size: int = field(default=4, metadata=_range(1, 64))
-    # Attempts before a pregeneration job is marked failed.
+    # Attempts before a pregeneration job is marked failed. Only the artwork's own failures
+    # count (bad image, engine error); machine faults (disk full, a killed worker) never do.
     max_attempts: int = field(default=3, metadata=_range(1, 20))
+    # Failed artworks are tried again, with fresh attempts, after this many hours.
+    failed_retry_hours: float = field(default=24.0, metadata=_range(0.01, 8760.0))
     # General-MIDI SoundFont (.sf2) for the default engine; empty = TimGM6mb from pretty_midi.
     soundfont: Path | None = None
     # A running job whose worker sent no heartbeat for this long is given to another worker.

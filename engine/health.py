@@ -58,12 +58,33 @@ DEFAULT_PIN_WARNING = (
 
 
 def store_faults(database: Path) -> list[dict[str, Any]]:
-    """Hook: the store's active fault conditions (disk full, database busy or read-only,
-    damaged file set aside, ...) as ``{"at", "source": "store", "message"}``.
+    """The store's active fault conditions (disk full, database busy or read-only, damaged
+    file set aside, ...; engine/store/conditions.py) as ``{"at", "source": "store", "message"}``.
 
-    Filled by the store's healing and back-off (issue 15, items 1-2, engine/store/); until
-    then the report finds faults itself (an unreadable database, failed jobs)."""
-    return []
+    Read straight from the ``conditions`` table, read-only, like the rest of the report; a
+    database older than that table has none."""
+    if not database.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return []  # the report says elsewhere that the database cannot be opened
+    try:
+        rows = conn.execute(
+            "SELECT name, message, started_at, count FROM conditions ORDER BY started_at"
+        ).fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+    return [
+        {
+            "at": _iso_text(started_at),
+            "source": "store",
+            "message": f"{name}: {message}" + (f" (met {count} times)" if count > 1 else ""),
+        }
+        for name, message, started_at, count in rows
+    ]
 
 
 # Replaceable (tests, or the store once it keeps its conditions): database -> faults.

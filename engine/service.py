@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from engine.beacons import BeaconWriter
@@ -27,6 +28,7 @@ from engine.config import uses_default_pin
 from engine.health import DEFAULT_PIN_WARNING, ServiceName, health_report
 from engine.health_server import HealthServer
 from engine.sd_notify import Watchdog, notify
+from engine.store.faults import classify, one_line
 from engine.store.status import record_engine
 
 if TYPE_CHECKING:
@@ -88,7 +90,7 @@ class EngineService:
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set."""
         engine = self.worker.engine
-        record_engine(self.db, engine.name, engine.model_version, self.reason)
+        self._tolerate_fault(lambda: record_engine(self.db, engine.name, engine.model_version, self.reason))
         pulse = LoopPulse(stop)
         beacon = BeaconWriter(
             self.db.path,
@@ -103,9 +105,11 @@ class EngineService:
             log.warning(DEFAULT_PIN_WARNING)
         health = self._start_health()
         self._start_watching(stop)
+        # A database found damaged while serving is made anew: fill it from the collection.
+        self.worker.on_rebuilt = self._rebuild
         watchdog = Watchdog(lambda: self._loop_trouble(pulse))
         try:
-            self.worker.enqueue_missing()  # what the catalog already holds
+            self._tolerate_fault(self.worker.enqueue_missing)  # what the catalog already holds
             notify(f"READY=1\nSTATUS=serving with the {engine.name} engine")
             watchdog.start()
             self.worker.run(pulse)
@@ -138,6 +142,17 @@ class EngineService:
             log.error("cannot serve the health endpoint on %s: %s", listen, exc.strerror or exc)
             return None
 
+    def _tolerate_fault(self, step: Callable[[], object]) -> None:
+        """Run a start-up step; a machine fault (disk full, database busy) is said in one line
+        and left to the worker loop, which retries with back-off. A bug still raises."""
+        try:
+            step()
+        except Exception as exc:
+            fault = classify(exc)
+            if fault is None:
+                raise
+            log.warning("engine service: %s at start (%s); the worker retries", fault, one_line(exc))
+
     # -- catalog ---------------------------------------------------------------------------
 
     def _start_watching(self, stop: threading.Event) -> None:
@@ -151,6 +166,13 @@ class EngineService:
             self._start_polling(stop)
             return
         self._watcher = watcher
+
+    def _rebuild(self) -> None:
+        log.info("rebuilding the catalog of %s from %s", self.db.path, self.folder)
+        if self._watcher is not None:
+            self._watcher.request_full_scan()
+        else:
+            self._scan()
 
     def _start_polling(self, stop: threading.Event) -> None:
         self._poller = threading.Thread(target=self._poll, args=(stop,), name="catalog-poll", daemon=True)

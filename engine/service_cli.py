@@ -47,7 +47,7 @@ def serve(ctx, db_path, model, gpus):
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("engine").setLevel(logging.INFO)
     config = get_config(ctx)
-    db = open_database(ctx, db_path)
+    db = open_database(ctx, db_path, check="quick_check")  # a damaged file is set aside and rebuilt
     if gpus:
         _serve_on_devices(ctx, config, db, gpus, model)
         return

@@ -8,8 +8,17 @@ the service reuses them.
 
 Crash safety: a clip is written only once it is complete, so a worker killed mid-clip leaves
 nothing behind. While it works it sends heartbeats; if it dies, the next worker to look at the
-queue finds the job's heartbeat stale and puts it back (each claim counts as an attempt; after
-``engine.max_attempts`` the job is marked failed with the error text).
+queue finds the job's heartbeat stale and puts it back.
+
+Faults are not failures (engine/store/faults.py): only the artwork's own errors count attempts
+(after ``engine.max_attempts`` the job is failed, and retried after
+``engine.failed_retry_hours``). A machine fault (disk full, database busy, read-only or
+damaged, a killed worker, a clock jump) gives the attempt back; the worker waits with
+exponential back-off and retries forever, logging one WARNING when the condition starts and
+one INFO when it ends (engine/store/conditions.py). Free space under
+``store.min_free_megabytes`` pauses generation before the database is at risk. A damaged
+database is set aside and rebuilt (engine/store/health.py); ``on_rebuilt`` then asks the
+service to rescan the collection.
 
 Job kinds (``JobKind``): pregenerate, visitor and capture fill what is missing; regenerate makes
 new candidates with fresh seeds, chooses the best of them and removes the clips they replace.
@@ -26,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -35,14 +45,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from engine.engines.base import Engine, GeneratedClip
 from engine.store.clips import ClipInfo, ClipStore, clip_params_hash
+from engine.store.conditions import Conditions, forget_ended
+from engine.store.faults import Backoff, Fault, RepeatFilter, classify, one_line
 from engine.store.jobs import PRIORITY_PREGENERATE, JobQueue
 from engine.store.models import Artwork, ArtworkStatus, Clip, Job, JobKind, JobStatus
 
@@ -52,8 +65,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Images are decoded at most this large for the engines (features and encoders need less).
 LOAD_MAX_SIDE = 1024
+# How often the running worker does its housekeeping: queue what lacks clips (a quarantined
+# clip, a rebuilt database), retry failed jobs whose cool-down passed, check the disk.
+MAINTENANCE_SECONDS = 60.0
+# While generation is paused for lack of disk space, look again this often.
+DISK_CHECK_SECONDS = 10.0
+# A difference between wall-clock and monotonic time over this is a clock jump.
+CLOCK_JUMP_SECONDS = 60.0
+# Clips no longer needed are pruned this often by the running service (engine/store/prune.py).
+PRUNE_SECONDS = 24 * 3600.0
+# Fault conditions that a job done proves over (the disk took a clip, the worker lives).
+_JOB_FAULTS = (Fault.DISK_FULL, Fault.OUT_OF_MEMORY, Fault.WORKER_LOST, Fault.CLOCK_JUMP)
 
 
 class JobSkipped(Exception):
@@ -159,6 +185,24 @@ class Worker:
         self.batch_size = int(settings.batch_size)
         self.max_attempts = int(settings.max_attempts)
         self.stale_seconds = float(getattr(settings, "stale_seconds", 120.0))
+        self.failed_retry_s = float(getattr(settings, "failed_retry_hours", 24.0)) * 3600
+        store = config.store
+        self.min_free_bytes = int(getattr(store, "min_free_megabytes", 0)) * 1024 * 1024
+        self.integrity_every_s = float(getattr(store, "integrity_check_hours", 0.0)) * 3600
+        self.missing_grace_s = float(getattr(store, "missing_grace_days", 30.0)) * 86400
+        self._pruned_at = time.monotonic()  # the first prune a day after the start
+        #: Machine conditions met now (for the log and the status report).
+        self.conditions = Conditions(db)
+        #: The wait between tries while a machine fault lasts.
+        self.backoff = Backoff(base=1.0, cap=300.0)
+        #: Called after a damaged database was set aside and made anew (the service rescans).
+        self.on_rebuilt: Callable[[], None] | None = None
+        self._repeats = RepeatFilter(60.0)
+        self._fault_this_turn: Fault | None = None
+        self._maintained_at = -MAINTENANCE_SECONDS  # monotonic; the first turn maintains
+        self._checked_at = time.monotonic()  # the start's quick check counts as the first
+        self._clock = _ClockWatch()
+        self.disk_check_s = DISK_CHECK_SECONDS
 
     # -- queueing --------------------------------------------------------------------------
 
@@ -278,34 +322,169 @@ class Worker:
         host = socket.gethostname()
         n = self.jobs.requeue_orphans(f"{host}:", _process_alive)
         if n:
-            log.info("took back %d jobs of ended workers on %s", n, host)
+            # A machine fault (kill -9, OOM, power cut): the attempts were given back.
+            log.warning(
+                "took back %d jobs of workers on %s that ended mid-job (not counted as attempts)", n, host
+            )
+        forget_ended(self.db, _process_alive)  # their conditions can no longer be "active"
         return n
 
     def run(self, stop_event: threading.Event, idle_poll_s: float = 1.0) -> None:
-        """Work until ``stop_event`` is set, polling the queue while it is empty."""
+        """Work until ``stop_event`` is set, polling the queue while it is empty; machine faults
+        pause it with back-off, never end it."""
         log.info("worker %s running the %s engine", self.worker_id, self.engine.name)
-        try:
-            self.recover_orphans()
-        except Exception:
-            log.exception("worker: cannot check for jobs of ended workers")
+        self._guard(self.recover_orphans)
         while not stop_event.is_set():
-            try:
-                result = self.run_once()
-            except Exception:  # the database went away for a moment: wait, then go on
-                log.exception("worker: cannot use the job queue")
-                result = None
+            if self._disk_low():
+                stop_event.wait(self.disk_check_s)
+                continue
+            self._fault_this_turn = None
+            self._guard(self._maintain)
+            result = self._guard(self.run_once)
+            if self._fault_this_turn is not None:
+                stop_event.wait(self.backoff.next_delay())
+                continue
+            self._turn_went_well(result)
             if result is None:
                 stop_event.wait(idle_poll_s)
 
+    def _guard(self, fn: Callable[[], T]) -> T | None:
+        """Run one step of the loop: a machine fault becomes a condition (one WARNING, no
+        traceback) and a back-off; anything else is a bug, logged with its traceback (at
+        most once a minute for the same error)."""
+        try:
+            return fn()
+        except Exception as exc:
+            self._on_fault_or_bug(exc)
+            return None
+
+    def _on_fault_or_bug(self, exc: Exception) -> None:
+        fault = classify(exc)
+        if fault == Fault.DB_DAMAGED:
+            self._heal(exc)
+        elif fault is not None:
+            self._note_fault(fault, f"{self.db.path}: {_describe(exc)}")
+        else:
+            allowed, held = self._repeats.allow(f"{type(exc).__name__}:{exc}")
+            if allowed:
+                more = f" ({held} more like it since the last report)" if held else ""
+                log.exception("worker: unexpected error%s", more)
+            self._fault_this_turn = self._fault_this_turn or Fault.DB_UNAVAILABLE
+
+    def _note_fault(self, fault: Fault, message: str) -> None:
+        self._fault_this_turn = fault
+        self.conditions.start(fault, message)
+
+    def _turn_went_well(self, result: JobResult | None) -> None:
+        """End the conditions this turn proved over, and the back-off."""
+        keep = {Fault.DISK_LOW}
+        if result is None or result.status not in (JobOutcome.DONE, JobOutcome.SKIPPED):
+            keep.update(_JOB_FAULTS)  # only a job done shows the disk takes clips again
+        self.conditions.end_all_but(keep)
+        done = result is not None and result.status == JobOutcome.DONE
+        if done or not self.conditions.active():
+            self.backoff.reset()
+
+    def _heal(self, exc: BaseException) -> None:
+        """The database said it is damaged: set it aside, make it anew, have it rebuilt."""
+        self._fault_this_turn = Fault.DB_DAMAGED
+        if self.db.heal(str(exc)):
+            self.conditions = Conditions(self.db)  # the old rows went aside with the file
+            if self.on_rebuilt is not None:
+                self.on_rebuilt()
+            self.enqueue_missing()
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def _maintain(self) -> None:
+        """Every MAINTENANCE_SECONDS: the clock, failed jobs' cool-down, what lacks clips, and
+        the scheduled integrity check."""
+        now = time.monotonic()
+        jump = self._clock.jumped()
+        if jump is not None:
+            self._note_fault(
+                Fault.CLOCK_JUMP,
+                f"the system clock jumped by {jump:+.0f} s; jobs whose heartbeat looks stale "
+                "are handed back without counting an attempt",
+            )
+            self._fault_this_turn = None  # nothing to wait for: only say so
+        if now - self._maintained_at < MAINTENANCE_SECONDS:
+            return
+        self._maintained_at = now
+        retried = self.jobs.retry_cooled_down(self.failed_retry_s)
+        if retried:
+            log.info("retrying %d failed jobs after their cool-down", retried)
+        self.enqueue_missing()
+        if self.integrity_every_s > 0 and now - self._checked_at >= self.integrity_every_s:
+            self._checked_at = now
+            self._integrity_check()
+        if now - self._pruned_at >= PRUNE_SECONDS:
+            self._pruned_at = now
+            self._prune()
+
+    def _prune(self) -> None:
+        """Remove clips no longer needed and hand back the space, when that is cheap (an
+        incremental vacuum; the one-off full VACUUM of an old file is left to `store prune`)."""
+        from engine.store.prune import plan_prune, prune, reclaim
+
+        items = plan_prune(self.db, self.missing_grace_s)
+        if not items:
+            return
+        deleted = prune(self.db, items)
+        freed, how = reclaim(self.db, full_vacuum=False)
+        log.info("pruned %d clips no longer needed; %.1f MB handed back (%s)", deleted, freed / 1e6, how)
+
+    def _integrity_check(self) -> None:
+        started = time.monotonic()
+        problem = self.db.integrity_check()
+        log.info(
+            "integrity check of %s: %s (%.1f s)", self.db.path, problem or "ok", time.monotonic() - started
+        )
+        if problem is not None:
+            self._heal(RuntimeError(problem))
+
+    def _disk_low(self) -> bool:
+        """Whether generation must pause: free space under ``store.min_free_megabytes``. It
+        resumes 10 % (at least 64 MB) above, so that one clip does not toggle it."""
+        if self.min_free_bytes <= 0:
+            return False
+        try:
+            free = shutil.disk_usage(self.db.path.parent).free
+        except OSError:
+            return False
+        paused = self.conditions.is_active(Fault.DISK_LOW)
+        margin = max(64 * 1024 * 1024, self.min_free_bytes // 10) if paused else 0
+        if free >= self.min_free_bytes + margin:
+            self.conditions.end(Fault.DISK_LOW)
+            return False
+        self.conditions.start(
+            Fault.DISK_LOW,
+            f"{free / 1e6:.0f} MB free on {self.db.path.parent}, under store.min_free_megabytes = "
+            f"{self.min_free_bytes // (1024 * 1024)}: generation paused until space returns",
+        )
+        return True
+
     def run_until_idle(self, progress: Callable[[JobResult], None] | None = None) -> WorkerSummary:
-        """Do jobs until none is left for this worker; returns what was done."""
+        """Do jobs until none is left for this worker (waiting for jobs that back off after a
+        machine fault); returns what was done."""
         summary = WorkerSummary()
         started = time.monotonic()
         self.recover_orphans()
-        while (result := self.run_once()) is not None:
-            summary.add(result)
-            if progress is not None:
-                progress(result)
+        while True:
+            self._fault_this_turn = None
+            while (result := self.run_once()) is not None:
+                summary.add(result)
+                if progress is not None:
+                    progress(result)
+                if self._fault_this_turn is not None:  # the machine, not the job: wait, retry
+                    time.sleep(self.backoff.next_delay())
+                    self._fault_this_turn = None
+                else:
+                    self._turn_went_well(result)
+            wait = self.jobs.next_ready_in([self.engine.name])
+            if wait is None:
+                break
+            time.sleep(min(wait, MAINTENANCE_SECONDS) + 0.05)
         summary.seconds = time.monotonic() - started
         return summary
 
@@ -414,7 +593,25 @@ class Worker:
     def _finish_done(self, item: _JobInHand) -> JobResult:
         item.beat.stop()
         self.jobs.complete(item.job.id, self.worker_id)
-        return self._result(item, JobOutcome.DONE, len(item.made))
+        result = self._result(item, JobOutcome.DONE, len(item.made))
+        if item.made:
+            log.info(
+                "made %d clip%s for %s (artwork %s, job %d) in %.1f s",
+                len(item.made),
+                "" if len(item.made) == 1 else "s",
+                item.path,
+                item.job.artwork_id,
+                item.job.id,
+                result.seconds,
+            )
+            self._checkpoint()
+        return result
+
+    def _checkpoint(self) -> None:
+        try:
+            self.db.checkpoint()
+        except Exception as exc:  # only durability against a lost -wal is delayed
+            log.debug("WAL checkpoint failed: %s", exc)
 
     def _finish_skipped(self, item: _JobInHand, exc: JobSkipped) -> JobResult:
         item.beat.stop()
@@ -423,8 +620,12 @@ class Worker:
         return self._result(item, JobOutcome.SKIPPED, path=str(item.path) or str(exc))
 
     def _finish_failed(self, item: _JobInHand, exc: Exception) -> JobResult:
-        """Record the failed attempt: the job is queued again, or failed after its last attempt."""
+        """Record the failed attempt: the job is queued again, or failed after its last attempt.
+        A machine fault instead gives the job back without counting the attempt."""
         item.beat.stop()
+        fault = classify(exc)
+        if fault is not None:
+            return self._finish_fault(item, fault, exc)
         job, error = item.job, _describe(exc)
         status = self.jobs.fail(job.id, error, self.worker_id)
         log.warning(
@@ -440,6 +641,20 @@ class Worker:
         # took over meanwhile) counts as failed for this worker.
         outcome = JobOutcome.QUEUED if status == JobStatus.QUEUED else JobOutcome.FAILED
         return self._result(item, outcome, error=error)
+
+    def _finish_fault(self, item: _JobInHand, fault: Fault, exc: Exception) -> JobResult:
+        """The machine failed, not the artwork: the job goes back as it was, the loop backs off."""
+        error = _describe(exc)
+        if fault == Fault.DB_DAMAGED:
+            self._heal(exc)
+        else:
+            self._note_fault(fault, f"{self.db.path}: {error}")
+            try:
+                self.jobs.release(item.job.id, fault, error, self.worker_id)
+            except Exception as again:  # the same fault: the stale heartbeat returns the job later
+                log.debug("job %d stays claimed until its heartbeat is stale: %s", item.job.id, again)
+        log.debug("job %d met %s", item.job.id, fault, exc_info=exc)
+        return self._result(item, JobOutcome.QUEUED, error=f"{fault}: {error}")
 
     @staticmethod
     def _result(
@@ -506,8 +721,10 @@ def _process_alive(worker_id: str) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, (ValueError, RuntimeError, OSError)) else f"{type(exc).__name__}: {text}"
+    text = one_line(exc)
+    # Plain words for errors that carry them (SQLite's through SQLAlchemy included).
+    plain = (ValueError, RuntimeError, OSError, DBAPIError)
+    return text if isinstance(exc, plain) else f"{type(exc).__name__}: {text}"
 
 
 class _Heartbeat:
@@ -532,5 +749,24 @@ class _Heartbeat:
                 if not self.jobs.heartbeat(self.job_id, self.worker_id):
                     log.warning("job %d is no longer held by %s", self.job_id, self.worker_id)
                     return
-            except Exception:
-                log.exception("heartbeat for job %d failed", self.job_id)
+            except Exception as exc:
+                if classify(exc) is None:
+                    log.exception("heartbeat for job %d failed", self.job_id)
+                else:  # the worker's loop reports the condition once
+                    log.debug("heartbeat for job %d failed: %s", self.job_id, exc)
+
+
+class _ClockWatch:
+    """Notices a jump of the wall clock (NTP at boot, a battery-less PC, a person) by comparing
+    it with the monotonic clock, which never jumps."""
+
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        self._now = wall
+        self._wall, self._mono = wall(), time.monotonic()
+
+    def jumped(self) -> float | None:
+        """Seconds the wall clock jumped since the last call, or None."""
+        wall, mono = self._now(), time.monotonic()
+        drift = (wall - self._wall) - (mono - self._mono)
+        self._wall, self._mono = wall, mono
+        return drift if abs(drift) > CLOCK_JUMP_SECONDS else None

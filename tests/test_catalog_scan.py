@@ -435,6 +435,11 @@ def test_database_from_schema_1_is_migrated_and_kept(tmp_path, db_path):
     con = sqlite3.connect(db_path)
     con.execute("ALTER TABLE artworks DROP COLUMN file_inode")
     con.execute("DROP TABLE service_status")
+    con.execute("ALTER TABLE clips DROP COLUMN loop_start")  # added by step 4
+    con.execute("ALTER TABLE clips DROP COLUMN loop_end")
+    con.execute("ALTER TABLE jobs DROP COLUMN faults")  # added by step 5
+    con.execute("ALTER TABLE jobs DROP COLUMN not_before")
+    con.execute("DROP TABLE conditions")
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()

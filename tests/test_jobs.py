@@ -68,12 +68,27 @@ def test_stale_claim_is_requeued(db_path):
     assert q.requeue_stale(0.2) == 1
     job = q.get(j)
     assert job.status == JobStatus.QUEUED and "dead-worker" in job.error
+    # A lost worker is the machine's fault: the attempt is given back, the job backs off.
+    assert (job.attempts, job.faults, job.not_before) == (0, 1, None)  # one loss: no wait
     # The dead worker's heartbeat no longer holds the job.
     assert not q.heartbeat(j, "dead-worker")
-    q.claim("w2")
-    time.sleep(0.3)
-    assert q.requeue_stale(0.2) == 1
-    assert q.get(j).status == JobStatus.FAILED  # two attempts used up
+    for n in range(2, 5):  # lost again and again: never failed, each time a longer wait
+        _ready_now(q, j)
+        q.claim("w2")
+        time.sleep(0.3)
+        assert q.requeue_stale(0.2) == 1
+        job = q.get(j)
+        assert job.status == JobStatus.QUEUED and (job.attempts, job.faults) == (0, n)
+        assert q.claim("w3") is None and 0 < q.next_ready_in() < 5 * 2 ** (n - 2) * 1.25 + 1
+
+
+def _ready_now(q, job_id):
+    """Let a job that backs off be claimed now (as if its back-off had passed)."""
+    from sqlalchemy import update
+
+    from engine.store import Job
+
+    q.db.run_change(update(Job).where(Job.id == job_id).values(not_before=None))
 
 
 def _claimer(path, worker_id, start, results):
@@ -139,6 +154,7 @@ def test_a_worker_thought_dead_cannot_overwrite_the_new_holder(db_path):
     q.claim("slow")
     time.sleep(0.3)
     assert q.requeue_stale(0.2) == 1
+    _ready_now(q, j)
     assert q.claim("new").claimed_by == "new"
     assert not q.complete(j, "slow")  # the slow worker comes back: no effect
     assert q.fail(j, "late error", "slow") == JobStatus.RUNNING

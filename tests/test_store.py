@@ -82,6 +82,9 @@ def _make_version_1(path) -> None:
     con.execute("DROP TABLE service_status")  # added by step 3
     con.execute("ALTER TABLE clips DROP COLUMN loop_start")  # added by step 4
     con.execute("ALTER TABLE clips DROP COLUMN loop_end")
+    con.execute("ALTER TABLE jobs DROP COLUMN faults")  # added by step 5
+    con.execute("ALTER TABLE jobs DROP COLUMN not_before")
+    con.execute("DROP TABLE conditions")
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()

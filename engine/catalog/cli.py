@@ -104,7 +104,7 @@ def scan(ctx: click.Context, folder: str | None, db_path: str | None, as_json: b
     from .scanner import ScanError, list_artworks, scan_collection
 
     folder_path = _folder(ctx, folder)
-    db = open_database(ctx, db_path)
+    db = open_database(ctx, db_path, check="quick_check")  # rebuilding from the folder heals it
     bar = _Bar(enabled=sys.stdout.isatty() and not as_json)
     try:
         summary = scan_collection(db, folder_path, _catalog_config(ctx), progress=bar, force=full)

@@ -163,7 +163,9 @@ def _display_size(im) -> tuple[int, int]:
 def _recently_written(found: FoundFile, config: CatalogConfig) -> bool:
     """Modified so recently that a copy may still be under way (or stalled for a moment)."""
     grace_ns = max(RECENT_SECONDS, 3 * config.settle_seconds) * 1e9
-    return time.time_ns() - found.mtime_ns < grace_ns
+    # A modification time in the future (a camera or share with a wrong clock) is not "recent":
+    # else a broken file with one would be "still being copied" forever, logged at every scan.
+    return abs(time.time_ns() - found.mtime_ns) < grace_ns
 
 
 def _changed_since_listed(found: FoundFile) -> bool:

@@ -25,6 +25,7 @@ from watchdog.observers.polling import PollingObserver
 
 from engine.config import CatalogConfig
 from engine.store import Database
+from engine.store.faults import RepeatFilter, classify, one_line
 
 from .images import SUFFIX_FORMATS
 from .metadata import CATALOG_CSV, CATALOG_JSON
@@ -101,6 +102,7 @@ class CatalogWatcher:
         self._root_id: tuple[int, int] | None = None
         self._root_checked = 0.0
         self._root_lost = False  # the system said the watched folder itself went away
+        self._repeats = RepeatFilter(60.0)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -164,8 +166,23 @@ class CatalogWatcher:
                 self._step()
             except Exception as exc:  # keep watching whatever happens; say so in the log
                 self.last_error = str(exc)
-                log.exception("%s: catalog sync failed; will retry", self.root)
+                self._report(exc)
                 self._stop.wait(1.0)
+
+    def _report(self, exc: Exception) -> None:
+        """A machine fault (disk full, database busy or damaged) in one line, once a minute;
+        anything else with its traceback (a bug), also at most once a minute."""
+        allowed, held = self._repeats.allow(f"{type(exc).__name__}:{exc}")
+        if not allowed:
+            return
+        more = f" ({held} more since the last report)" if held else ""
+        fault = classify(exc)
+        if fault is not None:
+            log.warning(
+                "%s: catalog sync paused (%s: %s); will retry%s", self.root, fault, one_line(exc), more
+            )
+        else:
+            log.exception("%s: catalog sync failed; will retry%s", self.root, more)
 
     def _step(self) -> None:
         now = time.monotonic()

@@ -7,14 +7,22 @@ model version does not. Several clips (candidates with different seeds) may shar
 exactly one of them is *chosen* to play.
 
 Every write is one transaction: a crash leaves the whole clip or none of it.
+
+A clip whose audio no longer decodes (a damaged blob passes SQLite's integrity check) is
+*quarantined* by :meth:`ClipStore.load_audio`: its bytes are written to
+``DATABASE.quarantine/clip-ID-TIME.flac``, its row deleted, and :class:`ClipUnreadable` (a
+:class:`ClipNotFound`) raised. The artwork then has no clip: the kiosk plays the nearest ready
+one and the engine's housekeeping queues the artwork again.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +45,13 @@ class ClipNotFound(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want plain words
         return str(self.args[0]) if self.args else "clip not found"
+
+
+log = logging.getLogger("engine.store")
+
+
+class ClipUnreadable(ClipNotFound):
+    """The clip's audio does not decode; it was quarantined (counts as missing from now on)."""
 
 
 @dataclass(frozen=True)
@@ -284,12 +299,42 @@ class ClipStore:
         return max(clips, key=rank)
 
     def load_audio(self, clip_id: int) -> tuple[np.ndarray, int]:
-        """The clip's audio as float32 (frames, channels) and its sample rate."""
+        """The clip's audio as float32 (frames, channels) and its sample rate.
+
+        Raises :class:`ClipUnreadable` after quarantining a clip that does not decode.
+        """
         with self.db.read() as s:
             data = s.scalar(select(Clip.audio).where(Clip.id == clip_id))
         if data is None:
             raise ClipNotFound(f"no clip with id {clip_id}")
-        return decode_flac(data)
+        try:
+            return decode_flac(data)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            where = self.quarantine(clip_id, data, str(exc))
+            raise ClipUnreadable(f"clip {clip_id} does not decode ({exc}); quarantined as {where}") from None
+
+    def quarantine(self, clip_id: int, data: bytes, problem: str) -> Path | None:
+        """Keep a damaged clip's bytes beside the database and delete its row; returns the file
+        (None if it could not be written: the row goes all the same, it cannot play)."""
+        folder = self.db.path.with_name(self.db.path.name + ".quarantine")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = folder / f"clip-{clip_id}-{stamp}.flac"
+        kept: Path | None = target
+        try:
+            folder.mkdir(exist_ok=True)
+            target.write_bytes(data)
+        except OSError as exc:
+            log.warning("cannot keep the damaged clip %d in %s: %s", clip_id, folder, exc.strerror or exc)
+            kept = None
+        self.delete([clip_id])
+        log.error(
+            "clip %d of %s does not decode (%s): quarantined%s; its artwork is generated again",
+            clip_id,
+            self.db.path,
+            problem,
+            f" as {kept}" if kept else "",
+        )
+        return kept
 
     def count(self, engine_name: str | None = None) -> int:
         from sqlalchemy import func

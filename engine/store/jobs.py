@@ -7,6 +7,12 @@ processes can never take the same job. While it works it sends heartbeats; a wor
 the queue. Each claim counts as an attempt; after ``max_attempts`` a job is marked failed with
 the last error text, so one bad image cannot keep the worker busy forever.
 
+Only the artwork's own failures use attempts up. A machine fault (engine/store/faults.py: the
+worker killed, the disk full, the clock jumped) gives the attempt back and delays the job with
+exponential back-off (``not_before``): it is retried forever and never failed, yet a job that
+crashes its worker every time cannot starve the others. Failed jobs get a fresh set of
+attempts after a cool-down (:meth:`JobQueue.retry_cooled_down`).
+
 Engine names on jobs: ``""`` or ``"auto"`` mean "whichever engine the service runs".
 """
 
@@ -20,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from .faults import Fault, backoff_seconds
 from .models import Job, JobKind, JobStatus, utcnow
 
 if TYPE_CHECKING:
@@ -37,6 +44,10 @@ OPEN_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 # Error text is for people; keep the column small.
 MAX_ERROR_CHARS = 4000
 
+# Back-off of a job put back after a machine fault: 5 s, 10 s, ... up to 15 minutes.
+FAULT_BACKOFF_BASE_S = 5.0
+FAULT_BACKOFF_CAP_S = 900.0
+
 
 def _put_back(job: Job, error: str) -> None:
     """Requeue a job (failed, or its worker gone), or fail it if that was its last attempt."""
@@ -47,6 +58,26 @@ def _put_back(job: Job, error: str) -> None:
         job.finished_at = utcnow()
     else:
         job.status = JobStatus.QUEUED
+
+
+# Faults that may come from the job's input (an image that makes the worker crash or run out
+# of memory): such a job waits out a growing back-off so it cannot starve the others. A full
+# disk or a busy database is no job's doing: the worker backs off instead (engine/worker.py).
+JOB_DELAYING_FAULTS = (Fault.WORKER_LOST, Fault.OUT_OF_MEMORY, Fault.CLOCK_JUMP)
+
+
+def _give_back(job: Job, fault: Fault, error: str) -> None:
+    """Requeue a job after a machine fault: the attempt does not count, the job waits a while."""
+    job.error = f"{fault}: {error}"[-MAX_ERROR_CHARS:]
+    job.claimed_by = ""
+    job.status = JobStatus.QUEUED
+    job.attempts = max(0, job.attempts - 1)
+    job.faults = (job.faults or 0) + 1
+    # The first fault costs no wait (one power cut says nothing about the job); from the second
+    # on the job waits 5 s, 10 s, ... so that a job that kills its worker cannot starve the rest.
+    if fault in JOB_DELAYING_FAULTS and job.faults > 1:
+        delay = backoff_seconds(job.faults - 1, FAULT_BACKOFF_BASE_S, FAULT_BACKOFF_CAP_S)
+        job.not_before = utcnow() + timedelta(seconds=delay)
 
 
 def _params_json(params: dict[str, Any] | None) -> str:
@@ -142,7 +173,7 @@ class JobQueue:
         None takes any job. Returns the job (detached, as it is after the claim) or None.
         """
         now = utcnow()
-        conditions = [Job.status == JobStatus.QUEUED]
+        conditions = [Job.status == JobStatus.QUEUED, or_(Job.not_before.is_(None), Job.not_before <= now)]
         if engines is not None:
             conditions.append(Job.engine.in_([*engines, *ANY_ENGINE]))
         next_id = (
@@ -200,11 +231,46 @@ class JobQueue:
 
         return self.db.run_write(write)
 
+    def release(self, job_id: int, fault: Fault, error: str, worker_id: str | None = None) -> bool:
+        """Give a job back after a machine fault: queued again, its attempt not counted, not
+        claimed before its back-off has passed. False if ``worker_id`` no longer holds it."""
+
+        def write(s: Session) -> bool:
+            job = s.get(Job, job_id)
+            if job is None or job.status != JobStatus.RUNNING:
+                return False
+            if worker_id is not None and job.claimed_by != worker_id:
+                return False
+            _give_back(job, fault, error)
+            return True
+
+        return self.db.run_write(write)
+
+    def next_ready_in(self, engines: Sequence[str] | None = None) -> float | None:
+        """Seconds until the soonest job that waits out a back-off may be claimed; None if none."""
+        conditions = [Job.status == JobStatus.QUEUED, Job.not_before.is_not(None)]
+        if engines is not None:
+            conditions.append(Job.engine.in_([*engines, *ANY_ENGINE]))
+        with self.db.read() as s:
+            soonest = s.scalar(select(func.min(Job.not_before)).where(*conditions))
+        return None if soonest is None else max(0.0, (soonest - utcnow()).total_seconds())
+
+    def retry_cooled_down(self, cooldown_s: float) -> int:
+        """Queue again, with fresh attempts, the jobs that failed more than ``cooldown_s`` ago
+        (a passing trouble that looked like the artwork's own, or a file fixed meanwhile)."""
+        cutoff = utcnow() - timedelta(seconds=cooldown_s)
+        stmt = (
+            update(Job)
+            .where(Job.status == JobStatus.FAILED, Job.finished_at < cutoff)
+            .values(status=JobStatus.QUEUED, attempts=0, finished_at=None, not_before=None)
+        )
+        return self.db.run_change(stmt)
+
     def requeue_stale(self, older_than_s: float) -> int:
         """Put back running jobs whose worker sent no heartbeat for ``older_than_s`` seconds.
 
-        A job that has used all its attempts is marked failed instead. Returns how many jobs
-        were put back or failed.
+        A lost worker (or a clock that jumped ahead) is a machine fault: the attempt does not
+        count, and the job waits out its back-off. Returns how many jobs were put back.
         """
         cutoff = utcnow() - timedelta(seconds=older_than_s)
         stale = and_(
@@ -215,8 +281,9 @@ class JobQueue:
         def write(s: Session) -> int:
             jobs = s.scalars(select(Job).where(stale)).all()
             for job in jobs:
-                _put_back(
+                _give_back(
                     job,
+                    Fault.WORKER_LOST,
                     f"worker {job.claimed_by or '?'} stopped responding "
                     f"(no heartbeat for {older_than_s:g} s) during attempt {job.attempts}",
                 )
@@ -240,7 +307,9 @@ class JobQueue:
             ).all()
             orphans = [job for job in jobs if not alive(job.claimed_by)]
             for job in orphans:
-                _put_back(job, f"worker {job.claimed_by} ended during attempt {job.attempts}")
+                _give_back(
+                    job, Fault.WORKER_LOST, f"worker {job.claimed_by} ended during attempt {job.attempts}"
+                )
             return len(orphans)
 
         return self.db.run_write(write)
@@ -250,7 +319,7 @@ class JobQueue:
         conditions = [Job.status == JobStatus.FAILED]
         if artwork_id is not None:
             conditions.append(Job.artwork_id == artwork_id)
-        stmt = update(Job).where(*conditions).values(status=JobStatus.QUEUED, attempts=0)
+        stmt = update(Job).where(*conditions).values(status=JobStatus.QUEUED, attempts=0, not_before=None)
         return self.db.run_change(stmt)
 
     # -- reading ---------------------------------------------------------------------------

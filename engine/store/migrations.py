@@ -44,15 +44,32 @@ def _add_clip_loop(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE clips ADD COLUMN loop_end INTEGER")
 
 
+def _add_faults_and_conditions(conn: Connection) -> None:
+    """5: jobs.faults and jobs.not_before (machine faults delay a job, never fail it), and the
+    conditions table (what is wrong with the machine now, for status and health)."""
+    conn.exec_driver_sql("ALTER TABLE jobs ADD COLUMN faults INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql("ALTER TABLE jobs ADD COLUMN not_before DATETIME")
+    conn.exec_driver_sql(
+        "CREATE TABLE conditions ("
+        " name VARCHAR(32) NOT NULL PRIMARY KEY,"
+        " message TEXT NOT NULL,"
+        " worker_id VARCHAR(64) NOT NULL,"
+        " started_at DATETIME NOT NULL,"
+        " seen_at DATETIME NOT NULL,"
+        " count INTEGER NOT NULL)"
+    )
+
+
 # Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
 # at version 0 with no tables is simply new.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_artwork_file_inode,
     3: _add_service_status,
     4: _add_clip_loop,
+    5: _add_faults_and_conditions,
 }
 
-LATEST = 4
+LATEST = 5
 
 
 def current_version(conn: Connection) -> int:

@@ -163,7 +163,13 @@ class Job(Base):
     # Higher runs first (camera captures above pregeneration).
     priority: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[JobStatus] = mapped_column(_values_of(JobStatus, 16), default=JobStatus.QUEUED)
+    # Attempts that failed because of the artwork itself (bad image, engine error on it) plus
+    # the one running; machine faults give theirs back (see engine/store/faults.py).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Machine faults met by this job (worker killed, disk full, ...): never fail it, only delay it.
+    faults: Mapped[int] = mapped_column(Integer, default=0)
+    # A job put back after a fault is not claimed again before this time (exponential back-off).
+    not_before: Mapped[datetime | None] = mapped_column(DateTime)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     error: Mapped[str] = mapped_column(Text, default="")
     # Which worker holds it, and when it last said it is alive (stale claims are requeued).
@@ -190,3 +196,23 @@ class ServiceStatus(Base):
     # host:pid of the process that wrote it, so a reader can tell a stale row.
     worker_id: Mapped[str] = mapped_column(String(64), default="")
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Condition(Base):
+    """A machine condition that is active now (disk full, database read-only, ...).
+
+    The engine service writes a row when a condition starts and deletes it when it ends, so
+    that ``art2mus status`` and the health endpoint of another process can show it. The row
+    is best effort: while the disk is full the write itself may fail (the log still says it).
+    """
+
+    __tablename__ = "conditions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    # host:pid of the process that saw it.
+    worker_id: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # When it was last seen again, and how often (repeats are not logged).
+    seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    count: Mapped[int] = mapped_column(Integer, default=1)

@@ -1,0 +1,68 @@
+"""CLI: `art2mus store prune [--dry-run]`, bounded storage for the clip store (prune.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+
+@click.group("store")
+def store() -> None:
+    """The clip store: prune clips no longer needed and hand the space back."""
+
+
+@store.command("prune")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    help="Database file (default: store.database from the configuration).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would go; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def prune_cmd(ctx: click.Context, db_path: str | None, dry_run: bool, as_json: bool) -> None:
+    """Remove the clips of artworks missing longer than store.missing_grace_days, of replaced
+    images, and superseded clips (never a chosen clip of a present artwork); then vacuum."""
+    from engine.cli_support import get_config, open_database
+
+    from .prune import plan_prune, prune, reclaim
+
+    config = get_config(ctx)
+    db = open_database(ctx, db_path)
+    try:
+        items = plan_prune(db, config.store.missing_grace_days * 86400)
+        result: dict[str, Any] = {
+            "database": str(db.path),
+            "dry_run": dry_run,
+            "clips": [
+                {"id": i.clip_id, "artwork": i.path, "reason": i.reason, "bytes": i.size} for i in items
+            ],
+            "bytes": sum(i.size for i in items),
+        }
+        if not dry_run:
+            result["deleted"] = prune(db, items)
+            result["freed_bytes"], result["vacuum"] = reclaim(db)
+    finally:
+        db.close()
+    if as_json:
+        json.dump(result, sys.stdout, indent=2)
+        click.echo()
+        return
+    _print(result)
+
+
+def _print(result: dict[str, Any]) -> None:
+    verb = "would remove" if result["dry_run"] else "removed"
+    for clip in result["clips"]:
+        click.echo(
+            f"{verb} clip {clip['id']} of {clip['artwork']}: {clip['reason']} ({clip['bytes'] / 1e6:.1f} MB)"
+        )
+    click.echo(
+        f"{result['database']}: {verb} {len(result['clips'])} clips ({result['bytes'] / 1e6:.1f} MB of audio)"
+    )
+    if not result["dry_run"]:
+        click.echo(f"{result['freed_bytes'] / 1e6:.1f} MB handed back to the disk ({result['vacuum']})")
