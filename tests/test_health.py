@@ -369,3 +369,22 @@ def test_the_engines_loop_pulse_counts_turns_and_waits_as_alive():
     pulse.set()  # SIGTERM sets the service's stop event through it
     waiter.join()
     assert stop.is_set() and pulse.idle_seconds() < 1
+
+
+def test_the_stores_active_conditions_are_last_errors_until_they_end(tmp_path, collection, db_path):
+    from engine.store.conditions import Conditions
+    from engine.store.faults import Fault
+
+    config = load_config(None)
+    db = Database(db_path)
+    conditions = Conditions(db)
+    conditions.start(Fault.DISK_FULL, f"{db_path}: database or disk is full")
+
+    report = health_report(config, db_path)
+    store = [e for e in report["last_errors"] if e["source"] == "store"]
+    assert len(store) == 1 and "disk-full" in store[0]["message"] and str(db_path) in store[0]["message"]
+    assert report["ok"] is False  # a store fault makes the installation unhealthy
+
+    conditions.end(Fault.DISK_FULL)
+    assert not [e for e in health_report(config, db_path)["last_errors"] if e["source"] == "store"]
+    db.close()
