@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# One compute thread per test process (and its children), set before torch or numpy load. On
+# a small machine shared with other work, torch's OpenMP threads wait for each other whenever
+# a core is busy elsewhere: the OOM batch test took 10-43 s under load with two threads and
+# 0.8-1.6 s with one. The tiny test models gain nothing from more threads. An explicit
+# OMP_NUM_THREADS in the environment wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "content" / "demo"
