@@ -1,0 +1,206 @@
+"""Precompute: image embeddings and VAE latent distributions, once, into sharded safetensors.
+
+Epochs then touch neither the vision encoder nor the VAE (they are frozen, so their outputs
+never change). Layout of ``DIR``::
+
+    shards/shard-00000.safetensors   image_embeds (n, dim), latent_mean and latent_std
+                                     (n, 8, T, F), metadata: the n pair keys (JSON)
+    index.json                       shards with their sha256, counts, skipped pairs and why,
+                                     the bundle's model version, crop length
+    split/{train,test,val}.txt       the split of the pairs that were kept (see split.py)
+
+The VAE posterior's mean and standard deviation are stored rather than one sample, so that
+training draws a fresh latent each time, as AudioLDM 2's own training does.
+
+Resumable: shard ``i`` always holds pairs ``[i·S, (i+1)·S)`` of the table, each shard is
+written to a temporary name and renamed, and a rerun skips the shards that exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .data import CROP_SECONDS, Pair, SkipReason, audio_to_mel, load_image, read_pairs
+from .split import make_split, write_split
+
+INDEX = "index.json"
+SHARDS = "shards"
+
+
+@dataclass
+class PrepareReport:
+    kept: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # key -> reason
+    shards_done_before: int = 0
+
+
+def _shard_name(i: int) -> str:
+    return f"shard-{i:05d}.safetensors"
+
+
+def _encode_shard(bundle, pairs: list[Pair], seconds: float, batch: int) -> tuple[dict, list[str], dict]:
+    import torch
+
+    keys: list[str] = []
+    embeds, means, stds = [], [], []
+    skipped: dict[str, str] = {}
+    for b0 in range(0, len(pairs), batch):
+        images, mels, batch_keys = [], [], []
+        for pair in pairs[b0 : b0 + batch]:
+            try:
+                image = load_image(pair.image)
+            except (ValueError, OSError) as exc:
+                skipped[pair.key] = f"{SkipReason.IMAGE_UNREADABLE}: {exc}"
+                continue
+            try:
+                mel = audio_to_mel(pair.audio, seconds)
+            except (ValueError, OSError) as exc:
+                reason = SkipReason.AUDIO_SILENT if "silent" in str(exc) else SkipReason.AUDIO_UNREADABLE
+                skipped[pair.key] = f"{reason}: {exc}"
+                continue
+            images.append(image)
+            mels.append(mel)
+            batch_keys.append(pair.key)
+        if not batch_keys:
+            continue
+        with torch.no_grad():
+            embeds.append(bundle.encoder.encode(images).float().cpu())
+            vae = bundle.vae
+            mel = torch.stack(mels)[:, None].to(next(vae.parameters()).device)
+            dist = vae.encode(mel).latent_dist
+            means.append(dist.mean.float().cpu())
+            stds.append(dist.std.float().cpu())
+        keys += batch_keys
+    if keys:
+        tensors = {
+            "image_embeds": torch.cat(embeds).contiguous(),
+            "latent_mean": torch.cat(means).contiguous(),
+            "latent_std": torch.cat(stds).contiguous(),
+        }
+    else:
+        tensors = {}
+    return tensors, keys, skipped
+
+
+def prepare(
+    pairs_csv: str | os.PathLike,
+    bundle_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    shard_size: int = 256,
+    batch: int = 16,
+    seconds: float = CROP_SECONDS,
+    split_seed: int = 0,
+    val_count: int = 100,
+    device: str = "cpu",
+    progress: bool = True,
+) -> PrepareReport:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    from engine.engines.diffusion.bundle import load_bundle
+    from engine.hashing import sha256_file
+
+    out = Path(out)
+    (out / SHARDS).mkdir(parents=True, exist_ok=True)
+    pairs = read_pairs(pairs_csv)
+    bundle = load_bundle(bundle_path, device=device)
+    n_shards = (len(pairs) + shard_size - 1) // shard_size
+    report = PrepareReport()
+    shard_info: list[dict[str, Any]] = []
+    bar = tqdm(total=len(pairs), desc="prepare", unit="pair", disable=not progress, file=sys.stderr)
+    for i in range(n_shards):
+        chunk = pairs[i * shard_size : (i + 1) * shard_size]
+        path = out / SHARDS / _shard_name(i)
+        if path.is_file():
+            report.shards_done_before += 1
+        else:
+            tensors, keys, skipped = _encode_shard(bundle, chunk, seconds, batch)
+            tmp = path.with_name(path.name + ".partial")
+            meta = {"keys": json.dumps(keys), "skipped": json.dumps(skipped)}
+            save_file(tensors, str(tmp), metadata=meta)
+            os.replace(tmp, path)
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata()
+        keys = json.loads(meta["keys"])
+        skipped = json.loads(meta["skipped"])
+        report.kept += len(keys)
+        report.skipped.update(skipped)
+        shard_info.append({"file": f"{SHARDS}/{path.name}", "count": len(keys), "sha256": sha256_file(path)})
+        bar.update(len(chunk))
+    bar.close()
+
+    kept = set()
+    for info in shard_info:
+        with safe_open(str(out / info["file"]), framework="pt") as fh:
+            kept.update(json.loads(fh.metadata()["keys"]))
+    split = make_split([p for p in pairs if p.key in kept], val_count=val_count, seed=split_seed)
+    write_split(split, out / "split")
+    index = {
+        "format": "art2mus-training-data",
+        "version": 1,
+        "pairs": str(Path(pairs_csv).resolve()),
+        "model_version": bundle.version,
+        "encoder": {"kind": bundle.encoder_kind, "dim": int(bundle.encoder.dim)},
+        "crop_seconds": seconds,
+        "kept": report.kept,
+        "skipped": report.skipped,
+        "shards": shard_info,
+    }
+    (out / INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return report
+
+
+def data_hash(folder: str | os.PathLike) -> str:
+    """sha256 of the data's ``index.json`` (which lists every shard's sha256) and split files."""
+    import hashlib
+
+    folder = Path(folder)
+    h = hashlib.sha256((folder / INDEX).read_bytes())
+    for name in ("train", "test", "val"):
+        h.update((folder / "split" / f"{name}.txt").read_bytes())
+    return h.hexdigest()
+
+
+class PrecomputedData:
+    """The precomputed tensors of one split part, in memory, in the split file's order."""
+
+    def __init__(self, folder: str | os.PathLike, keys: list[str]):
+        import torch
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        index = json.loads((folder / INDEX).read_text(encoding="utf-8"))
+        wanted = set(keys)
+        rows: dict[str, tuple] = {}
+        for info in index["shards"]:
+            if not info["count"]:
+                continue
+            from safetensors import safe_open
+
+            path = folder / info["file"]
+            with safe_open(str(path), framework="pt") as fh:
+                shard_keys = json.loads(fh.metadata()["keys"])
+            if not wanted.intersection(shard_keys):
+                continue
+            t = load_file(str(path))
+            for r, key in enumerate(shard_keys):
+                if key in wanted:
+                    rows[key] = (t["image_embeds"][r], t["latent_mean"][r], t["latent_std"][r])
+        missing = [k for k in keys if k not in rows]
+        if missing:
+            raise KeyError(f"{folder}: {len(missing)} split key(s) not in the shards, e.g. {missing[0]!r}")
+        self.keys = list(keys)
+        self.image_embeds = torch.stack([rows[k][0] for k in keys]) if keys else torch.zeros(0)
+        self.latent_mean = torch.stack([rows[k][1] for k in keys]) if keys else torch.zeros(0)
+        self.latent_std = torch.stack([rows[k][2] for k in keys]) if keys else torch.zeros(0)
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.keys)
