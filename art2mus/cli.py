@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kiosk": ("installation.kiosk.cli:kiosk", "Open the touchscreen kiosk (demo mode with --collection)."),
     "pregenerate": ("engine.generate_cli:pregenerate", "Fill the clip cache for the whole collection."),
     "models": ("engine.engines.diffusion.cli:models", "Build, make and check Art2Mus model bundles."),
+    "train": ("training.cli:train", "Train the Image Aligner; export it as a model bundle."),
 }
 
 

@@ -269,6 +269,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     t0 = time.time()
     last_time, last_step = t0, step
+    if step == 0 and len(val) and accelerator.is_main_process:
+        # The untrained aligner's validation loss: the baseline every later row compares with.
+        row = {"step": 0, "epoch": "0", "loss": "", "lr": f"{schedule.get_last_lr()[0]:.8g}"}
+        rows.append({**row, "val_loss": f"{validation_loss():.8g}", "samples_per_s": "", "elapsed_s": "0"})
+        write_metrics()
     while step < cfg.max_steps:
         loss_sum = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
