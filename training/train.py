@@ -295,7 +295,9 @@ def main(argv: list[str] | None = None) -> dict:
         step += 1
 
         train_loss = float(accelerator.reduce(loss_sum, reduction="mean"))
-        at_val = step % cfg.val_every == 0 or step == cfg.max_steps
+        # Only on multiples of val_every (not also at the last step), so a run stopped and resumed
+        # logs exactly the rows of an uninterrupted one.
+        at_val = step % cfg.val_every == 0
         if step % cfg.log_every == 0 or at_val:
             val_loss = ""
             if at_val and len(val) and accelerator.is_main_process:
