@@ -9,7 +9,15 @@ pytest.importorskip("torch")
 
 from training.artsound import convert_artsound, fma_audio_path
 from training.config import load_config
-from training.data import DataError, audio_to_mel, mel_basis, mel_spectrogram, normalize_wav, read_pairs, write_pairs
+from training.data import (
+    DataError,
+    audio_to_mel,
+    mel_basis,
+    mel_spectrogram,
+    normalize_wav,
+    read_pairs,
+    write_pairs,
+)
 from training.split import Part, make_split, read_split, write_split
 
 
@@ -89,18 +97,28 @@ def test_artsound_layout_converts_and_counts_missing_files(tmp_path):
     (tmp_path / "t.csv").write_text(
         "image,track_id,style\nmonet_1.jpg,2,Impressionism\nmissing.jpg,2,x\nmonet_1.jpg,99,x\n"
     )
-    report = convert_artsound(tmp_path / "t.csv", tmp_path / "img", tmp_path / "fma", tmp_path / "out" / "pairs.csv")
+    report = convert_artsound(
+        tmp_path / "t.csv", tmp_path / "img", tmp_path / "fma", tmp_path / "out" / "pairs.csv"
+    )
     assert (report.written, report.missing_image, report.missing_audio) == (1, 1, 1)
     (pair,) = read_pairs(tmp_path / "out" / "pairs.csv")
-    assert pair.image.resolve() == (tmp_path / "img" / "monet_1.jpg").resolve() and pair.style == "Impressionism"
+    assert (
+        pair.image.resolve() == (tmp_path / "img" / "monet_1.jpg").resolve() and pair.style == "Impressionism"
+    )
 
 
 def test_split_is_stratified_repeatable_and_written(tmp_path):
     from training.data import Pair
 
-    pairs = [Pair(f"{s}{i}", tmp_path, tmp_path, style=s) for s, n in (("a", 200), ("b", 50), ("c", 3)) for i in range(n)]
+    pairs = [
+        Pair(f"{s}{i}", tmp_path, tmp_path, style=s)
+        for s, n in (("a", 200), ("b", 50), ("c", 3))
+        for i in range(n)
+    ]
     split = make_split(pairs, val_count=10, seed=3)
-    assert split == make_split(pairs, val_count=10, seed=3) and split != make_split(pairs, val_count=10, seed=4)
+    assert split == make_split(pairs, val_count=10, seed=3) and split != make_split(
+        pairs, val_count=10, seed=4
+    )
     test = set(split.test)
     assert sum(k.startswith("a") for k in test) == 20 and sum(k.startswith("b") for k in test) == 5
     assert sum(k.startswith("c") for k in test) == 1
@@ -112,7 +130,13 @@ def test_split_is_stratified_repeatable_and_written(tmp_path):
 
 def test_config_defaults_are_the_papers_and_files_are_checked(tmp_path):
     cfg = load_config()
-    assert (cfg.lr, cfg.warmup, cfg.max_steps, cfg.batch_size, cfg.min_snr_gamma) == (2e-5, 1324, 37200, 128, 5.0)
+    assert (cfg.lr, cfg.warmup, cfg.max_steps, cfg.batch_size, cfg.min_snr_gamma) == (
+        2e-5,
+        1324,
+        37200,
+        128,
+        5.0,
+    )
     f = tmp_path / "t.toml"
     f.write_text("[train]\nlr = 1\nwarmup = 10\n")
     assert load_config(f, {"warmup": 3}).warmup == 3 and load_config(f).lr == 1.0

@@ -23,7 +23,18 @@ def _train(out, *extra):
     from training.train import main
 
     data = data_helpers.prepared_data()
-    return main(["--data", str(data), "--model", str(helpers.tiny_bundle("imagebind")), "--out", str(out), *ARGS, *extra])
+    return main(
+        [
+            "--data",
+            str(data),
+            "--model",
+            str(helpers.tiny_bundle("imagebind")),
+            "--out",
+            str(out),
+            *ARGS,
+            *extra,
+        ]
+    )
 
 
 def _metrics(run):
@@ -32,7 +43,14 @@ def _metrics(run):
 
 
 def test_min_snr_weights_are_min_snr_gamma_over_snr():
-    alphas = alphas_cumprod({"num_train_timesteps": 1000, "beta_start": 0.0015, "beta_end": 0.0195, "beta_schedule": "scaled_linear"})
+    alphas = alphas_cumprod(
+        {
+            "num_train_timesteps": 1000,
+            "beta_start": 0.0015,
+            "beta_end": 0.0195,
+            "beta_schedule": "scaled_linear",
+        }
+    )
     t = torch.tensor([0, 10, 100, 500, 999])
     snr = alphas[t] / (1 - alphas[t])
     expected = torch.where(snr > 5, 5 / snr, torch.ones_like(snr))
@@ -58,7 +76,9 @@ def test_gradient_checkpointing_gives_the_unchecked_gradients():
         if checkpointed:
             assert enable_checkpointing(bundle.unet) > 0
         torch.manual_seed(1)
-        aligner = ImageAligner(**{k: bundle.aligner.config[k] for k in ("input_dim", "embed_dim", "num_tokens", "token_dim")})
+        aligner = ImageAligner(
+            **{k: bundle.aligner.config[k] for k in ("input_dim", "embed_dim", "num_tokens", "token_dim")}
+        )
         weighted_loss(bundle, aligner, alphas, *inputs).backward()
         grads.append([p.grad.clone() for p in aligner.parameters()])
     for a, b in zip(*grads, strict=True):
@@ -78,7 +98,9 @@ def test_validation_loss_falls_and_only_the_aligner_learns(tmp_path):
     # the trained aligner differs from a fresh one; the frozen parts on disk are untouched
     trained = ImageAligner.from_pretrained(tmp_path / "run" / "aligner")
     torch.manual_seed(0)
-    fresh = ImageAligner(**{k: trained.config[k] for k in ("input_dim", "embed_dim", "num_tokens", "token_dim")})
+    fresh = ImageAligner(
+        **{k: trained.config[k] for k in ("input_dim", "embed_dim", "num_tokens", "token_dim")}
+    )
     assert not torch.equal(trained.projection.weight, fresh.projection.weight)
 
 

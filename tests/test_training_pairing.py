@@ -45,7 +45,14 @@ def test_pair_command_writes_a_pairs_csv(tmp_path):
     (tmp_path / "i.txt").write_text("".join(f"images/{n}.jpg\n" for n in range(7)))
     r = CliRunner().invoke(
         main,
-        ["train", "pair", "--audio-embeds", str(tmp_path / "a.npy"), "--image-embeds", str(tmp_path / "i.npy")]
+        [
+            "train",
+            "pair",
+            "--audio-embeds",
+            str(tmp_path / "a.npy"),
+            "--image-embeds",
+            str(tmp_path / "i.npy"),
+        ]
         + ["--audio-list", str(tmp_path / "a.txt"), "--image-list", str(tmp_path / "i.txt")]
         + ["--out", str(tmp_path / "pairs.csv"), "--k", "2"],
     )
@@ -54,4 +61,6 @@ def test_pair_command_writes_a_pairs_csv(tmp_path):
 
     pairs = read_pairs(tmp_path / "pairs.csv")
     ref = greedy_pairs_reference(np.load(tmp_path / "a.npy"), np.load(tmp_path / "i.npy"))
-    assert [(p.audio.name, p.image.name) for p in pairs] == [(f"{a}.mp3", f"{i}.jpg") for a, i in enumerate(ref)]
+    assert [(p.audio.name, p.image.name) for p in pairs] == [
+        (f"{a}.mp3", f"{i}.jpg") for a, i in enumerate(ref)
+    ]

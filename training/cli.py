@@ -1,12 +1,12 @@
 """``art2mus train``: from a folder of pairs (or ArtSound) to a deployed model bundle.
 
-    art2mus train init BUNDLE --audioldm2 SNAPSHOT --encoder ENCODER   (fresh aligner)
-    art2mus train artsound --table T --images DIR --audio DIR --out pairs.csv
-    art2mus train pair --audio-embeds A --image-embeds I --out pairs.csv
-    art2mus train prepare --pairs CSV --model BUNDLE --out DIR
-    art2mus train run --data DIR --model BUNDLE --out RUN [...]   (= training/train.py)
-    art2mus train evaluate RUN
-    art2mus train export RUN --out BUNDLE
+art2mus train init BUNDLE --audioldm2 SNAPSHOT --encoder ENCODER   (fresh aligner)
+art2mus train artsound --table T --images DIR --audio DIR --out pairs.csv
+art2mus train pair --audio-embeds A --image-embeds I --out pairs.csv
+art2mus train prepare --pairs CSV --model BUNDLE --out DIR
+art2mus train run --data DIR --model BUNDLE --out RUN [...]   (= training/train.py)
+art2mus train evaluate RUN
+art2mus train export RUN --out BUNDLE
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ def init(out: Path, audioldm2: Path, encoder: Path, num_tokens: int | None, seed
 @click.option("--table", required=True, type=_FILE, help="ArtSound's pairs table (CSV).")
 @click.option("--images", required=True, type=_DIR, help="ArtGraph image folder.")
 @click.option("--audio", required=True, type=_DIR, help="FMA audio folder (000/000002.mp3 layout).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="pairs.csv to write.")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="pairs.csv to write."
+)
 @click.option("--image-column", default="image", show_default=True)
 @click.option("--track-column", default="track_id", show_default=True)
 @click.option("--style-column", default="style", show_default=True)
@@ -68,7 +70,9 @@ def artsound(
         )
     except DataError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{out}: {r.written} pairs; {r.missing_image} missing image(s), {r.missing_audio} missing audio")
+    click.echo(
+        f"{out}: {r.written} pairs; {r.missing_image} missing image(s), {r.missing_audio} missing audio"
+    )
 
 
 def _load_embeds(path: Path):
@@ -85,8 +89,12 @@ def _load_embeds(path: Path):
 
 
 @train.command()
-@click.option("--audio-embeds", required=True, type=_FILE, help="(N, d) audio embeddings: .npy or .safetensors.")
-@click.option("--image-embeds", required=True, type=_FILE, help="(M, d) image embeddings: .npy or .safetensors.")
+@click.option(
+    "--audio-embeds", required=True, type=_FILE, help="(N, d) audio embeddings: .npy or .safetensors."
+)
+@click.option(
+    "--image-embeds", required=True, type=_FILE, help="(M, d) image embeddings: .npy or .safetensors."
+)
 @click.option("--audio-list", type=_FILE, help="N audio paths, one a line (then a pairs.csv is written).")
 @click.option("--image-list", type=_FILE, help="M image paths, one a line.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
@@ -112,7 +120,9 @@ def pair(
 
     a, i = _load_embeds(audio_embeds), _load_embeds(image_embeds)
     stats = PairingStats()
-    result = greedy_pairs(a, i, k=k, audio_block=audio_block, image_block=image_block, device=device, stats=stats)
+    result = greedy_pairs(
+        a, i, k=k, audio_block=audio_block, image_block=image_block, device=device, stats=stats
+    )
     names_a = audio_list.read_text().splitlines() if audio_list else None
     names_i = image_list.read_text().splitlines() if image_list else None
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -168,7 +178,9 @@ def prepare(
         )
     except (DataError, BundleError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{out}: {r.kept} pairs kept, {len(r.skipped)} skipped ({r.shards_done_before} shard(s) reused)")
+    click.echo(
+        f"{out}: {r.kept} pairs kept, {len(r.skipped)} skipped ({r.shards_done_before} shard(s) reused)"
+    )
     for key, reason in sorted(r.skipped.items()):
         click.echo(f"  skipped {key}: {reason}", err=True)
 
@@ -186,7 +198,9 @@ def run(args: tuple[str, ...]) -> None:
 
 @train.command()
 @click.argument("run_dir", type=_DIR)
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Bundle to write.")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Bundle to write."
+)
 @click.option("--model", type=_DIR, help="Base bundle (default: the one the run trained against).")
 def export(run_dir: Path, out: Path, model: Path | None) -> None:
     """Export RUN's trained aligner as a model bundle (`art2mus models check` accepts it)."""

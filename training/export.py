@@ -44,7 +44,9 @@ def _last_metrics(run: Path) -> dict:
     return out
 
 
-def export_run(run: str | os.PathLike, out: str | os.PathLike, *, model: str | os.PathLike | None = None) -> str:
+def export_run(
+    run: str | os.PathLike, out: str | os.PathLike, *, model: str | os.PathLike | None = None
+) -> str:
     """Write the bundle; returns its model version."""
     from engine.engines.diffusion.aligner import ImageAligner
 
@@ -52,7 +54,9 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, model: str | o
     out = Path(out).expanduser().resolve()
     info_path = run / "run.json"
     if not info_path.is_file() or not (run / "aligner").is_dir():
-        raise ExportError(f"{run}: not a finished training run (run.json and aligner/ are made by `train run`)")
+        raise ExportError(
+            f"{run}: not a finished training run (run.json and aligner/ are made by `train run`)"
+        )
     info = json.loads(info_path.read_text())
     base = Path(model or info["model"])
     manifest = read_manifest(base)

@@ -87,6 +87,15 @@ def _encode_shard(bundle, pairs: list[Pair], seconds: float, batch: int) -> tupl
     return tensors, keys, skipped
 
 
+def _shard_meta(path: Path) -> tuple[list[str], dict[str, str]]:
+    """The pair keys a shard holds (in row order) and the pairs of its range that were skipped."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = json.loads(fh.metadata()["art2mus"])
+    return meta["keys"], meta["skipped"]
+
+
 def prepare(
     pairs_csv: str | os.PathLike,
     bundle_path: str | os.PathLike,
@@ -100,7 +109,6 @@ def prepare(
     device: str = "cpu",
     progress: bool = True,
 ) -> PrepareReport:
-    from safetensors import safe_open
     from safetensors.torch import save_file
     from tqdm import tqdm
 
@@ -123,13 +131,12 @@ def prepare(
         else:
             tensors, keys, skipped = _encode_shard(bundle, chunk, seconds, batch)
             tmp = path.with_name(path.name + ".partial")
-            meta = {"keys": json.dumps(keys), "skipped": json.dumps(skipped)}
+            # One metadata entry: safetensors writes its metadata map in no fixed order, and a
+            # rerun must give a byte-identical shard (its sha256 is in index.json).
+            meta = {"art2mus": json.dumps({"keys": keys, "skipped": skipped}, sort_keys=True)}
             save_file(tensors, str(tmp), metadata=meta)
             os.replace(tmp, path)
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata()
-        keys = json.loads(meta["keys"])
-        skipped = json.loads(meta["skipped"])
+        keys, skipped = _shard_meta(path)
         report.kept += len(keys)
         report.skipped.update(skipped)
         shard_info.append({"file": f"{SHARDS}/{path.name}", "count": len(keys), "sha256": sha256_file(path)})
@@ -138,8 +145,7 @@ def prepare(
 
     kept = set()
     for info in shard_info:
-        with safe_open(str(out / info["file"]), framework="pt") as fh:
-            kept.update(json.loads(fh.metadata()["keys"]))
+        kept.update(_shard_meta(out / info["file"])[0])
     split = make_split([p for p in pairs if p.key in kept], val_count=val_count, seed=split_seed)
     write_split(split, out / "split")
     index = {
@@ -182,11 +188,8 @@ class PrecomputedData:
         for info in index["shards"]:
             if not info["count"]:
                 continue
-            from safetensors import safe_open
-
             path = folder / info["file"]
-            with safe_open(str(path), framework="pt") as fh:
-                shard_keys = json.loads(fh.metadata()["keys"])
+            shard_keys = _shard_meta(path)[0]
             if not wanted.intersection(shard_keys):
                 continue
             t = load_file(str(path))
