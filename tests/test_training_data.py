@@ -31,7 +31,7 @@ def test_pairs_csv_paths_are_relative_to_the_csv(tmp_path):
 def test_pairs_csv_problems_name_file_and_line(tmp_path):
     bad = tmp_path / "pairs.csv"
     bad.write_text("image,sound\na.png,b.wav\n")
-    with pytest.raises(DataError, match="missing column.*audio"):
+    with pytest.raises(DataError, match=r"missing column.*audio"):
         read_pairs(bad)
     bad.write_text("id,image,audio\n1,a.png,a.wav\n1,b.png,b.wav\n")
     with pytest.raises(DataError, match="line 3: duplicate id '1'"):

@@ -60,8 +60,25 @@ def test_exported_bundle_is_checked_and_generates(tmp_path):
     runner = CliRunner()
     r = runner.invoke(
         main,
-        ["train", "run", "--data", str(data), "--model", str(model), "--out", str(run)]
-        + ["--max-steps", "4", "--batch-size", "2", "--val-every", "2", "--log-every", "1", "--quiet"],
+        [
+            "train",
+            "run",
+            "--data",
+            str(data),
+            "--model",
+            str(model),
+            "--out",
+            str(run),
+            "--max-steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--val-every",
+            "2",
+            "--log-every",
+            "1",
+            "--quiet",
+        ],
     )
     assert r.exit_code == 0, r.output
     bundle = tmp_path / "bundle"
@@ -86,8 +103,22 @@ def test_exported_bundle_is_checked_and_generates(tmp_path):
     painting = data_helpers.ROOT / "content" / "demo" / "the-night-cafe.png"
     r = runner.invoke(
         main,
-        ["-c", str(config), "generate", "--engine", "art2mus", "--model", str(bundle)]
-        + ["--duration", "6", "--seed", "4", "--out", str(tmp_path / "out"), str(painting)],
+        [
+            "-c",
+            str(config),
+            "generate",
+            "--engine",
+            "art2mus",
+            "--model",
+            str(bundle),
+            "--duration",
+            "6",
+            "--seed",
+            "4",
+            "--out",
+            str(tmp_path / "out"),
+            str(painting),
+        ],
     )
     assert r.exit_code == 0, r.output
     audio, rate = sf.read(tmp_path / "out" / "the-night-cafe.wav")

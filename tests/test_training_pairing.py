@@ -52,9 +52,15 @@ def test_pair_command_writes_a_pairs_csv(tmp_path):
             str(tmp_path / "a.npy"),
             "--image-embeds",
             str(tmp_path / "i.npy"),
-        ]
-        + ["--audio-list", str(tmp_path / "a.txt"), "--image-list", str(tmp_path / "i.txt")]
-        + ["--out", str(tmp_path / "pairs.csv"), "--k", "2"],
+            "--audio-list",
+            str(tmp_path / "a.txt"),
+            "--image-list",
+            str(tmp_path / "i.txt"),
+            "--out",
+            str(tmp_path / "pairs.csv"),
+            "--k",
+            "2",
+        ],
     )
     assert r.exit_code == 0, r.output
     from training.data import read_pairs

@@ -108,7 +108,7 @@ def init_bundle(
     from engine.engines.diffusion.bundle import build_bundle
     from engine.engines.diffusion.encoders import load_vision_encoder
 
-    vision = load_vision_encoder(encoder)
+    vision = load_vision_encoder(Path(encoder))
     lm_config = _json.loads((Path(audioldm2) / "language_model" / "config.json").read_text())
     with tempfile.TemporaryDirectory(prefix="art2mus-init-aligner-") as tmp:
         torch.manual_seed(seed)

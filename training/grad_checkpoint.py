@@ -32,6 +32,6 @@ def enable_checkpointing(unet: nn.Module) -> int:
                 return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
 
             module.forward = wrapped  # type: ignore[method-assign]
-            module._a2m_ckpt = True  # type: ignore[assignment]
+            module._a2m_ckpt = True
             count += 1
     return count

@@ -27,7 +27,8 @@ def alphas_cumprod(scheduler_config: dict) -> torch.Tensor:
         for k in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
         if k in scheduler_config
     }
-    return DDPMScheduler(**known).alphas_cumprod.float()
+    alphas: torch.Tensor = DDPMScheduler(**known).alphas_cumprod  # type: ignore[attr-defined]
+    return alphas.float()
 
 
 def min_snr_weights(

@@ -66,7 +66,7 @@ def lr_factor(step: int, warmup: int, max_steps: int, schedule: str) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator  # type: ignore[import-untyped]
 
     from engine.engines.diffusion.aligner import ImageAligner
     from engine.engines.diffusion.bundle import load_bundle
