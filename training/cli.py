@@ -213,3 +213,40 @@ def export(run_dir: Path, out: Path, model: Path | None) -> None:
     except (ExportError, BundleError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"exported {out} (model version {version})")
+
+
+@train.command()
+@click.argument("run_dir", type=_DIR)
+@click.option(
+    "--embedder",
+    default="melstats",
+    show_default=True,
+    help="Audio embedder for FAD: vggish:PATH or melstats.",
+)
+@click.option("--steps", default=200, show_default=True, help="DDIM steps (the paper's validation: 200).")
+@click.option("--guidance", default=3.5, show_default=True)
+@click.option("--seconds", default=10.0, show_default=True)
+@click.option("--limit", type=int, help="Only the first N validation artworks.")
+@click.option("--device", default="cpu", show_default=True)
+def evaluate(
+    run_dir: Path, embedder: str, steps: int, guidance: float, seconds: float, limit: int | None, device: str
+) -> None:
+    """Generate the validation clips of RUN and report FAD, KL (and IBSc where possible)."""
+    from .evaluate import evaluate_run
+
+    try:
+        r = evaluate_run(
+            run_dir,
+            embedder=embedder,
+            steps=steps,
+            guidance_scale=guidance,
+            seconds=seconds,
+            limit=limit,
+            device=device,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{r['clips']} clips: FAD ({r['embedder']}) {r['fad']:.4f}, KL (paper) {r['kl_db_spectrum_paper']:.6f}"
+    )
+    click.echo(f"IBSc: {r['ibsc_note']}")
