@@ -84,8 +84,16 @@ def test_evaluate_generates_validation_clips_and_scores_them(tmp_path):
             str(data_helpers.prepared_data()),
             "--model",
             str(helpers.tiny_bundle("imagebind")),
-        ]
-        + ["--out", str(run), "--max-steps", "2", "--batch-size", "2", "--val-every", "2", "--quiet"],
+            "--out",
+            str(run),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--val-every",
+            "2",
+            "--quiet",
+        ],
     )
     assert r.exit_code == 0, r.output
     r = runner.invoke(main, ["train", "evaluate", str(run), "--steps", "2", "--seconds", "2"])
