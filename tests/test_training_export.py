@@ -126,3 +126,58 @@ def test_exported_bundle_is_checked_and_generates(tmp_path):
     # a second export into the same folder is refused
     r = runner.invoke(main, ["train", "export", str(run), "--out", str(bundle)])
     assert r.exit_code != 0 and "not empty" in r.output
+
+
+@pytest.mark.slow
+def test_init_builds_a_start_bundle_and_prepare_runs_from_the_command_line(tmp_path):
+    from engine.engines.diffusion.encoders import make_tiny_encoder
+    from engine.engines.diffusion.tiny_audioldm2 import save_tiny_snapshot
+    from training.data import read_pairs, write_pairs
+
+    save_tiny_snapshot(tmp_path / "audioldm2")
+    make_tiny_encoder("imagebind", tmp_path / "encoder")
+    runner = CliRunner()
+    r = runner.invoke(
+        main,
+        [
+            "train",
+            "init",
+            str(tmp_path / "start"),
+            "--audioldm2",
+            str(tmp_path / "audioldm2"),
+            "--encoder",
+            str(tmp_path / "encoder"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(main, ["models", "check", str(tmp_path / "start")]).exit_code == 0
+    config = json.loads((tmp_path / "start" / "aligner" / "config.json").read_text())
+    assert config["num_tokens"] == 16 and config["input_dim"] == 1024  # the paper's ImageBind setting
+    # three pairs of the test dataset, one of them broken
+    source = data_helpers.pairs_csv()
+    pairs = {p.key: p for p in read_pairs(source)}
+    rows = [
+        {"id": k, "image": str(pairs[k].image), "audio": str(pairs[k].audio), "style": "x"}
+        for k in ("000", "001", "broken-audio")
+    ]
+    write_pairs(tmp_path / "pairs.csv", rows)
+    r = runner.invoke(
+        main,
+        [
+            "train",
+            "prepare",
+            "--pairs",
+            str(tmp_path / "pairs.csv"),
+            "--model",
+            str(tmp_path / "start"),
+            "--out",
+            str(tmp_path / "prepared"),
+            "--seconds",
+            "1.28",
+            "--val-count",
+            "1",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "2 pairs kept, 1 skipped" in r.output and "skipped broken-audio: audio unreadable" in r.output
+    assert (tmp_path / "prepared" / "split" / "val.txt").read_text().count("\n") == 1

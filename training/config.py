@@ -50,7 +50,6 @@ class TrainConfig:
     save_every: int = 1000
     precision: str = Precision.AUTO.value
     gradient_checkpointing: bool = False
-    logger: str = "csv"  # "csv" or "tensorboard" (csv always written)
 
     def validate(self, where: str = "config") -> None:
         for name in ("max_steps", "batch_size", "grad_accum", "log_every", "val_every", "save_every"):
@@ -60,8 +59,6 @@ class TrainConfig:
             raise ValueError(f"{where}: warmup must be ≥ 0 and lr > 0")
         LrSchedule(self.lr_schedule)
         Precision(self.precision)
-        if self.logger not in ("csv", "tensorboard"):
-            raise ValueError(f"{where}: logger must be 'csv' or 'tensorboard', got {self.logger!r}")
 
 
 def load_config(
