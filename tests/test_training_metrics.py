@@ -68,6 +68,7 @@ def test_evaluate_generates_validation_clips_and_scores_them(tmp_path):
     import json
 
     import diffusion_helpers as helpers
+    import torch
     import training_helpers as data_helpers
     from click.testing import CliRunner
 
@@ -100,5 +101,33 @@ def test_evaluate_generates_validation_clips_and_scores_them(tmp_path):
     assert r.exit_code == 0, r.output
     result = json.loads((run / "eval.json").read_text())
     assert result["clips"] == 2 and result["fad"] >= 0 and result["kl_db_spectrum_paper"] > 0
-    assert result["ibsc_art_gen"] is None and "audio tower" in result["ibsc_note"]
+    assert result["ibsc_art_gen"] is None and "--imagebind-audio" in result["ibsc_note"]
     assert len(list((run / "eval").glob("*.wav"))) == 2
+    # with a (tiny, random) ImageBind audio tower in the vision encoder's 1024-d space
+    from engine.engines.diffusion.imagebind_audio import (
+        ImageBindAudio,
+        ImageBindAudioConfig,
+        save_audio_tower,
+    )
+
+    tower = ImageBindAudio(ImageBindAudioConfig(width=32, layers=1, heads=4, embed_dim=1024))
+    save_audio_tower(tower.init_random(torch.Generator().manual_seed(0)), tmp_path / "ib-audio")
+    r = runner.invoke(
+        main,
+        [
+            "train",
+            "evaluate",
+            str(run),
+            "--steps",
+            "2",
+            "--seconds",
+            "2",
+            "--imagebind-audio",
+            str(tmp_path / "ib-audio"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    result = json.loads((run / "eval.json").read_text())
+    assert (
+        -1 <= result["ibsc_art_gen"] <= 1 and -1 <= result["ibsc_gt_gen"] <= 1 and "IBSc(gt, gen)" in r.output
+    )

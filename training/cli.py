@@ -228,8 +228,20 @@ def export(run_dir: Path, out: Path, model: Path | None) -> None:
 @click.option("--seconds", default=10.0, show_default=True)
 @click.option("--limit", type=int, help="Only the first N validation artworks.")
 @click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--imagebind-audio",
+    type=click.Path(exists=True, path_type=Path),
+    help="ImageBind audio tower for the ImageBind score: imagebind_huge.pth or a saved tower folder.",
+)
 def evaluate(
-    run_dir: Path, embedder: str, steps: int, guidance: float, seconds: float, limit: int | None, device: str
+    run_dir: Path,
+    embedder: str,
+    steps: int,
+    guidance: float,
+    seconds: float,
+    limit: int | None,
+    device: str,
+    imagebind_audio: Path | None,
 ) -> None:
     """Generate the validation clips of RUN and report FAD, KL (and IBSc where possible)."""
     from .evaluate import evaluate_run
@@ -243,10 +255,17 @@ def evaluate(
             seconds=seconds,
             limit=limit,
             device=device,
+            imagebind_audio=imagebind_audio,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"{r['clips']} clips: FAD ({r['embedder']}) {r['fad']:.4f}, KL (paper) {r['kl_db_spectrum_paper']:.6f}"
     )
+    if r["ibsc_gt_gen"] is not None:
+        art = r["ibsc_art_gen"]
+        click.echo(
+            f"IBSc(gt, gen) {r['ibsc_gt_gen']:.4f}"
+            + (f", IBSc(art, gen) {art:.4f}" if art is not None else "")
+        )
     click.echo(f"IBSc: {r['ibsc_note']}")

@@ -93,6 +93,7 @@ def evaluate_run(
     seed: int = 0,
     batch_size: int = 4,
     device: str = "cpu",
+    imagebind_audio: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     import soundfile as sf
 
@@ -144,7 +145,34 @@ def evaluate_run(
         "kl_db_spectrum_paper": kl_db_spectrum_paper(truth, gen),
         "ibsc_art_gen": None,
         "ibsc_gt_gen": None,
-        "ibsc_note": "not computed: ImageBind's audio tower is not implemented in this project yet",
+        "ibsc_note": "not computed: no ImageBind audio tower given (--imagebind-audio)",
     }
+    if imagebind_audio is not None:
+        result.update(_imagebind_scores(bundle, imagebind_audio, images, truth, gen, device))
     (run / "eval.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def _imagebind_scores(bundle, weights, images, truth, generated, device) -> dict[str, Any]:
+    import torch
+
+    from engine.engines.diffusion.imagebind_audio import audio_clips, load_audio_tower
+
+    from .metrics import imagebind_score
+
+    tower = load_audio_tower(weights).to(device)
+
+    def embed(waves):
+        with torch.no_grad():
+            return torch.stack([tower(audio_clips(w)[None].to(device))[0] for w in waves]).cpu().numpy()
+
+    gen = embed(generated)
+    out: dict[str, Any] = {
+        "ibsc_gt_gen": imagebind_score(embed(truth), gen),
+        "ibsc_note": "ImageBind audio tower",
+    }
+    if bundle.encoder_kind == "imagebind":
+        out["ibsc_art_gen"] = imagebind_score(bundle.encoder.encode(images).float().cpu().numpy(), gen)
+    else:
+        out["ibsc_note"] += "; IBSc(art, gen) needs an ImageBind vision encoder (the bundle's is CLIP)"
+    return out

@@ -273,3 +273,41 @@ def audio_clips(wave: np.ndarray, cfg: ImageBindAudioConfig | None = None) -> to
         fbank = fbank[:, : c.target_length]
         out.append((fbank[None] - MEL_MEAN) / MEL_STD)
     return torch.from_numpy(np.stack(out)).float()
+
+
+# --------------------------------------------------------------------------- on disk
+
+CONFIG_FILE = "audio_config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def save_audio_tower(model: ImageBindAudio, folder) -> None:
+    """``audio_config.json`` + ``model.safetensors`` (ImageBind's own keys)."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2) + "\n")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / WEIGHTS_FILE))
+
+
+def load_audio_tower(path) -> ImageBindAudio:
+    """From a folder made by ``save_audio_tower``, or from ``imagebind_huge.pth`` itself."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        from safetensors.torch import load_file
+
+        config = ImageBindAudioConfig(**json.loads((path / CONFIG_FILE).read_text()))
+        state = load_file(str(path / WEIGHTS_FILE))
+    else:
+        state = audio_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        config = ImageBindAudioConfig()
+    model = ImageBindAudio(config)
+    model.load_state_dict(state)
+    return model.eval().requires_grad_(False)
