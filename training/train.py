@@ -8,10 +8,11 @@ is ignored: a fresh one with the same shape is initialised from the seed). Laten
 embeddings come precomputed from ``DIR`` (``art2mus train prepare``).
 
 Exact resume by construction: which samples form step s's batch, and the timesteps and noise
-drawn for them, are functions of (seed, s) only, drawn for the *global* batch and sliced per
-process. So a checkpoint needs only the aligner, AdamW's state, the LR schedule's position
-and the step, and two processes with half the batch each compute the same global batch as
-one process (DDP averages their gradients). The same holds for gradient accumulation.
+drawn for them, are functions of (seed, s) only, drawn for the *global* batch and cut into
+chunks (micro-step m of process r takes chunk m·processes + r). So a checkpoint needs only
+the aligner, AdamW's state, the LR schedule's position and the step, and two processes with
+half the batch each, or one with two accumulation micro-steps, compute the same global batch
+as one process (DDP averages the gradients of the processes).
 
 Outputs in ``RUN``: ``metrics.csv`` (step, loss, lr, val_loss every --val-every steps, …),
 ``checkpoint/state.pt`` (resume), ``aligner/`` (the latest weights, for export) and
@@ -103,12 +104,11 @@ def main(argv: list[str] | None = None) -> dict:
     accelerator = Accelerator(mixed_precision=precision.value)
     world, rank = accelerator.num_processes, accelerator.process_index
     device = accelerator.device
-    micro_global = cfg.batch_size // cfg.grad_accum  # samples per micro-step, all processes
     if cfg.batch_size % (world * cfg.grad_accum):
         raise SystemExit(
             f"batch_size {cfg.batch_size} must be divisible by processes ({world}) × grad_accum ({cfg.grad_accum})"
         )
-    per_proc = micro_global // world
+    per_proc = cfg.batch_size // (world * cfg.grad_accum)  # samples per process per micro-step
     say = (lambda *a: None) if (args.quiet or not accelerator.is_main_process) else print
 
     # ------------------------------------------------------------------ model
@@ -137,22 +137,36 @@ def main(argv: list[str] | None = None) -> dict:
         for p in range(position, position + count):
             epoch, offset = divmod(p, n_train)
             if epoch not in perms:
-                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+                g = torch.Generator().manual_seed(_seed_for("order", cfg.seed, epoch))
                 perms[epoch] = torch.randperm(n_train, generator=g)
                 perms.pop(epoch - 2, None)
             out_idx.append(int(perms[epoch][offset]))
         return torch.tensor(out_idx)
 
+    drawn: dict[int, tuple] = {}
+
+    def step_draw(step: int) -> tuple:
+        """The whole global batch of a step: items, timesteps, latent and diffusion noise.
+
+        Drawn on the CPU from a generator seeded by (seed, step) alone, so every process, any
+        process count, any accumulation and a resumed run all see the same global batch.
+        """
+        if step not in drawn:
+            drawn.clear()
+            idx = sample_indices(step * cfg.batch_size, cfg.batch_size)
+            g = torch.Generator().manual_seed(_seed_for("noise", cfg.seed, step))
+            shape_lat = (cfg.batch_size, *train.latent_mean.shape[1:])
+            timesteps = torch.randint(0, alphas.shape[0], (cfg.batch_size,), generator=g)
+            eps_latent = torch.randn(shape_lat, generator=g)
+            noise = torch.randn(shape_lat, generator=g)
+            drawn[step] = (idx, timesteps, eps_latent, noise)
+        return drawn[step]
+
     def global_batch(step: int, micro: int):
-        """This process's slice of the global micro-batch for (step, micro); a function of both."""
-        position = (step * cfg.grad_accum + micro) * micro_global
-        idx = sample_indices(position, micro_global)
-        g = torch.Generator().manual_seed(cfg.seed * 7_919 + step * 131 + micro)
-        shape_lat = train.latent_mean.shape[1:]
-        timesteps = torch.randint(0, alphas.shape[0], (micro_global,), generator=g)
-        eps_latent = torch.randn((micro_global, *shape_lat), generator=g)
-        noise = torch.randn((micro_global, *shape_lat), generator=g)
-        mine = slice(rank * per_proc, (rank + 1) * per_proc)
+        """This process's chunk of the step's global batch: chunk micro·processes + rank."""
+        idx, timesteps, eps_latent, noise = step_draw(step)
+        chunk = micro * world + rank
+        mine = slice(chunk * per_proc, (chunk + 1) * per_proc)
         idx = idx[mine]
         latents = (train.latent_mean[idx] + train.latent_std[idx] * eps_latent[mine]) * scaling
         return (
@@ -326,6 +340,14 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"step": step, "rows": rows, "seconds": time.time() - t0}
     accelerator.end_training()
     return result
+
+
+def _seed_for(purpose: str, seed: int, index: int) -> int:
+    """A 63-bit generator seed for (purpose, seed, index): distinct streams never collide."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{purpose}:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 class _nullcontext:
