@@ -66,3 +66,31 @@ def test_preprocessing_clip_starts_and_fbank():
     mel = lambda f: 1127 * np.log(1 + f / 700)  # noqa: E731
     centres = mel(20) + (np.arange(128) + 1) * (mel(8000) - mel(20)) / 129
     assert abs(int(fb.mean(0).argmax()) - int(np.abs(centres - mel(1000)).argmin())) <= 1
+
+
+@pytest.mark.slow  # loads the tiny ImageBind bundle
+def test_scorer_ranks_the_engines_candidates_by_image_audio_similarity():
+    import diffusion_helpers as helpers
+    from PIL import Image
+
+    from engine.engines.diffusion.engine import Art2MusEngine
+    from engine.engines.diffusion.imagebind_audio import ImageBindScorer
+
+    engine = Art2MusEngine(helpers.tiny_bundle("imagebind"), steps=2)
+    tower = ImageBindAudio(ImageBindAudioConfig(width=32, layers=1, heads=4, embed_dim=1024))
+    tower.init_random(torch.Generator().manual_seed(0))
+    scorer = ImageBindScorer(engine.pipeline.bundle.encoder, tower)
+    engine.scorer = scorer
+    image = np.asarray(Image.open(helpers_root() / "content" / "demo" / "the-night-cafe.png").convert("RGB"))
+    clips = engine.generate_batch([image] * 3, 5.0, [1, 2, 3])
+    scores = [c.score for c in clips]
+    assert all(s is not None and -1 <= s <= 1 for s in scores) and len(set(scores)) == 3
+    assert engine.params()["scorer"] == "imagebind-similarity"
+    with pytest.raises(ValueError, match="ImageBind vision encoder"):
+        ImageBindScorer(Art2MusEngine(helpers.tiny_bundle("clip"), steps=2).pipeline.bundle.encoder, tower)
+
+
+def helpers_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent

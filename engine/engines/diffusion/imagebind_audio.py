@@ -311,3 +311,34 @@ def load_audio_tower(path) -> ImageBindAudio:
     model = ImageBindAudio(config)
     model.load_state_dict(state)
     return model.eval().requires_grad_(False)
+
+
+# --------------------------------------------------------------------------- ranking candidates
+
+
+class ImageBindScorer:
+    """The engine's ``Scorer``: cosine of ImageBind's image and audio embeddings, as the authors'
+    code keeps the best of its candidates. ``vision`` must be an ImageBind vision encoder
+    (``encoders.ImageBindVisionEncoder``, the bundle's own when it is ImageBind): the audio tower
+    lives in ImageBind's joint space, CLIP's embeddings do not."""
+
+    name = "imagebind-similarity"
+
+    def __init__(self, vision, audio: ImageBindAudio, device: str = "cpu"):
+        if getattr(vision, "kind", None) != "imagebind":
+            raise ValueError("ImageBindScorer needs an ImageBind vision encoder (the bundle's is not one)")
+        self.vision = vision
+        self.audio = audio.to(device).eval()
+        self.device = device
+
+    def __call__(self, images, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        from engine.audio_utils import resample
+
+        image_embeds = F.normalize(self.vision.encode(list(images)).float(), dim=-1).cpu()
+        scores = []
+        with torch.no_grad():
+            for image_embed, wave in zip(image_embeds, np.asarray(audio), strict=True):
+                wave16 = resample(wave, sample_rate, SAMPLE_RATE) if sample_rate != SAMPLE_RATE else wave
+                audio_embed = self.audio(audio_clips(wave16, self.audio.config)[None].to(self.device))[0]
+                scores.append(float(F.cosine_similarity(image_embed, audio_embed.float().cpu(), dim=0)))
+        return np.asarray(scores)
