@@ -308,17 +308,19 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer.zero_grad(set_to_none=True)
         step += 1
 
-        train_loss = float(accelerator.reduce(loss_sum, reduction="mean"))
         # Only on multiples of val_every (not also at the last step), so a run stopped and resumed
         # logs exactly the rows of an uninterrupted one.
         at_val = step % cfg.val_every == 0
         if step % cfg.log_every == 0 or at_val:
+            # Reduced (a collective: every process takes this branch) and read back only when
+            # logged, so the GPU is not synchronised every step.
+            train_loss = float(accelerator.reduce(loss_sum, reduction="mean"))
+            now = time.time()  # before validation, so samples_per_s counts training only
+            rate = (step - last_step) * cfg.batch_size / max(now - last_time, 1e-9)
             val_loss = ""
             if at_val and len(val) and accelerator.is_main_process:
                 val_loss = f"{validation_loss():.8g}"
-            now = time.time()
-            rate = (step - last_step) * cfg.batch_size / max(now - last_time, 1e-9)
-            last_time, last_step = now, step
+            last_time, last_step = time.time(), step
             rows.append(
                 {
                     "step": step,
