@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
             drawn.clear()
             idx = sample_indices(step * cfg.batch_size, cfg.batch_size)
             g = torch.Generator().manual_seed(_seed_for("noise", cfg.seed, step))
-            shape_lat = (cfg.batch_size, *train.latent_mean.shape[1:])
+            shape_lat = (cfg.batch_size, *train.latent_shape)
             timesteps = torch.randint(0, alphas.shape[0], (cfg.batch_size,), generator=g)
             eps_latent = torch.randn(shape_lat, generator=g)
             noise = torch.randn(shape_lat, generator=g)
@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> dict:
         chunk = micro * world + rank
         mine = slice(chunk * per_proc, (chunk + 1) * per_proc)
         idx = idx[mine]
-        latents = (train.latent_mean[idx] + train.latent_std[idx] * eps_latent[mine]) * scaling
+        mean, std = train.latents(idx)
+        latents = (mean + std * eps_latent[mine]) * scaling
         return (
             train.image_embeds[idx].to(device),
             latents.to(device),
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
     # Fixed validation set: the latents' means, and timesteps and noise from val_seed alone.
     gv = torch.Generator().manual_seed(cfg.val_seed)
     val_t = torch.randint(0, alphas.shape[0], (len(val),), generator=gv)
-    val_noise = torch.randn((len(val), *train.latent_mean.shape[1:]), generator=gv)
+    val_noise = torch.randn((len(val), *train.latent_shape), generator=gv)
+    val_latents = val.latents(range(len(val)))[0] * scaling if len(val) else torch.zeros(0)  # posterior means
 
     def validation_loss() -> float:
         model = accelerator.unwrap_model(aligner)
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
                     model,
                     alphas,
                     val.image_embeds[sl].to(device),
-                    (val.latent_mean[sl] * scaling).to(device),
+                    val_latents[sl].to(device),
                     val_noise[sl].to(device),
                     val_t[sl].to(device),
                     gamma=cfg.min_snr_gamma,
