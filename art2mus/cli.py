@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "models": ("engine.engines.diffusion.cli:models", "Build, make and check Art2Mus model bundles."),
     "store": ("engine.store.cli:store", "Prune clips no longer needed and hand the space back."),
+    "train": ("training.cli:train", "Train the Image Aligner; export it as a model bundle."),
 }
 
 
