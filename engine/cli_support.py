@@ -51,11 +51,14 @@ def open_database(ctx: click.Context, db_path: str | Path | None, check: str = "
     try:
         return Database(path, check=check)
     except (StoreError, SchemaError) as exc:
-        raise click.ClickException(str(exc)) from None
+        cause = exc.__cause__
+        why = describe_store_fault(cause, ctx) if cause is not None else None
+        raise click.ClickException(why or str(exc)) from None
     except DBAPIError as exc:
         # E.g. a read-only file ("attempt to write a readonly database") or a damaged one:
         # a plain line naming the file, not SQLAlchemy's 100-line traceback.
-        raise click.ClickException(f"{path}: cannot open the database: {exc.orig}") from None
+        why = describe_store_fault(exc, ctx)  # the fault in plain words, when it is a known one
+        raise click.ClickException(why or f"{path}: cannot open the database: {exc.orig}") from None
 
 
 # SQLite's words for a database this process cannot use: the machine's fault, said in one

@@ -103,7 +103,8 @@ class Database:
         except OperationalError as exc:
             if _fault_text(exc) in ("malformed", "not a database") and self._heal_now(str(exc.orig), tried):
                 return self._open()
-            raise StoreError(f"{self.path}: cannot open the database: {exc.orig}") from None
+            # The driver's error stays the cause, so a command can say the fault in plain words.
+            raise StoreError(f"{self.path}: cannot open the database: {exc.orig}") from exc
         except DatabaseError as exc:  # damage found by opening itself (e.g. PRAGMA journal_mode)
             if self._heal_now(str(exc.orig), tried):
                 return self._open()
