@@ -307,11 +307,15 @@ class Visitor:
 
     def touch(self) -> None:
         from engine.store import ArtworkStatus
+        from installation.kiosk.services import MusicState
 
         entries = [e for e in self.services.entries() if e.status == ArtworkStatus.READY.value]
         if not entries:
             return
-        entry = self.rng.choice(entries)
+        # Visitors go to what is new: half the touches are for an artwork still without its
+        # music (a curator's new image), which is when the kiosk asks the engine for it.
+        waiting = [e for e in entries if e.music != MusicState.READY]
+        entry = self.rng.choice(waiting if waiting and self.rng.random() < 0.5 else entries)
         self.touches += 1
         choice = self.services.clip_choice(entry.id)
         if choice is not None:
