@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import soak
 
 SECONDS = 40.0
-# Start-up and the stream's first blocks may cost an underrun or two on a busy 2-core CI
-# machine (measured: 2-3, all in the first seconds); after warm-up a healthy run has none,
-# and one more is allowed for the scheduling noise of a shared machine.
-MAX_UNDERRUNS = 5
-MAX_UNDERRUNS_AFTER_WARMUP = 1
-# Measured growth after warm-up over 60 s: -1 to +3 MB per process; a leak of a decoded
+# Underruns on a busy 2-core CI machine (other jobs, the engine composing on the same cores):
+# 0-5 in a 40-60 s run, and 11 in 6 minutes with one burst of 4 (measured, 2026-11-29). A
+# stream that stalls or a callback that stopped keeping up gives dozens within seconds.
+MAX_UNDERRUNS = 8
+# Measured growth after warm-up over 40-60 s: -1 to +10 MB per process (the kiosk enters
+# attract mode after 20 s and loads its slides); a leak of a decoded
 # 6-s clip per touch (2.3 MB at 48 kHz stereo float32) would pass 40 MB within the run.
 MAX_GROWTH_MB = 40.0
 
@@ -51,7 +51,6 @@ def test_a_short_soak_runs_clean(tmp_path):
         assert result.tracebacks[name] == 0, text
     assert result.underruns is not None, "the kiosk's beacon gave no audio figures\n" + text
     assert result.underruns <= MAX_UNDERRUNS, text
-    assert (result.underruns_after_warmup() or 0) <= MAX_UNDERRUNS_AFTER_WARMUP, text
     assert result.restarts == 0, text
     for name in ("engine", "kiosk"):
         assert result.growth_mb(name) < MAX_GROWTH_MB, text
