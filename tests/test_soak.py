@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import soak
 
 SECONDS = 40.0
-# Underruns on a busy 2-core CI machine (other jobs, the engine composing on the same cores):
-# 0-5 in a 40-60 s run, and 11 in 6 minutes with one burst of 4 (measured, 2026-11-29). A
-# stream that stalls or a callback that stopped keeping up gives dozens within seconds.
-MAX_UNDERRUNS = 8
+# Underruns on the busy 2-core CI machine (load average 2.3: other jobs, and the engine
+# composing the collection's first clips on the same cores while the kiosk starts): 0-9 in
+# the first 40 s, 17 in 5 minutes (measured, 2026-11-29). A stream that stalls gives dozens
+# of underruns a second (one per 21-ms block), so the bound still tells the two apart.
+MAX_UNDERRUNS = 15
 # Measured growth after warm-up over 40-60 s: -1 to +10 MB per process (the kiosk enters
 # attract mode after 20 s and loads its slides); a leak of a decoded
 # 6-s clip per touch (2.3 MB at 48 kHz stereo float32) would pass 40 MB within the run.
