@@ -527,3 +527,27 @@ def test_the_kiosk_plays_the_nearest_clip_while_a_quarantined_one_is_made_again(
         store.load_audio(own.clip.id)
     fallback = services.clip_choice(1)
     assert not fallback.own and fallback.artwork_id == 2  # the nearest ready clip plays meanwhile
+
+
+def test_the_kiosk_reads_the_new_database_after_another_process_heals(tmp_path, demo_dir):
+    from engine.store.health import set_aside
+    from installation.kiosk.services import KioskServices
+
+    collection = two_paintings(tmp_path, demo_dir)
+    db_path = tmp_path / "art2mus.db"
+    db = Database(db_path)
+    scan_collection(db, collection, default_config().catalog)
+    services = KioskServices(db, collection, player=None, clip_store=None, job_queue=None, engine_info=None)
+    assert len(services.entries()) == 2
+    before = services.signature()
+    # What the engine service does when it finds the file damaged (engine/store/health.py):
+    # the file is moved aside and a new one made, here with one painting fewer.
+    db.close()
+    set_aside(db_path, "drill")
+    (collection / sorted(p.name for p in collection.glob("*.png"))[0]).unlink()
+    healed = Database(db_path)
+    scan_collection(healed, collection, default_config().catalog)
+    healed.close()
+    assert len(services.entries()) == 1  # the raw connection follows the new inode
+    assert services.signature() != before  # so the window re-reads the catalog
+    assert services.thumbnail(services.entries()[0].id) is not None

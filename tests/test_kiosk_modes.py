@@ -267,3 +267,27 @@ def test_the_kiosk_command_refuses_no_display_and_a_bad_size(tmp_path, monkeypat
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     result = CliRunner().invoke(main, ["-c", str(config), "kiosk", "--windowed", "--size", "big"])
     assert result.exit_code == 2 and "'big' is not WIDTHxHEIGHT" in result.output
+
+
+def test_attract_mode_drops_an_artwork_deleted_since_it_began(qtbot, kiosk, store, collection, caplog):
+    from engine.catalog.scanner import scan_collection
+    from engine.config import default_config
+
+    for i, (aid, h) in enumerate(artworks(store).values()):
+        add_clip(store, aid, h, seed=i)
+    kiosk.refresh_from_store(wait=True)
+    entries = kiosk.model.entries()
+    kiosk.attract.start(entries, kiosk._image_path)
+    gone = kiosk.attract.entries[1]  # the next slide
+    # The curator deletes it while the slideshow runs; the gallery re-reads the catalog.
+    (collection / gone.path).unlink()
+    scan_collection(store, collection, default_config().catalog)
+    kiosk.refresh_from_store(wait=True)
+    assert kiosk._image_path(gone.id) is None
+    for _ in range(len(entries) + 1):
+        kiosk.attract.next_slide()
+        qtbot.wait(20)
+    assert gone.id not in [e.id for e in kiosk.attract.entries]
+    assert len(kiosk.attract.entries) == len(entries) - 1
+    assert "cannot show" not in caplog.text  # before: the collection folder, every round
+    kiosk.attract.stop()

@@ -80,12 +80,21 @@ class AttractPage(QWidget):
         return self.frame_timer.isActive()
 
     def next_slide(self) -> None:
-        if not self.entries:
+        # The show keeps the entries it began with; an artwork the curator deleted since has
+        # no file (``image_path`` gives None): drop it, rather than ask the loader for the
+        # collection folder and log a warning each round (found by benchmarks/soak.py).
+        while self.entries:
+            self.position = (self.position + 1) % len(self.entries)
+            entry = self.entries[self.position]
+            path = self.image_path(entry.id)
+            if path is not None:
+                break
+            del self.entries[self.position]
+            self.position -= 1
+        else:
             self.update()
             return
-        self.position = (self.position + 1) % len(self.entries)
-        entry = self.entries[self.position]
-        image = self.loader.request(entry.id, self.image_path(entry.id))
+        image = self.loader.request(entry.id, path)
         if image is None:
             self._waiting_for = entry.id  # shown when loaded; the current slide lingers
             self.slide_timer.start(int(self.slide_seconds * 1000))  # skip a file that never loads
@@ -99,8 +108,9 @@ class AttractPage(QWidget):
         if image.isNull():
             self.next_slide()
             return
-        entry = next(e for e in self.entries if e.id == artwork_id)
-        self._show(entry, image)
+        entry = next((e for e in self.entries if e.id == artwork_id), None)
+        if entry is not None:
+            self._show(entry, image)
 
     def _show(self, entry: ArtworkEntry, image: QImage) -> None:
         self.previous = self.current
@@ -114,7 +124,9 @@ class AttractPage(QWidget):
         self.motion = (a, b, r.random() < 0.6)
         self.slide_timer.start(int(self.slide_seconds * 1000))
         nxt = self.entries[(self.position + 1) % len(self.entries)]
-        self.loader.request(nxt.id, self.image_path(nxt.id))  # preload the next slide
+        nxt_path = self.image_path(nxt.id)
+        if nxt_path is not None:
+            self.loader.request(nxt.id, nxt_path)  # preload the next slide
         self.slide_changed.emit(entry.id)
         self.update()
 

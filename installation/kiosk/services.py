@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 _Embeddings = tuple[dict[int, np.ndarray], dict[int, str], list[int]]
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:  # between set-aside and the new file: keep the connection for now
+        return None
+
+
 class MusicState:
     """Where an artwork's music stands, as the gallery and the curator panel show it."""
 
@@ -152,6 +159,7 @@ class KioskServices:
         self._embeddings: tuple[int, _Embeddings] | None = None  # (signature, descriptors)
         self._lock = threading.Lock()
         self._local = threading.local()  # one raw read-only connection per thread
+        self._reopened = 0  # how often a replaced database file was opened anew
 
     def _raw(self) -> sqlite3.Connection:
         """A read-only sqlite3 connection for this thread.
@@ -159,13 +167,28 @@ class KioskServices:
         The two hottest reads bypass the ORM: thumbnails (one per card, from the decoder
         threads; the sqlite3 module releases the GIL while it reads, so the UI thread keeps
         painting) and the change counter polled by the window.
+
+        When the engine sets a damaged file aside and makes a new one
+        (``engine/store/health.py``), an open connection would keep reading the old inode
+        for ever; so the file's inode is compared on each call (one ``stat``, microseconds)
+        and a replaced file is opened anew, as ``Database`` does for the ORM's connections.
         """
         conn = getattr(self._local, "conn", None)
+        inode = _inode(self.db.path)
+        if conn is not None and inode is not None and inode != self._local.inode:
+            log.info("database %s was replaced; the kiosk reads the new file", self.db.path)
+            conn.close()
+            conn = None
+            # data_version counts per connection: a new connection's first value may equal
+            # the old one's last, and the window would not re-read the new file's catalog.
+            with self._lock:
+                self._reopened += 1
         if conn is None:
             conn = sqlite3.connect(
                 f"file:{self.db.path}?mode=ro", uri=True, check_same_thread=False, timeout=30
             )
             self._local.conn = conn
+            self._local.inode = inode
         return conn
 
     # -- catalog ---------------------------------------------------------------------------
@@ -174,7 +197,8 @@ class KioskServices:
         service) commits to the store: SQLite's ``PRAGMA data_version``, which costs
         microseconds however large the collection is. (A query such as max(updated_at)
         would read past every thumbnail blob in the table.)"""
-        return self._raw().execute("PRAGMA data_version").fetchone()[0]
+        version = self._raw().execute("PRAGMA data_version").fetchone()[0]
+        return version + (self._reopened << 40)
 
     def entries(self, *, include_unavailable: bool = False) -> list[ArtworkEntry]:
         """The collection in gallery order (title, then path).

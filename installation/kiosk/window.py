@@ -9,6 +9,7 @@ close unless the curator panel asked it to.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from PyQt6.QtCore import QEvent, QObject, QRunnable, QSize, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt6.QtWidgets import QStackedLayout, QWidget
@@ -199,9 +200,10 @@ class KioskWindow(QWidget):
         entry = self.model.entry(row) if row is not None else None
         self.gallery.set_now_playing(entry)
 
-    def _image_path(self, artwork_id: int):
+    def _image_path(self, artwork_id: int) -> Path | None:
+        """The artwork's file, or None when it has left the gallery (deleted meanwhile)."""
         row = self.model.row_of(artwork_id)
-        return self.services.collection / (self.model.entry(row).path if row is not None else "")
+        return self.services.collection / self.model.entry(row).path if row is not None else None
 
     def open_pin_pad(self) -> None:
         if self.page in ("pin", "curator"):
