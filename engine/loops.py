@@ -100,7 +100,7 @@ def write_float_wav(path: Path, audio: Any, sample_rate: int, loop: Loop | None 
         raise ValueError(f"{path}: {data.nbytes} bytes of audio are too many for a WAV file")
     with open(path, "wb") as f:
         f.write(b"RIFF" + struct.pack("<I", size) + b"WAVE" + header)
-        f.write(memoryview(data).cast("B"))
+        f.write(data.tobytes())
         f.write(tail)
 
 
