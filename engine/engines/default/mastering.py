@@ -103,8 +103,15 @@ def _loudness_planar(x: np.ndarray, rate: int) -> float:
 
 
 def _segment_energy(y: np.ndarray, step: int, segments: int) -> np.ndarray:
-    blocks = y[:, : segments * step].reshape(y.shape[0], segments, step).astype(np.float64)
-    return np.square(blocks).sum(axis=(0, 2))
+    # In float64, 16 segments at a time: the same sums as one pass over the whole clip (each
+    # segment is summed on its own), but the float64 copy stays in the cache: 3 ms, not 10.
+    blocks = y[:, : segments * step].reshape(y.shape[0], segments, step)
+    out = np.empty(segments)
+    for i in range(0, segments, 16):
+        part = blocks[:, i : i + 16].astype(np.float64)
+        np.square(part, out=part)
+        out[i : i + 16] = part.sum(axis=(0, 2))
+    return out
 
 
 @lru_cache(maxsize=1)
