@@ -168,7 +168,7 @@ class _Synth:
         for p in pitches:
             self.synth.noteon(ch, p, velocity)
         parts = [self._write(frames_on)]
-        peak = float(np.abs(parts[0]).max())
+        peak = _abs_max(parts[0])
         for p in pitches:
             self.synth.noteoff(ch, p)
         chunk = 32 * BLOCK
@@ -176,7 +176,7 @@ class _Synth:
         for _ in range(int(MAX_RELEASE_S * self.rate) // chunk):
             part = self._write(chunk)
             parts.append(part)
-            level = float(np.abs(part).max())
+            level = _abs_max(part)
             peak = max(peak, level)
             if self.synth.get_active_voice_count() == 0:
                 break
@@ -326,6 +326,11 @@ class Renderer:
         while len(self._ir_cache) > 8:
             self._ir_cache.popitem(last=False)
         return spectra
+
+
+def _abs_max(x: np.ndarray) -> float:
+    """max(|x|) without the temporary array of |x| (the same value: negation is exact)."""
+    return float(max(x.max(), -x.min())) if x.size else 0.0
 
 
 def _playing_level(stem: np.ndarray, rate: int) -> float:
