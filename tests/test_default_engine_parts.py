@@ -156,3 +156,27 @@ def test_the_engine_starts_without_heavy_imports():
         [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == []
+
+
+def test_kernels_fall_back_to_scipys_public_functions(monkeypatch):
+    # If a scipy release moves its compiled modules, the engine still works (and gives the
+    # same numbers): it calls scipy.fft / scipy.signal instead.
+    import scipy.fft
+    from scipy import signal
+
+    from engine.engines.default import kernels
+
+    monkeypatch.setattr(kernels, "_load_extension", lambda name: None)
+    for cached in (kernels._pocketfft, kernels._sosfilt_kernel):
+        cached.cache_clear()
+    try:
+        assert kernels._pocketfft() is None and kernels._sosfilt_kernel() is None
+        x = np.random.default_rng(6).standard_normal((2, 3000)).astype(np.float32)
+        spec = kernels.rfft(x, axis=1)
+        assert np.array_equal(spec, scipy.fft.rfft(x, axis=1))
+        assert np.array_equal(kernels.irfft(spec, n=3000, axis=1), scipy.fft.irfft(spec, n=3000, axis=1))
+        sos = mastering._k_weighting_sos(RATE).astype(np.float32)
+        assert np.array_equal(kernels.sosfilt_rows(sos, x), signal.sosfilt(sos, x, axis=1))
+    finally:
+        for cached in (kernels._pocketfft, kernels._sosfilt_kernel):
+            cached.cache_clear()
