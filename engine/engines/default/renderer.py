@@ -158,7 +158,8 @@ class _Synth:
         """The next ``frames`` of output, planar: (2, frames) float32."""
         out = np.empty((2, frames), dtype=np.float32)  # FluidSynth writes every sample
         left, right = out[0].ctypes.data, out[1].ctypes.data
-        self._lib.fluid_synth_write_float(self.synth.synth, frames, left, 0, 1, right, 0, 1)
+        if self._lib.fluid_synth_write_float(self.synth.synth, frames, left, 0, 1, right, 0, 1) != 0:
+            raise RendererError(f"FluidSynth could not render {frames} frames")
         self.frames_rendered += frames
         return out
 
