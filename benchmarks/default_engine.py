@@ -3,6 +3,10 @@
 Prints, for 30-s clips of every demo painting:
 - the time per clip (wall and CPU, best and median of the repeats) and the real-time factor,
   plus the first clip of a fresh process (one-time set-up included);
+- the whole `art2mus generate` process on one core (start-up, imports, image loading, WAV
+  writing included) over 24 or more paintings (the demo paintings, each also mirrored and as a
+  detail, plus any --images), CPU time (user+sys of the child, the honest figure on a shared
+  machine) and wall time, as a real-time factor;
 - whether the same image, duration and seed give a bit-identical clip (same engine, and a
   fresh engine);
 - the musical choices (key, mode, tempo, metre, instruments, notes, caption);
@@ -15,6 +19,7 @@ Prints, for 30-s clips of every demo painting:
   the spectral centroid, and how alike the clips' long-term spectra are.
 
 Run:  PYTHONPATH=. python benchmarks/default_engine.py [--duration 30] [--repeats 3] [--out DIR]
+        [--process-runs 3] [--images FILE_OR_DIR ...]
 """
 
 from __future__ import annotations
@@ -158,11 +163,82 @@ def _other_process_digest(name: str, duration: float) -> str:
     return out.stdout.strip()
 
 
+def process_images(extra: list[Path], folder: Path) -> list[Path]:
+    """The paintings for the whole-process run: each demo painting as it is, mirrored and as a
+    detail (the middle two thirds), so that there are 24 different images, plus ``extra``."""
+    from PIL import Image, ImageOps
+
+    paths = []
+    for p in sorted((ROOT / "content" / "demo").glob("*.png")):
+        with Image.open(p) as im:
+            rgb = im.convert("RGB")
+        w, h = rgb.size
+        for suffix, variant in (
+            ("", rgb),
+            ("-mirror", ImageOps.mirror(rgb)),
+            ("-detail", rgb.crop((w // 6, h // 6, w * 5 // 6, h * 5 // 6))),
+        ):
+            target = folder / f"{p.stem}{suffix}.png"
+            variant.save(target)
+            paths.append(target)
+    names = {p.stem for p in paths}
+    for e in extra:
+        for q in sorted(e.iterdir()) if e.is_dir() else [e]:
+            # `art2mus generate` names its WAV files after the image: one image per name.
+            if q.suffix.lower() in (".png", ".jpg", ".jpeg") and q.stem not in names:
+                names.add(q.stem)
+                paths.append(q)
+    return paths
+
+
+def whole_process(images: list[Path], duration: float, runs: int) -> None:
+    """`art2mus generate` over ``images`` in a fresh process, ``runs`` times, on this process's
+    core (the child inherits the affinity): CPU (user+sys) and wall time per run."""
+    import resource
+    import subprocess
+    import tempfile
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "art2mus", "generate", *map(str, images), "--duration", f"{duration:g}",
+           "--seed", "0", "--engine", "default"]  # fmt: skip
+    audio = len(images) * duration
+    print(
+        f"\n== whole process: art2mus generate, {len(images)} paintings x {duration:g} s = {audio:g} s of audio =="
+    )
+    print(f"{'run':>3} {'CPU s':>7} {'wall s':>7} {'x real time (CPU)':>18} {'(wall)':>7} {'load avg':>8}")
+    cpu_times, wall_times = [], []
+    for run in range(1, runs + 1):
+        with tempfile.TemporaryDirectory() as out:
+            load = os.getloadavg()[0]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            done = subprocess.run([*cmd, "--out", out], cwd=ROOT, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise SystemExit(f"art2mus generate failed ({done.returncode}):\n{done.stderr}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        cpu_times.append(cpu)
+        wall_times.append(wall)
+        print(f"{run:3d} {cpu:7.2f} {wall:7.2f} {audio / cpu:18.0f} {audio / wall:7.0f} {load:8.2f}")
+    cpu, wall = statistics.median(cpu_times), statistics.median(wall_times)
+    print(
+        f"median of {runs}: {cpu:.2f} s CPU, {wall:.2f} s wall -> {audio / cpu:.0f}x real time (CPU), "
+        f"{audio / wall:.0f}x (wall); best {audio / min(cpu_times):.0f}x (CPU)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, help="also write the clips as WAV files here")
+    ap.add_argument(
+        "--process-runs", type=int, default=3, help="runs of the whole-process measurement (0: none)"
+    )
+    ap.add_argument(
+        "--images", type=Path, nargs="*", default=[], help="more paintings for the whole-process run"
+    )
     args = ap.parse_args()
     core = pin_to_one_core()
 
@@ -214,6 +290,12 @@ def main() -> None:
         f"(all runs), {best_cpu:.3f} s CPU -> {d / best_wall:.0f}x real time (wall), "
         f"{d / best_cpu:.0f}x (CPU)"
     )
+
+    if args.process_runs > 0:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            whole_process(process_images(args.images, Path(folder)), d, args.process_runs)
 
     print("\n== determinism ==")
     name = "the-night-cafe" if "the-night-cafe" in images else next(iter(images))

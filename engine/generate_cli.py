@@ -120,18 +120,15 @@ def generate(ctx, images, engine_name, duration, seed, out_dir, model):
 
 def _write_wav_atomically(target: Path, audio, rate: int, loop: Loop) -> None:
     """Write a 32-bit float WAV next to ``target`` and rename it into place (never half a
-    file). scipy's writer adds no time stamp (libsndfile's PEAK chunk has one), so the same
-    clip always gives the same file, byte for byte. The clip's loop goes in as a ``smpl``
-    chunk, the loop marker `art2mus audio play` (and samplers) read."""
-    from scipy.io import wavfile
-
-    from engine.loops import add_wav_loop
+    file). No time stamp (libsndfile's PEAK chunk has one), so the same clip always gives the
+    same file, byte for byte. The clip's loop goes in as a ``smpl`` chunk, the loop marker
+    `art2mus audio play` (and samplers) read."""
+    from engine.loops import write_float_wav
 
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".wav.part")
     os.close(fd)
     try:
-        wavfile.write(tmp, rate, audio)
-        add_wav_loop(Path(tmp), loop, rate)
+        write_float_wav(Path(tmp), audio, rate, loop)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,30 @@ def add_wav_loop(path: Path, loop: Loop, sample_rate: int) -> None:
         size = f.tell() - 8
         f.seek(4)
         f.write(struct.pack("<I", size))
+
+
+def write_float_wav(path: Path, audio: Any, sample_rate: int, loop: Loop | None = None) -> None:
+    """Write 32-bit float (frames, channels) or mono audio as a RIFF/WAVE file, with the
+    ``smpl`` loop chunk when ``loop`` is given: byte for byte what ``scipy.io.wavfile.write``
+    followed by :func:`add_wav_loop` writes (no time stamp: the same clip always gives the
+    same file), in one pass and without importing scipy.io (0.2 s of start-up)."""
+    import numpy as np
+
+    data = np.ascontiguousarray(audio, dtype="<f4")
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    fmt = struct.pack("<HHIIHH", 3, channels, sample_rate, sample_rate * 4 * channels, 4 * channels, 32)
+    fmt += b"\x00\x00"  # cbSize: a non-PCM format chunk has 18 bytes
+    header = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"fact" + struct.pack("<II", 4, data.shape[0])
+    header += b"data" + struct.pack("<I", data.nbytes)
+    tail = smpl_chunk(loop, sample_rate) if loop is not None else b""
+    size = 4 + len(header) + data.nbytes + len(tail)
+    if size + 8 > 0xFFFFFFFF:
+        raise ValueError(f"{path}: {data.nbytes} bytes of audio are too many for a WAV file")
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", size) + b"WAVE" + header)
+        f.flush()
+        data.tofile(f)  # straight from the array: no 11-MB copy
+        f.write(tail)
 
 
 def read_wav_loop(path: Path) -> Loop | None:

@@ -263,6 +263,27 @@ def test_a_wav_loop_marker_round_trips(tmp_path):
     assert read_wav_loop(tmp_path / "missing.wav") is None
 
 
+def test_write_float_wav_writes_what_scipy_and_add_wav_loop_write(tmp_path):
+    from scipy.io import wavfile
+
+    from engine.loops import Loop, add_wav_loop, read_wav_loop, write_float_wav
+
+    rng = np.random.default_rng(3)
+    for audio in (
+        rng.standard_normal((4801, 2)).astype(np.float32),
+        rng.standard_normal(999).astype(np.float32),
+    ):
+        ref, ours = tmp_path / "ref.wav", tmp_path / "ours.wav"
+        wavfile.write(ref, 48000, audio)
+        add_wav_loop(ref, Loop(0, len(audio)), 48000)
+        write_float_wav(ours, audio, 48000, Loop(0, len(audio)))
+        assert ours.read_bytes() == ref.read_bytes()
+        assert read_wav_loop(ours) == Loop(0, len(audio))
+        wavfile.write(ref, 44100, audio)
+        write_float_wav(ours, audio, 44100)
+        assert ours.read_bytes() == ref.read_bytes()
+
+
 def test_an_engine_clip_is_never_shortened_and_resamples_as_a_loop():
     from engine.loops import Loop, LoopMode
 

@@ -104,3 +104,79 @@ def test_explicit_art2mus_that_cannot_load_names_the_model_folder(tmp_path):
         create_engine("art2mus", config)
     with pytest.raises(EngineLoadError, match="unknown engine 'nonsense'"):
         create_engine("nonsense", config)
+
+
+def test_kernels_give_scipys_numbers_to_the_bit():
+    # kernels.py calls scipy's compiled FFT and biquad kernels without importing scipy.fft and
+    # scipy.signal (1 s of start-up); the numbers must be those of the public functions.
+    import scipy.fft
+    from scipy import signal
+
+    from engine.engines.default import kernels
+
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((2, 4801)).astype(dtype)
+        spec = kernels.rfft(x, axis=1)
+        assert spec.dtype == scipy.fft.rfft(x, axis=1).dtype
+        assert np.array_equal(spec, scipy.fft.rfft(x, axis=1))
+        assert np.array_equal(kernels.rfft(x[0]), scipy.fft.rfft(x[0]))
+        for n in (4801, 4800, 6000, 3000):
+            assert np.array_equal(kernels.irfft(spec, n=n, axis=1), scipy.fft.irfft(spec, n=n, axis=1))
+        sos = mastering._k_weighting_sos(RATE).astype(dtype)
+        assert np.array_equal(kernels.sosfilt_rows(sos, x), signal.sosfilt(sos, x, axis=1))
+
+
+def test_k_weighting_coefficients_are_pyloudnorms():
+    for rate in (44100, 48000, 16000):
+        meter = pyloudnorm.Meter(rate)
+        ref = [
+            np.concatenate([meter._filters[s].b, meter._filters[s].a]) for s in ("high_shelf", "high_pass")
+        ]
+        assert np.array_equal(mastering._k_weighting_sos(rate), np.array(ref))
+
+
+def test_the_engine_starts_without_heavy_imports():
+    # `art2mus generate` on a few paintings spent more on imports than on music: the engine
+    # must not import scipy.signal (via pyloudnorm), scipy.ndimage, pretty_midi or torch.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys, numpy as np; from engine.engines.default.engine import DefaultEngine; "
+        "DefaultEngine().generate(np.full((64, 64, 3), 90, np.uint8), 6.0, 0); "
+        "print(' '.join(m for m in ('scipy.signal', 'scipy.ndimage', 'scipy.stats', 'scipy.fft', "
+        "'pyloudnorm', 'pretty_midi', 'torch') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == []
+
+
+def test_kernels_fall_back_to_scipys_public_functions(monkeypatch):
+    # If a scipy release moves its compiled modules, the engine still works (and gives the
+    # same numbers): it calls scipy.fft / scipy.signal instead.
+    import scipy.fft
+    from scipy import signal
+
+    from engine.engines.default import kernels
+
+    monkeypatch.setattr(kernels, "_load_extension", lambda name: None)
+    for cached in (kernels._pocketfft, kernels._sosfilt_kernel):
+        cached.cache_clear()
+    try:
+        assert kernels._pocketfft() is None and kernels._sosfilt_kernel() is None
+        x = np.random.default_rng(6).standard_normal((2, 3000)).astype(np.float32)
+        spec = kernels.rfft(x, axis=1)
+        assert np.array_equal(spec, scipy.fft.rfft(x, axis=1))
+        assert np.array_equal(kernels.irfft(spec, n=3000, axis=1), scipy.fft.irfft(spec, n=3000, axis=1))
+        sos = mastering._k_weighting_sos(RATE).astype(np.float32)
+        assert np.array_equal(kernels.sosfilt_rows(sos, x), signal.sosfilt(sos, x, axis=1))
+    finally:
+        for cached in (kernels._pocketfft, kernels._sosfilt_kernel):
+            cached.cache_clear()
