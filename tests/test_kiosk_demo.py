@@ -100,3 +100,31 @@ def test_the_kiosk_starts_without_torch(tmp_path):
         timeout=120,
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok default", out.stderr[-2000:]
+
+
+def test_stopping_after_the_demo_engine_was_killed_returns(tmp_path):
+    """A demo engine killed from outside while idle (as with its process group when `make
+    demo` is stopped) must not keep the kiosk from exiting: stop() used to wait for ever in
+    Event.set() for the dead child to acknowledge."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from engine.config import load_config
+    from installation.kiosk.demo_engine import DemoEngineProcess
+
+    engine = DemoEngineProcess(load_config(None), tmp_path / "demo.db", lambda *info: None)
+    engine.start()
+    deadline = time.monotonic() + 120
+    while not engine.ready:  # the child has its engine; with no artworks it idles
+        assert time.monotonic() < deadline, "the demo engine did not start"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.kill(engine._process.pid, signal.SIGKILL)
+    engine._process.join(30)
+
+    stopper = threading.Thread(target=engine.stop, daemon=True)
+    stopper.start()
+    stopper.join(15)
+    assert not stopper.is_alive(), "stop() hangs after the demo engine was killed"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +53,10 @@ def run_demo_engine(config: Config, db_path: Path, stop, catalog_changed, info) 
                 catalog_changed.clear()
                 worker.enqueue_missing()
             if worker.run_once() is None:
-                stop.wait(0.5)
+                # Not stop.wait(): a process waiting on a multiprocessing Event is a "sleeper"
+                # that Event.set() waits to hear from; killed while waiting (with its process
+                # group, say), it never answers and the kiosk's stop() hung for ever.
+                time.sleep(0.5)
     finally:
         db.close()
 
