@@ -6,6 +6,23 @@ from pathlib import Path
 
 import click
 
+# Options several commands share, defined once so that their names, types and help agree.
+db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    help="Database file (default: store.database from the configuration).",
+)
+model_option = click.option(
+    "--model",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Art2Mus model bundle folder (default: engine.model from the configuration).",
+)
+gpus_option = click.option(
+    "--gpus",
+    help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.",
+)
+
 
 class CliState:
     """Shared by subcommands: the configuration, read once and only when a command needs it."""

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import click
 
-from engine.cli_support import engine_for, get_config, open_database, parse_gpus
+from engine.cli_support import (
+    db_option,
+    engine_for,
+    get_config,
+    gpus_option,
+    model_option,
+    open_database,
+    parse_gpus,
+)
 from engine.engines.base import MAX_DURATION, MAX_SEED, MIN_DURATION
 from engine.loops import Loop
 
@@ -55,11 +63,7 @@ def _check_seed(ctx, param, value):
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the WAV files (created if needed).",
 )
-@click.option(
-    "--model",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Art2Mus model bundle folder (default: engine.model from the configuration).",
-)
+@model_option
 @click.pass_context
 def generate(ctx, images, engine_name, duration, seed, out_dir, model):
     """Make a clip for each IMAGE and write OUT/<image name>.wav (no database needed).
@@ -136,12 +140,7 @@ def _write_wav_atomically(target: Path, audio, rate: int, loop: Loop) -> None:
 
 
 @click.command()
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False),
-    help="Database file (default: store.database from the configuration).",
-)
+@db_option
 @click.option(
     "--engine",
     "engine_name",
@@ -152,15 +151,8 @@ def _write_wav_atomically(target: Path, audio, rate: int, loop: Loop) -> None:
 @click.option(
     "--retry-failed", is_flag=True, help="Give artworks whose generation failed another set of attempts."
 )
-@click.option(
-    "--model",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Art2Mus model bundle folder (default: engine.model from the configuration).",
-)
-@click.option(
-    "--gpus",
-    help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.",
-)
+@model_option
+@gpus_option
 @click.pass_context
 def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     """Fill the clip cache for every ready artwork of the collection.

@@ -5,11 +5,18 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from pathlib import Path
 
 import click
 
-from engine.cli_support import engine_for, get_config, open_database, parse_gpus
+from engine.cli_support import (
+    db_option,
+    engine_for,
+    get_config,
+    gpus_option,
+    model_option,
+    open_database,
+    parse_gpus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -20,21 +27,9 @@ def engine_group():
 
 
 @engine_group.command()
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False),
-    help="Database file (default: store.database from the configuration).",
-)
-@click.option(
-    "--model",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Art2Mus model bundle folder (default: engine.model from the configuration).",
-)
-@click.option(
-    "--gpus",
-    help="Worker processes, one per GPU: a count, 'all', a list such as 0,2, or cpu:N for N CPU processes.",
-)
+@db_option
+@model_option
+@gpus_option
 @click.pass_context
 def serve(ctx, db_path, model, gpus):
     """Keep the catalog in step with the collection folder and generate clips until stopped.

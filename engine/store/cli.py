@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from engine.cli_support import db_option
+
 
 @click.group("store")
 def store() -> None:
@@ -15,12 +17,7 @@ def store() -> None:
 
 
 @store.command("prune")
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False),
-    help="Database file (default: store.database from the configuration).",
-)
+@db_option
 @click.option("--dry-run", is_flag=True, help="Show what would go; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
