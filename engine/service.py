@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from engine.beacons import BeaconWriter
+from engine.beacons import BeaconWriter, read_beacons
 from engine.catalog.scanner import ScanError, ScanSummary, scan_collection
 from engine.catalog.watcher import CatalogWatcher
 from engine.config import uses_default_pin
@@ -100,6 +100,7 @@ class EngineService:
                 "loop_idle_s": round(pulse.idle_seconds(), 1),
             },
         )
+        self._say_if_not_alone()
         beacon.start()
         if uses_default_pin(self.config):
             log.warning(DEFAULT_PIN_WARNING)
@@ -120,6 +121,19 @@ class EngineService:
             if health is not None:
                 health.stop()
             beacon.stop()
+
+    def _say_if_not_alone(self) -> None:
+        """Two engine services on one database both work its queue (nothing is done twice:
+        claims are atomic), but on one PC that is usually a mistake: say so once, plainly."""
+        others = [b for b in read_beacons(self.db.path) if b.service == ServiceName.ENGINE and b.alive]
+        for other in others:
+            log.warning(
+                "another engine service already serves this database (%s:%d, started %s); both "
+                "take jobs from its queue. Stop one unless that is intended",
+                other.host,
+                other.pid,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(other.started_at)),
+            )
 
     def _loop_trouble(self, pulse: LoopPulse) -> str | None:
         """None while the worker loop turns; else why the watchdog should let systemd restart us."""

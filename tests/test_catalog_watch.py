@@ -3,6 +3,7 @@
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from catalog_files import picture, write_jpeg
@@ -145,3 +146,60 @@ def test_collection_folder_removed_and_made_again_is_watched_again(watched, tmp_
     wait_for(lambda: by_path(db)["first.jpg"]["status"] == "ready", timeout=8)
     write_jpeg(folder / "later.jpg", 4)  # and changes in it are seen again
     wait_for(lambda: "later.jpg" in by_path(db), timeout=8)
+
+
+def _exhaust_inotify_instances() -> list[int]:
+    """Open inotify instances until the kernel refuses one (fs.inotify.max_user_instances).
+
+    Returns the descriptors, to be closed by the caller. Skips when the per-process file limit
+    would be reached first (then nothing else could open a file either).
+    """
+    import ctypes
+    import errno
+    import os
+    import resource
+
+    limit_path = "/proc/sys/fs/inotify/max_user_instances"
+    if not os.path.exists(limit_path):
+        pytest.skip("no inotify on this system")
+    instances = int(Path(limit_path).read_text())
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if instances + 64 > soft:
+        pytest.skip(f"max_user_instances {instances} is not below the file limit {soft}")
+    libc = ctypes.CDLL(None, use_errno=True)
+    fds: list[int] = []
+    while len(fds) <= instances:
+        fd = libc.inotify_init1(os.O_CLOEXEC)
+        if fd < 0:
+            assert ctypes.get_errno() == errno.EMFILE
+            return fds
+        fds.append(fd)
+    for fd in fds:
+        os.close(fd)
+    pytest.skip("the inotify instance limit was not reached")
+
+
+def test_inotify_limit_falls_back_to_polling_and_says_so(tmp_path, db_path, caplog):
+    """With the kernel's inotify instances used up, the watcher polls and still sees changes."""
+    import os
+
+    folder = tmp_path / "c"
+    write_jpeg(folder / "first.jpg", 1)
+    db = Database(db_path)
+    watcher = CatalogWatcher(db, folder, CONFIG)
+    fds = _exhaust_inotify_instances()
+    try:
+        watcher.start()
+    finally:
+        for fd in fds:  # give them back at once: other programs of this user need them
+            os.close(fd)
+    try:
+        assert watcher.polling
+        warning = [r.getMessage() for r in caplog.records if "fs.inotify.max_user" in r.getMessage()]
+        assert warning and str(folder) in warning[0] and "polling" in warning[0]
+        wait_for(lambda: "first.jpg" in by_path(db))
+        write_jpeg(folder / "second.jpg", 2)
+        wait_for(lambda: "second.jpg" in by_path(db))
+    finally:
+        watcher.stop()
+        db.close()

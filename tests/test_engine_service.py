@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from engine.beacons import BeaconWriter
+from engine.health import ServiceName
 from engine.store import Clip, Database
 from engine.store.status import read_engine
 
@@ -29,6 +31,10 @@ def test_engine_serve_fills_the_store_follows_the_folder_and_stops_on_sigterm(tm
         '[engine]\nname = "auto"\nduration = 5.0\n[catalog]\nsettle_seconds = 0.3\n'
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # Another engine service already serves this database (its beacon, written by this test
+    # process): the new one says so at start.
+    other = BeaconWriter(db_path, ServiceName.ENGINE)
+    other.start()
     proc = subprocess.Popen(
         [sys.executable, "-m", "art2mus", "-c", str(config), "engine", "serve"],
         cwd=ROOT,
@@ -69,8 +75,10 @@ def test_engine_serve_fills_the_store_follows_the_folder_and_stops_on_sigterm(tm
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
+        other.stop()
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, out
     assert "engine service stopped" in out
+    assert f"another engine service already serves this database ({other.host}:{other.pid}" in out

@@ -12,6 +12,7 @@ as a safety net for events the operating system dropped.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from engine.config import CatalogConfig
@@ -39,6 +41,11 @@ DEBOUNCE_SECONDS = 0.2
 TICK_SECONDS = 0.05
 # How often the watcher checks that the collection folder is still the one it watches.
 ROOT_CHECK_SECONDS = 2.0
+# The stat-polling interval when the folder is polled (network shares, or inotify exhausted).
+POLL_SECONDS = 1.0
+# What the kernel says when inotify's limits are reached (watchdog raises them as OSError):
+# ENOSPC for fs.inotify.max_user_watches, EMFILE for fs.inotify.max_user_instances.
+INOTIFY_LIMITS = (errno.ENOSPC, errno.EMFILE)
 
 
 @dataclass
@@ -97,7 +104,8 @@ class CatalogWatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._observer = PollingObserver(timeout=1.0) if polling else Observer()
+        self.polling = polling
+        self._observer: BaseObserver | None = None  # made in start(): inotify's limits bite there
         self._last_full = time.monotonic()
         self._root_id: tuple[int, int] | None = None
         self._root_checked = 0.0
@@ -111,16 +119,44 @@ class CatalogWatcher:
             raise ScanError(f"{self.root}: the collection folder does not exist or is not a folder")
         # Watch first, then scan: nothing that happens during the first scan is lost.
         self._root_id = _identity(self.root)
-        self._observer.schedule(_Handler(self), self.root, recursive=True)
-        self._observer.start()
+        try:
+            self._start_observer()
+        except OSError as exc:
+            if self.polling or exc.errno not in INOTIFY_LIMITS:
+                raise
+            # A large collection (one watch per folder) or many watching programs exhaust the
+            # kernel's inotify limits: follow the folder by polling rather than not at all.
+            log.warning(
+                "%s: cannot watch the collection folder for changes (%s); polling it every %g s "
+                "instead. To watch it, raise the limit: sysctl fs.inotify.max_user_watches / "
+                "fs.inotify.max_user_instances",
+                self.root,
+                one_line(exc),
+                POLL_SECONDS,
+            )
+            self.polling = True
+            self._start_observer()
         self._thread = threading.Thread(target=self._run, name="catalog-watcher", daemon=True)
         self._thread.start()
+
+    def _start_observer(self) -> None:
+        # watchdog's inotify observer takes an inotify instance when made (EMFILE at the
+        # instance limit) and a watch per folder when scheduled and started (ENOSPC).
+        observer = PollingObserver(timeout=POLL_SECONDS) if self.polling else Observer()
+        try:
+            observer.schedule(_Handler(self), self.root, recursive=True)
+            observer.start()
+        except BaseException:
+            observer.stop()
+            raise
+        self._observer = observer
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        self._observer.stop()
-        self._observer.join(timeout)
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -217,6 +253,7 @@ class CatalogWatcher:
             return
         log.warning("%s: the collection folder is back (or was replaced); watching it again", self.root)
         try:
+            assert self._observer is not None  # made in start()
             self._observer.unschedule_all()
             self._observer.schedule(_Handler(self), self.root, recursive=True)
         except OSError as exc:
