@@ -9,12 +9,20 @@ Healing (engine/store/health.py): a file that SQLite calls damaged, at start or 
 aside and a new one made in its place; every process notices the new file by its inode and
 reconnects. After each job the worker checkpoints the WAL into the database file, so a lost
 ``-wal`` loses at most the work in hand.
+
+A ``-wal`` deleted while processes use it (by hand, or by a cleaner) splits them: those that
+had it open go on writing into the deleted file, and a connection opened since finds a new,
+empty ``-wal`` that disagrees with the shared index, so its writes fail ("disk I/O error").
+Each process notices when it holds a deleted ``-wal`` of its database (Linux: /proc/self/fd),
+copies what is in it into the database file (a TRUNCATE checkpoint) and reconnects; the others
+retry their writes until then. Nothing committed is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import sqlite3
 import time
@@ -35,6 +43,10 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000
 WRITE_RETRIES = 5
+# How often a process looks whether it holds a deleted -wal, and how long a write that fails
+# with "disk I/O error" is retried (the processes holding the deleted -wal notice it meanwhile).
+WAL_CHECK_SECONDS = 2.0
+IO_RETRY_SECONDS = 15.0
 
 
 class StoreError(RuntimeError):
@@ -57,6 +69,22 @@ def _is_io_error(exc: OperationalError) -> bool:
     return _fault_text(exc) == "disk i/o error"
 
 
+def _holds_deleted(path: Path) -> bool:
+    """Whether this process has ``path`` open although it was deleted (Linux; else False)."""
+    deleted = f"{path} (deleted)"
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == deleted:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _inode(path: Path) -> int | None:
     try:
         return path.stat().st_ino
@@ -76,6 +104,8 @@ class Database:
         """
         self.path = Path(path).expanduser()
         self.heal_enabled = heal
+        self._wal = Path(os.path.abspath(self.path) + "-wal")
+        self._wal_checked = time.monotonic()
         #: Where damaged files were moved during this object's life (newest last).
         self.set_aside: list[Path] = []
         try:
@@ -98,8 +128,7 @@ class Database:
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         tried = _inode(self.path)
         try:
-            with self._writer.begin() as conn:
-                self.migrated_from = migrate(conn, str(self.path))
+            self._migrate()
         except OperationalError as exc:
             if _fault_text(exc) in ("malformed", "not a database") and self._heal_now(str(exc.orig), tried):
                 return self._open()
@@ -110,6 +139,21 @@ class Database:
                 return self._open()
             raise StoreError(f"{self.path}: the database is damaged: {exc.orig}") from None
         self._inode = _inode(self.path)
+
+    def _migrate(self) -> None:
+        """Bring the schema up to date; "disk I/O error" (a -wal deleted while other processes
+        still hold it) is retried while they notice and recover it."""
+        deadline = time.monotonic() + IO_RETRY_SECONDS
+        while True:
+            try:
+                with self._writer.begin() as conn:
+                    self.migrated_from = migrate(conn, str(self.path))
+                return
+            except OperationalError as exc:
+                if not _is_io_error(exc) or time.monotonic() >= deadline:
+                    raise
+                self.engine.dispose()
+                time.sleep(0.2 * (1 + random.random()))
 
     def _note_aside(self, aside: Path | None) -> None:
         if aside is not None:
@@ -159,12 +203,33 @@ class Database:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _follow(self) -> None:
-        """Reconnect when another process replaced the file (healing set the old one aside)."""
+        """Reconnect when another process replaced the file (healing set the old one aside),
+        or when the ``-wal`` this process writes into was deleted."""
         current = _inode(self.path)
         if current is not None and current != self._inode:
             log.warning("database %s was replaced (healed by another process); reconnecting", self.path)
             self.engine.dispose()
             self._inode = current
+        if time.monotonic() - self._wal_checked >= WAL_CHECK_SECONDS:
+            self._recover_lost_wal()
+
+    def _recover_lost_wal(self) -> None:
+        """If this process writes into a deleted ``-wal``: copy it into the database file, reconnect."""
+        self._wal_checked = time.monotonic()
+        if not _holds_deleted(self._wal):
+            return
+        log.warning(
+            "database %s: its -wal file was deleted while in use; writing the transactions it "
+            "held into the database file and reconnecting",
+            self.path,
+        )
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except DatabaseError as exc:  # keep the handles (the only copy): try again next time
+            log.warning("database %s: could not copy the deleted -wal yet: %s", self.path, exc.orig)
+            return
+        self.engine.dispose()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -181,23 +246,31 @@ class Database:
             yield session
 
     def run_write(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn(session)`` in a write transaction, retrying if the lock stays busy."""
-        for attempt in range(WRITE_RETRIES):
+        """Run ``fn(session)`` in a write transaction, retrying if the lock stays busy, and for a
+        while after "disk I/O error" (a ``-wal`` deleted under running processes)."""
+        attempt, io_deadline = 0, None
+        while True:
             try:
                 with self.write() as session:
                     return fn(session)
             except OperationalError as exc:
-                if attempt == WRITE_RETRIES - 1 or not (_is_busy(exc) or _is_io_error(exc)):
-                    raise
                 if _is_io_error(exc):
-                    # E.g. the -wal deleted under a running process: fresh connections open the
-                    # files again instead of failing for good on the stale handles.
+                    io_deadline = io_deadline or time.monotonic() + IO_RETRY_SECONDS
+                    if time.monotonic() >= io_deadline:
+                        raise
+                    # Fresh connections open the files again instead of failing for good on
+                    # stale handles; if this process holds the deleted -wal, it recovers it.
+                    self._recover_lost_wal()
                     self.engine.dispose()
-                delay = (0.05 * 2**attempt) * (1 + random.random())
+                    time.sleep(0.2 * (1 + random.random()))
+                    continue
+                attempt += 1
+                if attempt == WRITE_RETRIES or not _is_busy(exc):
+                    raise
+                delay = (0.05 * 2 ** (attempt - 1)) * (1 + random.random())
                 # DEBUG: a lock that stays busy ends as a condition, said once (engine/store/conditions.py).
                 log.debug("%s: database busy, retrying write in %.2f s", self.path, delay)
                 time.sleep(delay)
-        raise AssertionError("unreachable")
 
     def run_change(self, stmt: Update | Delete) -> int:
         """Run one UPDATE or DELETE as :meth:`run_write` does; returns how many rows it changed."""
