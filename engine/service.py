@@ -139,8 +139,9 @@ class EngineService:
         """None while the worker loop turns; else why the watchdog should let systemd restart us."""
         idle = pulse.idle_seconds()
         limit = self.config.health.stall_seconds
+        # The same words while the trouble lasts: the watchdog logs each new reason once.
         return (
-            f"the worker loop has not turned for {idle:.0f} s (health.stall_seconds = {limit:g})"
+            f"the worker loop has not turned for more than {limit:g} s (health.stall_seconds)"
             if idle > limit
             else None
         )

@@ -74,7 +74,7 @@ def _stop_on_signals(doing: str) -> threading.Event:
 def _serve_on_devices(ctx, config, db, gpus, model) -> None:
     """`engine serve --gpus`: the first worker process runs the service, the others only jobs."""
     from engine.sd_notify import Watchdog, notify
-    from engine.worker_pool import run_pool
+    from engine.worker_pool import PoolPulses, run_pool
 
     devices = parse_gpus(gpus)
     db_path = db.path
@@ -82,13 +82,20 @@ def _serve_on_devices(ctx, config, db, gpus, model) -> None:
     stop = _stop_on_signals("stopping the workers")
     log.info("engine service on %d devices: %s", len(devices), ", ".join(devices))
     # systemd hears from this (main) process only: ready once the workers are started, alive
-    # while it waits for them (the pool ends, and with it this process, when one fails).
+    # while every worker's loop turns (the pool ends, and with it this process, when one fails).
     notify(f"READY=1\nSTATUS=serving on {len(devices)} devices")
-    watchdog = Watchdog(lambda: None)
+    pulses = PoolPulses(len(devices))
+    watchdog = Watchdog(lambda: pulses.trouble(config.health.stall_seconds))
     watchdog.start()
     try:
         results = run_pool(
-            devices, config_path=config.source, db_path=db_path, model=model, until_idle=False, stop=stop
+            devices,
+            config_path=config.source,
+            db_path=db_path,
+            model=model,
+            until_idle=False,
+            stop=stop,
+            pulses=pulses,
         )
     finally:
         notify("STOPPING=1")

@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,38 @@ log = logging.getLogger(__name__)
 
 # How long a worker waits for the first one to have queued the work.
 QUEUE_WAIT_S = 1800.0
+# How often each worker process tells the parent how long its loop has been idle.
+PULSE_SECONDS = 1.0
+
+
+class PoolPulses:
+    """How long each worker process's loop has been idle, shared with the parent.
+
+    ``engine serve --gpus`` pings systemd's watchdog from the parent, which generates nothing
+    itself: it pings only while every child's loop turns (as the one-process service does with
+    its own ``LoopPulse``). Per child two numbers: the seconds its loop has been idle (0 while it
+    waits on purpose), and when it last said so (CLOCK_MONOTONIC, one clock for all processes of
+    the machine), so a child frozen whole, or stuck loading its engine, is noticed too.
+    """
+
+    def __init__(self, count: int):
+        self.count = count
+        self.values = mp.get_context("spawn").Array("d", 2 * count, lock=False)
+        # Loading an engine counts as a turn that takes long: a child that never reports (hung
+        # while loading, or frozen before its loop began) is noticed after the same limit.
+        for index in range(count):
+            self.values[2 * index + 1] = time.monotonic()
+
+    def trouble(self, limit: float) -> str | None:
+        """None while every child's loop turns; else which one does not, and for how long."""
+        now = time.monotonic()
+        for index in range(self.count):
+            idle, said = self.values[2 * index], self.values[2 * index + 1]
+            if now - said > limit:
+                return f"worker process {index} has not reported for more than {limit:g} s"
+            if idle > limit:
+                return f"the loop of worker process {index} has not turned for more than {limit:g} s"
+        return None
 
 
 @dataclass
@@ -88,11 +121,13 @@ def run_pool(
     model: str | os.PathLike | None = None,
     until_idle: bool = True,
     stop: threading.Event | None = None,
+    pulses: PoolPulses | None = None,
 ) -> list[PoolResult]:
     """Run one worker process per entry of ``devices`` until the queue is empty (or ``stop``).
 
     The first child queues what is missing (``until_idle``) or runs the engine service.
-    ``model`` overrides ``engine.model`` of the configuration (the ``--model`` option).
+    ``model`` overrides ``engine.model`` of the configuration (the ``--model`` option);
+    ``pulses`` (one per device) receives how long each child's loop has been idle.
     Returns one :class:`PoolResult` per child.
     """
     ctx = mp.get_context("spawn")
@@ -119,6 +154,7 @@ def run_pool(
                 child_stop,
                 results,
                 level,
+                pulses.values if pulses is not None else None,
             ),
         )
         child.start()
@@ -171,9 +207,13 @@ def _child_main(
     stop,
     results,
     level,
+    pulse_values=None,
 ) -> None:
     # "host:pid:..." like every worker id, so a restarted service can tell ours are gone.
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{worker_id}"
+    # Only the parent speaks to systemd (engine serve --gpus): its watchdog pings for all.
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        os.environ.pop(name, None)
     # Before anything imports torch: this process sees only its own GPU, as cuda:0.
     if device.startswith("cuda:"):
         os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
@@ -195,6 +235,7 @@ def _child_main(
             queued,
             stop,
             result,
+            pulse_values,
         )
         result.ok = True
     except Exception as exc:  # reported to the parent, which prints it
@@ -218,6 +259,7 @@ def _work(
     queued,
     stop,
     result: PoolResult,
+    pulse_values=None,
 ) -> None:
     from engine.config import default_config, load_config
     from engine.engines.registry import create_engine, resolve_engine
@@ -244,7 +286,7 @@ def _work(
 
             queued.set()
             EngineService(worker, f"{why}; {worker_id} and the other worker processes").run(
-                _as_threading_event(stop)
+                _pulse(stop, pulse_values, index)
             )
             return
         if index == 0:
@@ -257,7 +299,7 @@ def _work(
                 if stop.is_set() or waited > QUEUE_WAIT_S:
                     return
         if not until_idle:
-            worker.run(_as_threading_event(stop))
+            worker.run(_pulse(stop, pulse_values, index))
             return
         summary = WorkerSummary()
         while not stop.is_set() and (job := worker.run_once()) is not None:
@@ -269,6 +311,24 @@ def _work(
         ]
     finally:
         db.close()
+
+
+def _pulse(mp_event, pulse_values, index: int) -> threading.Event:
+    """The stop event for this child's worker loop; with ``pulse_values``, a ``LoopPulse`` whose
+    idle time a thread hands to the parent every ``PULSE_SECONDS``."""
+    from engine.service import LoopPulse
+
+    pulse = LoopPulse(_as_threading_event(mp_event))
+    if pulse_values is None:
+        return pulse
+
+    def report() -> None:
+        while not pulse.stop.wait(PULSE_SECONDS):
+            pulse_values[2 * index] = pulse.idle_seconds()
+            pulse_values[2 * index + 1] = time.monotonic()
+
+    threading.Thread(target=report, name="pulse-to-parent", daemon=True).start()
+    return pulse
 
 
 def _as_threading_event(mp_event) -> threading.Event:
