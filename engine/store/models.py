@@ -152,7 +152,6 @@ class Job(Base):
     """A unit of work for the engine service; survives restarts."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "priority", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[JobKind] = mapped_column(_values_of(JobKind, 32))
@@ -178,6 +177,12 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# The claim's order (priority descending, then id) read straight off the index: with
+# (status, priority, id) SQLite sorted every queued job of a priority in a temporary B-tree on
+# each claim, 1.3 s inside the write lock with a million queued (schema 6).
+Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.id)
 
 
 class ServiceStatus(Base):
