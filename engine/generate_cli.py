@@ -179,6 +179,7 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     if retry_failed:
         n = JobQueue(db).retry_failed()
         click.echo(f"{n} failed jobs queued again", err=True)
+    worker.move_clip_audio_to_files()  # a store made before clip files (resumes a move)
     worker.enqueue_missing()
     total = worker.pending()
     if total == 0:

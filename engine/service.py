@@ -109,6 +109,8 @@ class EngineService:
         self.worker.on_rebuilt = self._rebuild
         watchdog = Watchdog(lambda: self._loop_trouble(pulse))
         try:
+            # A store made before clip files: its audio moves out of the database (resumable).
+            self._tolerate_fault(self.worker.move_clip_audio_to_files)
             self._tolerate_fault(self.worker.enqueue_missing)  # what the catalog already holds
             notify(f"READY=1\nSTATUS=serving with the {engine.name} engine")
             watchdog.start()

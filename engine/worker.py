@@ -393,14 +393,37 @@ class Worker:
     def _prune(self) -> None:
         """Remove clips no longer needed and hand back the space, when that is cheap (an
         incremental vacuum; the one-off full VACUUM of an old file is left to `store prune`)."""
-        from engine.store.prune import plan_prune, prune, reclaim
+        from engine.store.clip_files import sweep_orphans
+        from engine.store.prune import plan_prune, prune_counting_bytes, reclaim
 
+        orphans, orphan_bytes = sweep_orphans(self.db)
+        if orphans:
+            log.info("removed %d clip files no clip names (%.1f MB)", orphans, orphan_bytes / 1e6)
         items = plan_prune(self.db, self.missing_grace_s)
         if not items:
             return
-        deleted = prune(self.db, items)
+        deleted, files_freed = prune_counting_bytes(self.db, items)
         freed, how = reclaim(self.db, full_vacuum=False)
-        log.info("pruned %d clips no longer needed; %.1f MB handed back (%s)", deleted, freed / 1e6, how)
+        log.info(
+            "pruned %d clips no longer needed; %.1f MB of clip files and %.1f MB of the database "
+            "handed back (%s)",
+            deleted,
+            files_freed / 1e6,
+            freed / 1e6,
+            how,
+        )
+
+    def move_clip_audio_to_files(self) -> int:
+        """Move the audio blobs of a store made before clip files into files (resumes an
+        interrupted move), then hand the space back where that is cheap; returns how many."""
+        from engine.store.clip_files import move_blobs_to_files
+        from engine.store.prune import reclaim
+
+        moved = move_blobs_to_files(self.db)
+        if moved:
+            freed, how = reclaim(self.db, full_vacuum=False)
+            log.info("%.1f MB of the database handed back (%s)", freed / 1e6, how)
+        return moved
 
     def _integrity_check(self) -> None:
         started = time.monotonic()
