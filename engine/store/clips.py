@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import soundfile as sf
-from sqlalchemy import ColumnElement, CursorResult, delete, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.loops import Loop
 
 from .clip_files import ClipFileDamaged, ClipFileMissing, ClipFiles, unreferenced
-from .models import Artwork, Clip
+from .models import Artwork, Clip, utcnow
 
 if TYPE_CHECKING:
     from engine.engines.base import Engine, GeneratedClip
@@ -90,6 +90,26 @@ class ClipInfo:
         if self.loop_start is None or self.loop_end is None:
             return None
         return Loop(self.loop_start, self.loop_end)
+
+
+@dataclass(frozen=True)
+class ImportedClip:
+    """A clip made elsewhere (a Ray cluster: engine/cluster/) whose FLAC file is already in the
+    store's clip folder, named by ``audio_sha256``; :meth:`ClipStore.import_clips` adds its row."""
+
+    image_hash: str
+    artwork_id: int | None
+    seed: int
+    duration: float
+    sample_rate: int
+    channels: int
+    audio_sha256: str
+    audio_size: int
+    caption: str = ""
+    score: float | None = None
+    loudness_lufs: float | None = None
+    loop_start: int | None = None
+    loop_end: int | None = None
 
 
 def clip_params(engine: Engine, duration: float) -> dict[str, Any]:
@@ -222,6 +242,79 @@ class ClipStore:
             s.add(row)
             s.flush()
             return row.id
+
+        return self.db.run_write(write)
+
+    def import_clips(
+        self, clips: list[ImportedClip], engine_name: str, model_version: str, params: dict[str, Any]
+    ) -> int:
+        """Add the rows of clips whose files are already stored, in one transaction; returns
+        how many were new (a clip with the same key and seed is there already: skipped).
+
+        ``params`` are the engine's ``clip_params`` for the clips' duration (one duration per
+        call). Each image whose key has no chosen clip gets one: its best-scored new clip.
+        """
+        from engine.engines.base import params_hash
+
+        missing = [c.audio_sha256 for c in clips if not self.files.path_for(c.audio_sha256).is_file()]
+        if missing:
+            raise ClipFileMissing(
+                f"{self.files.path_for(missing[0])}: not in the clip folder; import refused"
+            )
+        key_hash, params_json = params_hash(params), json.dumps(params, sort_keys=True)
+
+        def write(s: Session) -> int:
+            hashes = {c.image_hash for c in clips}
+            have = set(
+                s.execute(
+                    select(Clip.image_hash, Clip.seed).where(
+                        *_key_filter_many(hashes, engine_name, model_version, key_hash)
+                    )
+                ).all()
+            )
+            chosen = set(
+                s.scalars(
+                    select(Clip.image_hash).where(
+                        *_key_filter_many(hashes, engine_name, model_version, key_hash), Clip.chosen.is_(True)
+                    )
+                ).all()
+            )
+            new = [c for c in clips if (c.image_hash, c.seed) not in have]
+            best: dict[str, ImportedClip] = {}
+            for c in new:
+                if c.image_hash not in chosen:
+                    current = best.get(c.image_hash)
+                    if current is None or (c.score or float("-inf")) > (current.score or float("-inf")):
+                        best[c.image_hash] = c
+            rows = [
+                {
+                    "image_hash": c.image_hash,
+                    "artwork_id": c.artwork_id,
+                    "engine": engine_name,
+                    "model_version": model_version,
+                    "params_hash": key_hash,
+                    "params_json": params_json,
+                    "seed": int(c.seed),
+                    "duration": float(c.duration),
+                    "sample_rate": int(c.sample_rate),
+                    "channels": int(c.channels),
+                    "audio_format": "flac",
+                    "audio": b"",
+                    "audio_sha256": c.audio_sha256,
+                    "audio_size": int(c.audio_size),
+                    "caption": c.caption,
+                    "loudness_lufs": c.loudness_lufs,
+                    "loop_start": c.loop_start,
+                    "loop_end": c.loop_end,
+                    "score": c.score,
+                    "chosen": best.get(c.image_hash) is c,
+                    "created_at": utcnow(),
+                }
+                for c in new
+            ]
+            if rows:
+                s.execute(insert(Clip), rows)  # one executemany
+            return len(rows)
 
         return self.db.run_write(write)
 
@@ -411,6 +504,17 @@ class ClipStore:
 
 def _as(kept: Path | None) -> str:
     return f" as {kept}" if kept else ""
+
+
+def _key_filter_many(
+    image_hashes: set[str], engine_name: str, model_version: str, params_hash: str
+) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Clip.image_hash.in_(image_hashes),
+        Clip.engine == engine_name,
+        Clip.model_version == model_version,
+        Clip.params_hash == params_hash,
+    )
 
 
 def _key_filter(
