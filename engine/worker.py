@@ -413,13 +413,14 @@ class Worker:
             how,
         )
 
-    def move_clip_audio_to_files(self) -> int:
+    def move_clip_audio_to_files(self, stop: Callable[[], bool] | None = None) -> int:
         """Move the audio blobs of a store made before clip files into files (resumes an
-        interrupted move), then hand the space back where that is cheap; returns how many."""
+        interrupted move; ``stop()`` ends it between batches), then hand the space back where
+        that is cheap; returns how many."""
         from engine.store.clip_files import move_blobs_to_files
         from engine.store.prune import reclaim
 
-        moved = move_blobs_to_files(self.db)
+        moved = move_blobs_to_files(self.db, stop=stop)
         if moved:
             freed, how = reclaim(self.db, full_vacuum=False)
             log.info("%.1f MB of the database handed back (%s)", freed / 1e6, how)

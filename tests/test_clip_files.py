@@ -159,3 +159,35 @@ def test_files_no_row_names_are_swept_once_old(db_path, engine):
     assert (files, freed) == (1, len(b"left by a crash between file and row"))
     assert not store.files.path_for(old).exists()
     assert store.files.path_for(young).exists() and store.files.path_for(named.audio_sha256).exists()
+
+
+def test_the_engine_service_moves_an_old_stores_audio_while_it_serves(tmp_path, db_path, engine):
+    import threading
+
+    from engine.config import default_config
+    from engine.service import EngineService
+    from engine.worker import Worker
+
+    blobs = _version_5_store_with_blobs(db_path, 3)
+    config = default_config()
+    config.collection.path = tmp_path / "collection"
+    config.collection.path.mkdir()
+    config.store.database = db_path
+    config.store.min_free_megabytes = 0
+    config.health.listen = ""
+    db = Database(db_path)
+    stop = threading.Event()
+    service = threading.Thread(target=EngineService(Worker(db, engine, config)).run, args=(stop,))
+    service.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(ClipFiles.of(db).files())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        service.join(30)
+    assert not service.is_alive()
+    _assert_every_clip_plays_its_own_audio(db, blobs)
+    con = sqlite3.connect(db_path)
+    assert con.execute("SELECT count(*) FROM clips WHERE audio_sha256 IS NULL").fetchone() == (0,)
+    con.close()

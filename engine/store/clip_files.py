@@ -174,18 +174,22 @@ def unreferenced(s: Session, hashes: set[str]) -> set[str]:
 
 
 def move_blobs_to_files(
-    db: Database, batch: int = MOVE_BATCH, on_batch: Callable[[int], None] | None = None
+    db: Database,
+    batch: int = MOVE_BATCH,
+    on_batch: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> int:
     """Move the audio blobs of rows stored before schema 7 into clip files; returns how many.
 
     Each batch: read the blobs, write their files (durable), then one transaction points the
     rows at the files and empties the blobs. Interrupted anywhere, the rows not yet pointed at
-    a file keep their blob (readers use it meanwhile) and the next call goes on from there.
+    a file keep their blob (readers use it meanwhile) and the next call goes on from there;
+    ``stop()`` true ends it between batches.
     """
     files = ClipFiles.of(db)
     moved = 0
     started = time.monotonic()
-    while True:
+    while stop is None or not stop():
         with db.read() as s:
             rows = s.execute(
                 select(Clip.id, Clip.audio).where(Clip.audio_sha256.is_(None)).order_by(Clip.id).limit(batch)

@@ -173,7 +173,8 @@ class JobQueue:
         transaction, so workers claim the first jobs while later chunks are still being queued
         and the lock is never held for long. Artworks with an open job, or whose job failed for
         the same image (retried after its cool-down, see :meth:`retry_cooled_down`), are left
-        alone, as :meth:`enqueue` would. ``on_chunk(queued so far)`` is called after each chunk.
+        alone, as :meth:`enqueue` would. ``on_chunk(queued so far)`` is called after each chunk
+        that queued something.
         """
         if max_attempts < 1:
             raise ValueError(f"max_attempts {max_attempts} is out of range; allowed: 1 or more")
@@ -215,18 +216,20 @@ class JobQueue:
         }
         queued = 0
         for start in range(low, high + 1, chunk):
-            pick = (
-                select(*values.values())
-                .where(
-                    Artwork.id >= start,
-                    Artwork.id < start + chunk,
-                    Artwork.status == ArtworkStatus.READY,
-                    Artwork.image_hash.is_not(None),
-                    clips_made < candidates,
-                    ~job_taken,
-                )
-                .order_by(Artwork.id)
+            lacking = (
+                Artwork.id >= start,
+                Artwork.id < start + chunk,
+                Artwork.status == ArtworkStatus.READY,
+                Artwork.image_hash.is_not(None),
+                clips_made < candidates,
+                ~job_taken,
             )
+            # Looked for under a read snapshot first, which blocks no one: the service's
+            # housekeeping pass, which mostly finds nothing, takes no write lock at all.
+            with self.db.read() as s:
+                if s.scalar(select(Artwork.id).where(*lacking).limit(1)) is None:
+                    continue
+            pick = select(*values.values()).where(*lacking).order_by(Artwork.id)
             stmt = insert(Job).from_select(list(values), pick)
             queued += self.db.run_write(partial(_insert_rows, stmt=stmt))
             if on_chunk is not None:
