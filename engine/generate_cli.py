@@ -251,8 +251,15 @@ def _pregenerate_on_ray(ctx, config, db, engine_name, model, no_scan, address, a
         connect(address)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise click.ClickException(f"--ray {address}: cannot connect to the Ray cluster: {exc}") from None
+    from ray.exceptions import RayError
+
     try:
         summary = pregenerate_on_ray(db, config, engine, actors=actors, stage=stage)
+    except RayError as exc:
+        # E.g. an actor that could not load its engine: Ray's error ends with the reason.
+        # What was imported so far stays; running the command again resumes.
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise click.ClickException(f"the Ray cluster failed: {reason}; run again to resume") from None
     finally:
         db.close()
     if summary.planned == 0:

@@ -102,6 +102,8 @@ def pregenerate_on_ray(
     per_actor = (1.0 if gpus else 0.0) if gpus_per_actor is None else gpus_per_actor
     # One actor per GPU of the cluster (Ray places them); without GPUs one CPU actor.
     size = actors or (max(1, math.floor(gpus / per_actor)) if per_actor else 1)
+    if stage is not None and stage.resolve() == clip_folder(db.path).resolve():
+        stage = None  # the store's own folder: nothing to copy (and nothing to remove after)
     folder = stage or clip_folder(db.path)
     batch = max(1, int(config.engine.batch_size))
     log.info(
