@@ -153,8 +153,28 @@ def _write_wav_atomically(target: Path, audio, rate: int, loop: Loop) -> None:
 )
 @model_option
 @gpus_option
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Make the clips on a Ray cluster (needs art2mus[cluster]): 'auto' (the cluster this node "
+    "belongs to), 'ray://HOST:10001' (Ray Client), or 'local' (a Ray on this machine).",
+)
+@click.option(
+    "--ray-actors",
+    type=click.IntRange(min=1),
+    help="Engine actors on the cluster (default: one per GPU; one on a cluster without GPUs).",
+)
+@click.option(
+    "--ray-stage",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Shared folder the nodes write clip files to, when the database's clip folder is not on "
+    "storage every node mounts (the head node copies them into the store).",
+)
 @click.pass_context
-def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
+def pregenerate(
+    ctx, db_path, engine_name, no_scan, retry_failed, model, gpus, ray_address, ray_actors, ray_stage
+):
     """Fill the clip cache for every ready artwork of the collection.
 
     Scans the collection folder, queues every artwork that has no clip for this engine and
@@ -165,8 +185,15 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     from engine.store.jobs import JobQueue
     from engine.worker import Worker
 
+    if ray_address and gpus:
+        raise click.UsageError("--ray and --gpus exclude each other (a Ray cluster places its own workers)")
+    if (ray_actors or ray_stage) and not ray_address:
+        raise click.UsageError("--ray-actors and --ray-stage go with --ray ADDRESS")
     config = get_config(ctx)
     db = open_database(ctx, db_path)
+    if ray_address:
+        _pregenerate_on_ray(ctx, config, db, engine_name, model, no_scan, ray_address, ray_actors, ray_stage)
+        return
     if gpus:
         _pregenerate_on_devices(ctx, config, db, gpus, engine_name, model, no_scan, retry_failed)
         return
@@ -179,6 +206,7 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     if retry_failed:
         n = JobQueue(db).retry_failed()
         click.echo(f"{n} failed jobs queued again", err=True)
+    worker.move_clip_audio_to_files()  # a store made before clip files (resumes a move)
     worker.enqueue_missing()
     total = worker.pending()
     if total == 0:
@@ -203,6 +231,47 @@ def pregenerate(ctx, db_path, engine_name, no_scan, retry_failed, model, gpus):
     for path, error in summary.errors:
         click.echo(f"error: {path}: {error}" if path and path not in error else f"error: {error}", err=True)
     if summary.failed or summary.retrying:
+        ctx.exit(1)
+
+
+def _pregenerate_on_ray(ctx, config, db, engine_name, model, no_scan, address, actors, stage) -> None:
+    """`pregenerate --ray`: the clips made on a Ray cluster, imported into the store here."""
+    try:
+        from engine.cluster.pipeline import connect, pregenerate_on_ray
+    except ImportError as exc:  # ray is an optional extra
+        raise click.ClickException(f"--ray needs Ray: pip install 'art2mus[cluster]' ({exc})") from None
+    engine, why = engine_for(config, engine_name, model)
+    click.echo(f"using the {why} (its identity keys the clips the cluster makes)", err=True)
+    if not no_scan:
+        _scan(db, config)
+    from engine.store.clip_files import move_blobs_to_files
+
+    move_blobs_to_files(db)
+    try:
+        connect(address)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise click.ClickException(f"--ray {address}: cannot connect to the Ray cluster: {exc}") from None
+    from ray.exceptions import RayError
+
+    try:
+        summary = pregenerate_on_ray(db, config, engine, actors=actors, stage=stage)
+    except RayError as exc:
+        # E.g. an actor that could not load its engine: Ray's error ends with the reason.
+        # What was imported so far stays; running the command again resumes.
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise click.ClickException(f"the Ray cluster failed: {reason}; run again to resume") from None
+    finally:
+        db.close()
+    if summary.planned == 0:
+        click.echo("nothing to do: every ready artwork already has its clips")
+        return
+    click.echo(
+        f"made {summary.imported} clips on the Ray cluster in {summary.seconds:.1f} s "
+        f"({summary.planned} planned, {summary.skipped} already stored, {len(summary.errors)} failed)"
+    )
+    for error in summary.errors:
+        click.echo(f"error: {error}", err=True)
+    if summary.errors:
         ctx.exit(1)
 
 

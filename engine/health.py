@@ -10,7 +10,7 @@ Schema (version 1)::
 
     {"schema": 1, "time": ISO-8601 UTC, "ok": bool, "database": path,
      "engine": {"name", "reason", "model_version", "running", "started_at"},
-     "clips": {"ready", "pending", "failed", "stored"},
+     "clips": {"ready", "pending", "failed", "stored", "bytes", "in_database"},
      "artworks": {"ready", "invalid", "missing"},
      "audio": {"running", "healthy", "device", "underruns", "restarts", "last_error"},
      "disk": {"path", "free_bytes", "total_bytes"},
@@ -20,7 +20,9 @@ Schema (version 1)::
      "services": [{"service", "host", "pid", "alive", "started_at", "updated_at", "uptime_s"}]}
 
 ``clips.ready`` counts ready artworks with at least one clip (music to play), ``pending`` the
-jobs queued or running, ``failed`` the jobs that failed for good; ``stored`` is all clips.
+jobs queued or running, ``failed`` the jobs that failed for good; ``stored`` is all clips,
+``bytes`` their audio (files in ``DATABASE.clips/``, engine/store/clip_files.py), and
+``in_database`` the clips whose audio is still a blob waiting to be moved into a file.
 """
 
 from __future__ import annotations
@@ -133,7 +135,9 @@ def health_report(config: Config, database: Path | None = None) -> dict[str, Any
 
 def _from_database(database: Path, errors: list[dict[str, Any]]) -> dict[str, Any]:
     engine: dict[str, Any] = {"name": None, "reason": "", "model_version": None, "started_at": None}
-    clips: dict[str, int | None] = {"ready": None, "pending": None, "failed": None, "stored": None}
+    clips: dict[str, int | None] = dict.fromkeys(
+        ("ready", "pending", "failed", "stored", "bytes", "in_database")
+    )
     artworks: dict[str, int | None] = {s.value: None for s in ArtworkStatus}
     out = {"engine": engine, "clips": clips, "artworks": artworks}
     if not database.is_file():
@@ -174,6 +178,13 @@ def _read(
     clips["pending"] = int(jobs.get(JobStatus.QUEUED.value, 0)) + int(jobs.get(JobStatus.RUNNING.value, 0))
     clips["failed"] = int(jobs.get(JobStatus.FAILED.value, 0))
     clips["stored"] = int(conn.execute(f"SELECT count(*) FROM {c}").fetchone()[0])
+    try:
+        size, blobs = conn.execute(
+            f"SELECT sum(coalesce(audio_size, length(audio))), sum(audio_sha256 IS NULL) FROM {c}"
+        ).fetchone()
+    except sqlite3.OperationalError:  # a store before schema 7 (read-only: not upgraded)
+        size, blobs = conn.execute(f"SELECT sum(length(audio)), count(*) FROM {c}").fetchone()
+    clips["bytes"], clips["in_database"] = int(size or 0), int(blobs or 0)
     clips["ready"] = int(
         conn.execute(
             f"SELECT count(*) FROM {a} WHERE status = ? AND image_hash IS NOT NULL "
@@ -251,6 +262,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     up = f", up {_duration(report['uptime_s'])}" if report.get("uptime_s") is not None else ""
     lines.append(f"engine    {e.get('name') or '?'} ({running}{up}): {e.get('reason') or 'no word yet'}")
     lines.append(f"clips     {c['ready']} artworks with music, {c['pending']} pending, {c['failed']} failed")
+    if c.get("bytes") is not None:
+        waiting = f", {c['in_database']} still in the database" if c.get("in_database") else ""
+        lines.append(f"          {c['stored']} clips stored, {c['bytes'] / 1e6:.1f} MB of audio{waiting}")
     lines.append(f"artworks  {a['ready']} ready, {a['invalid']} invalid, {a['missing']} missing")
     if au.get("running"):
         state = "ok" if au.get("healthy") else "RECOVERING"

@@ -113,6 +113,7 @@ class EngineService:
             self._tolerate_fault(self.worker.enqueue_missing)  # what the catalog already holds
             notify(f"READY=1\nSTATUS=serving with the {engine.name} engine")
             watchdog.start()
+            self._start_moving_clip_audio(stop)
             self.worker.run(pulse)
         finally:
             notify("STOPPING=1")
@@ -134,6 +135,17 @@ class EngineService:
                 other.pid,
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(other.started_at)),
             )
+
+    def _start_moving_clip_audio(self, stop: threading.Event) -> None:
+        """A store made before clip files: move its audio out of the database in a thread, a
+        batch per transaction, while the service already serves (gigabytes take minutes, more
+        than systemd waits for READY; the kiosk reads a clip from its blob until it is moved).
+        Stopped between batches at shutdown; the next start resumes it."""
+
+        def move() -> None:
+            self._tolerate_fault(lambda: self.worker.move_clip_audio_to_files(stop.is_set))
+
+        threading.Thread(target=move, name="clip-audio-move", daemon=True).start()
 
     def _loop_trouble(self, pulse: LoopPulse) -> str | None:
         """None while the worker loop turns; else why the watchdog should let systemd restart us."""

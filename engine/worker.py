@@ -56,8 +56,8 @@ from engine.engines.base import Engine, GeneratedClip
 from engine.store.clips import ClipInfo, ClipStore, clip_params_hash
 from engine.store.conditions import Conditions, forget_ended
 from engine.store.faults import Backoff, Fault, RepeatFilter, classify, one_line
-from engine.store.jobs import PRIORITY_PREGENERATE, JobQueue
-from engine.store.models import Artwork, ArtworkStatus, Clip, Job, JobKind, JobStatus
+from engine.store.jobs import JobQueue
+from engine.store.models import Artwork, ArtworkStatus, Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -215,52 +215,20 @@ class Worker:
 
         Artworks with enough clips, with an open job, or whose job already failed for the same
         image are left alone (a failed image is not retried forever; see ``retry_failed``).
+        Set-based and chunked (``JobQueue.enqueue_missing``): a million artworks queue in
+        seconds, and other workers claim the first jobs meanwhile.
         """
         e = self.engine
-        with self.db.read() as s:
-            artworks = s.execute(
-                select(Artwork.id, Artwork.image_hash)
-                .where(Artwork.status == ArtworkStatus.READY, Artwork.image_hash.is_not(None))
-                .order_by(Artwork.id)
-            ).all()
-            have = dict(
-                s.execute(
-                    select(Clip.image_hash, func.count())
-                    .where(
-                        Clip.engine == e.name,
-                        Clip.model_version == e.model_version,
-                        Clip.params_hash == self.params_hash,
-                    )
-                    .group_by(Clip.image_hash)
-                ).all()
-            )
-            taken = set(
-                s.execute(
-                    select(Job.artwork_id, Job.image_hash).where(
-                        Job.engine == e.name,
-                        Job.params_json == "{}",
-                        Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED)),
-                    )
-                ).all()
-            )
-        missing = [
-            (aid, h)
-            for aid, h in artworks
-            if h is not None and have.get(h, 0) < self.candidates and (aid, h) not in taken
-        ]
-        for artwork_id, image_hash in missing:
-            self.jobs.enqueue(
-                JobKind.PREGENERATE,
-                artwork_id=artwork_id,
-                image_hash=image_hash,
-                engine=e.name,
-                params=None,
-                priority=PRIORITY_PREGENERATE,
-                max_attempts=self.max_attempts,
-            )
-        if missing:
-            log.info("queued %d artworks for the %s engine", len(missing), e.name)
-        return len(missing)
+        queued = self.jobs.enqueue_missing(
+            engine=e.name,
+            model_version=e.model_version,
+            params_hash=self.params_hash,
+            candidates=self.candidates,
+            max_attempts=self.max_attempts,
+        )
+        if queued:
+            log.info("queued %d artworks for the %s engine", queued, e.name)
+        return queued
 
     def pending(self) -> int:
         """Jobs this worker could take now or that are running."""
@@ -425,14 +393,38 @@ class Worker:
     def _prune(self) -> None:
         """Remove clips no longer needed and hand back the space, when that is cheap (an
         incremental vacuum; the one-off full VACUUM of an old file is left to `store prune`)."""
-        from engine.store.prune import plan_prune, prune, reclaim
+        from engine.store.clip_files import sweep_orphans
+        from engine.store.prune import plan_prune, prune_counting_bytes, reclaim
 
+        orphans, orphan_bytes = sweep_orphans(self.db)
+        if orphans:
+            log.info("removed %d clip files no clip names (%.1f MB)", orphans, orphan_bytes / 1e6)
         items = plan_prune(self.db, self.missing_grace_s)
         if not items:
             return
-        deleted = prune(self.db, items)
+        deleted, files_freed = prune_counting_bytes(self.db, items)
         freed, how = reclaim(self.db, full_vacuum=False)
-        log.info("pruned %d clips no longer needed; %.1f MB handed back (%s)", deleted, freed / 1e6, how)
+        log.info(
+            "pruned %d clips no longer needed; %.1f MB of clip files and %.1f MB of the database "
+            "handed back (%s)",
+            deleted,
+            files_freed / 1e6,
+            freed / 1e6,
+            how,
+        )
+
+    def move_clip_audio_to_files(self, stop: Callable[[], bool] | None = None) -> int:
+        """Move the audio blobs of a store made before clip files into files (resumes an
+        interrupted move; ``stop()`` ends it between batches), then hand the space back where
+        that is cheap; returns how many."""
+        from engine.store.clip_files import move_blobs_to_files
+        from engine.store.prune import reclaim
+
+        moved = move_blobs_to_files(self.db, stop=stop)
+        if moved:
+            freed, how = reclaim(self.db, full_vacuum=False)
+            log.info("%.1f MB of the database handed back (%s)", freed / 1e6, how)
+        return moved
 
     def _integrity_check(self) -> None:
         started = time.monotonic()

@@ -6,9 +6,13 @@ of the engine and claims jobs from the shared database. ``JobQueue.claim`` is on
 ``UPDATE ... RETURNING`` in a ``BEGIN IMMEDIATE`` transaction, so no job is ever taken twice;
 a child that dies leaves its job to be requeued by the heartbeat check.
 
-Only the first child queues the missing artworks (the others wait for it, loading their
-engines meanwhile), so the queue is filled once. In service mode the first child runs the
-whole engine service (catalog sync and watching, queueing) and the others only work jobs.
+Only the first child queues the missing artworks, so the queue is filled once. It queues in a
+thread, in chunks (``JobQueue.enqueue_missing``), while every child, itself included, already
+claims and generates: no GPU waits for the queue. A child that finds the queue empty before the
+queueing is done waits for it (saying so in the log once a minute) instead of stopping; it
+never gives up on its own, and the first child signals "queued" even when it fails. In service
+mode the first child runs the whole engine service (catalog sync and watching, queueing) and
+the others only work jobs.
 
 Children are started with the "spawn" method: a fresh interpreter per child, so no CUDA or
 torch state is inherited from the parent, which never imports torch itself.
@@ -28,8 +32,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# How long a worker waits for the first one to have queued the work.
-QUEUE_WAIT_S = 1800.0
+# How often a worker that waits for the queue to be filled says so in the log.
+QUEUE_WAIT_LOG_S = 60.0
 # How often each worker process tells the parent how long its loop has been idle.
 PULSE_SECONDS = 1.0
 
@@ -290,20 +294,22 @@ def _work(
             )
             return
         if index == 0:
-            worker.enqueue_missing()
-            queued.set()
-        else:
-            waited = 0.0
-            while not queued.wait(1.0):
-                waited += 1.0
-                if stop.is_set() or waited > QUEUE_WAIT_S:
-                    return
+            _queue_in_background(worker, queued)
         if not until_idle:
+            _wait_for_queue(queued, stop, worker_id)
             worker.run(_pulse(stop, pulse_values, index))
             return
         summary = WorkerSummary()
-        while not stop.is_set() and (job := worker.run_once()) is not None:
-            summary.add(job)
+        while not stop.is_set():
+            # Read before claiming: an empty queue means "done" only if queueing had ended.
+            complete = queued.is_set()
+            job = worker.run_once()
+            if job is not None:
+                summary.add(job)
+            elif complete:
+                break
+            else:
+                _wait_for_queue(queued, stop, worker_id)
         result.done, result.clips = summary.done, summary.clips
         result.skipped, result.failed = summary.skipped, summary.failed + summary.retrying
         result.errors += [
@@ -329,6 +335,36 @@ def _pulse(mp_event, pulse_values, index: int) -> threading.Event:
 
     threading.Thread(target=report, name="pulse-to-parent", daemon=True).start()
     return pulse
+
+
+def _queue_in_background(worker, queued) -> None:
+    """Queue the missing artworks in a thread of the first child, then set ``queued`` (also
+    when queueing failed: the error is logged, and the others must not wait for ever)."""
+
+    def fill() -> None:
+        try:
+            worker.enqueue_missing()
+        except Exception:
+            log.exception("worker %s could not queue the missing artworks", worker.worker_id)
+        finally:
+            queued.set()
+
+    threading.Thread(target=fill, name="enqueue-missing", daemon=True).start()
+
+
+def _wait_for_queue(queued, stop, worker_id: str) -> None:
+    """Wait until the first child has queued the work (or ``stop``), saying so once a minute."""
+    started = time.monotonic()
+    said = started
+    while not queued.wait(1.0) and not stop.is_set():
+        now = time.monotonic()
+        if now - said >= QUEUE_WAIT_LOG_S:
+            said = now
+            log.info(
+                "worker %s: waiting for the first worker to queue the artworks (%.0f s)",
+                worker_id,
+                now - started,
+            )
 
 
 def _as_threading_event(mp_event) -> threading.Event:

@@ -440,6 +440,9 @@ def test_database_from_schema_1_is_migrated_and_kept(tmp_path, db_path):
     con.execute("ALTER TABLE jobs DROP COLUMN faults")  # added by step 5
     con.execute("ALTER TABLE jobs DROP COLUMN not_before")
     con.execute("DROP TABLE conditions")
+    con.execute("DROP INDEX ix_clips_audio_sha256")  # added by step 7
+    con.execute("ALTER TABLE clips DROP COLUMN audio_sha256")
+    con.execute("ALTER TABLE clips DROP COLUMN audio_size")
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()

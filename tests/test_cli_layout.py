@@ -21,7 +21,7 @@ FORBIDDEN = {
     "installation": {"art2mus", "training"},
     "training": {"art2mus", "installation", "PyQt6"},
 }
-HEAVY = {"torch", "diffusers", "transformers", "accelerate", "onnx", "onnxruntime", "onnxscript"}
+HEAVY = {"torch", "diffusers", "transformers", "accelerate", "onnx", "onnxruntime", "onnxscript", "ray"}
 
 
 def _imports(tree: ast.AST, *, module_level_only: bool) -> set[str]:

@@ -113,7 +113,7 @@ def damage(path: Path, how: str) -> None:
 @pytest.mark.parametrize("how", ["truncated", "header", "mid-file"])
 def test_a_damaged_database_is_set_aside_and_rebuilt_from_the_collection(tmp_path, stored, collection, how):
     db_path = tmp_path / "art2mus.db"
-    shutil.copy(stored, db_path)
+    copy_store(stored, db_path)
     damage(db_path, how)
     damaged = db_path.read_bytes()
     before = hashes(collection)
@@ -137,7 +137,7 @@ def test_a_damaged_database_is_set_aside_and_rebuilt_from_the_collection(tmp_pat
 
 def test_a_sound_database_is_left_alone_and_a_locked_one_is_not_damaged(tmp_path, stored):
     db_path = tmp_path / "art2mus.db"
-    shutil.copy(stored, db_path)
+    copy_store(stored, db_path)
     Database(db_path, check="quick_check").close()
     con = sqlite3.connect(db_path)
     con.execute("BEGIN EXCLUSIVE")  # another process holds the file: a fault, never damage
@@ -178,7 +178,8 @@ def test_damage_found_while_serving_heals_and_the_other_process_follows(tmp_path
     assert sum("is damaged" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_a_clip_that_does_not_decode_is_quarantined_and_made_again(tmp_path, demo_dir, caplog):
+@pytest.mark.parametrize("how", ["damaged", "missing"])
+def test_a_clip_that_does_not_decode_is_quarantined_and_made_again(tmp_path, demo_dir, caplog, how):
     collection = one_painting(tmp_path, demo_dir)
     db_path = tmp_path / "art2mus.db"
     db = Database(db_path)
@@ -188,18 +189,21 @@ def test_a_clip_that_does_not_decode_is_quarantined_and_made_again(tmp_path, dem
     worker.run_until_idle()
     store = ClipStore(db)
     clip = store.playable_for(1)
-    con = sqlite3.connect(db_path)  # 4 KB of garbage inside the blob: SQLite cannot tell
-    (blob,) = con.execute("SELECT audio FROM clips").fetchone()
-    bad = blob[:200_000] + os.urandom(4096) + blob[204_096:]
-    con.execute("UPDATE clips SET audio = ?", (bad,))
-    con.commit()
-    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    con.close()
+    file = store.files.path_for(clip.audio_sha256)
+    if how == "damaged":  # 4 KB of garbage inside the clip's file (a bad sector)
+        data = file.read_bytes()
+        file.write_bytes(data[:200_000] + os.urandom(4096) + data[204_096:])
+    else:  # a person or a disk lost it
+        file.unlink()
 
     with pytest.raises(ClipNotFound, match="quarantined"):  # the kiosk treats it as missing
         store.load_audio(clip.id)
-    (kept,) = (tmp_path / "art2mus.db.quarantine").iterdir()
-    assert re.fullmatch(rf"clip-{clip.id}-{STAMP}\.flac", kept.name)
+    kept = list((tmp_path / "art2mus.db.quarantine").glob("*"))
+    if how == "damaged":  # the bytes are kept for whoever wants to look
+        assert len(kept) == 1 and re.fullmatch(rf"clip-{clip.id}-{STAMP}\.flac", kept[0].name)
+    else:
+        assert kept == []
+    assert not file.exists()  # no row names it any more
     assert store.playable_for(1) is None  # missing now: the kiosk plays the nearest clip
     assert sum("quarantined" in r.getMessage() for r in caplog.records) == 1
     worker._maintain()  # the service's housekeeping queues the artwork again
@@ -379,7 +383,9 @@ def test_a_full_disk_pauses_the_service_fails_nothing_and_it_resumes(tmp_path, d
             log.count("condition disk-full started") == 1 and log.count("condition disk-full ended") == 1
         ), log
         (started,) = [line for line in log.splitlines() if "condition disk-full started" in line]
-        assert started.endswith(f"{db_path}: database or disk is full")  # one line, SQLite's words
+        # One line, SQLite's words or the clip file's (the audio is written before its row).
+        assert f"{db_path}: " in started
+        assert started.endswith(("database or disk is full", "[Errno 28] No space left on device"))
         assert "Background on this error" not in log
         con = sqlite3.connect(db_path)
         assert con.execute("SELECT status, attempts FROM jobs").fetchall() == [("done", 1), ("done", 1)]
@@ -439,27 +445,32 @@ def clip_count(db_path: Path) -> int:
 @pytest.mark.slow
 def test_store_prune_dry_run_then_prune_keeps_what_plays_and_returns_the_space(tmp_path, stored):
     db_path = tmp_path / "art2mus.db"
-    shutil.copy(stored, db_path)
+    copy_store(stored, db_path)
     db = Database(db_path)
     store = ClipStore(db)
-    (kept,) = [store.get(i) for i in range(1, 2)]
-    with (
-        db.write() as s
-    ):  # a superseded candidate of the same image, and the clip of a painting gone long ago
+    kept = store.get(1)
+    gone_file = store.files.write(os.urandom(500_000))
+    orphan = store.files.write(os.urandom(300_000))  # a crash between file and row
+    old_enough = time.time() - 2 * 3600
+    os.utime(store.files.path_for(orphan), (old_enough, old_enough))
+    with db.write() as s:
+        # A superseded candidate of the same image (sharing its file), and the clip of a
+        # painting gone long ago.
         from engine.store import Artwork, Clip
 
-        old = Clip(**{c: getattr(s.get(Clip, kept.id), c) for c in ("image_hash", "artwork_id", "params_hash", "duration", "sample_rate", "audio")}, engine="default", model_version="older", seed=1, chosen=False, created_at=kept.created_at - timedelta(days=1))  # fmt: skip
+        old = Clip(**{c: getattr(s.get(Clip, kept.id), c) for c in ("image_hash", "artwork_id", "params_hash", "duration", "sample_rate", "audio_sha256", "audio_size")}, engine="default", model_version="older", seed=1, chosen=False, created_at=kept.created_at - timedelta(days=1))  # fmt: skip
         s.add(old)
         gone = s.get(Artwork, 2)
         gone.status, gone.updated_at = "missing", gone.updated_at - timedelta(days=400)
-        s.add(Clip(image_hash=gone.image_hash, artwork_id=2, engine="default", model_version="m", params_hash="p", duration=5.0, sample_rate=48000, audio=os.urandom(500_000), chosen=True))  # fmt: skip
+        s.add(Clip(image_hash=gone.image_hash, artwork_id=2, engine="default", model_version="m", params_hash="p", duration=5.0, sample_rate=48000, audio_sha256=gone_file, audio_size=500_000, chosen=True))  # fmt: skip
     db.close()
-    size = db_path.stat().st_size
 
     dry = art2mus("store", "prune", "--dry-run", "--db", str(db_path))
     assert dry.returncode == 0, dry.stderr
     assert "would remove 2 clips" in dry.stdout and "superseded" in dry.stdout and "missing" in dry.stdout
+    assert "would remove 1 clip files no clip names" in dry.stdout
     assert clip_count(db_path) == 3  # nothing changed
+    assert store.files.path_for(orphan).exists() and store.files.path_for(gone_file).exists()
 
     run = art2mus(
         "--config", str(ROOT / "content" / "art2mus.toml"), "store", "prune", "--db", str(db_path), "--json"
@@ -468,17 +479,27 @@ def test_store_prune_dry_run_then_prune_keeps_what_plays_and_returns_the_space(t
     import json
 
     result = json.loads(run.stdout)
-    assert result["deleted"] == 2 and result["freed_bytes"] > 1_000_000
-    assert (
-        clip_count(db_path) == 1 and ClipStore(Database(db_path)).get(kept.id) is not None
-    )  # the chosen one stays
-    assert db_path.stat().st_size < size
+    assert result["deleted"] == 2 and result["orphan_files"] == 1 and result["freed_bytes"] >= 800_000
+    # The chosen one stays, and so does the file it shared with the superseded one.
+    assert clip_count(db_path) == 1 and ClipStore(Database(db_path)).get(kept.id) is not None
+    assert store.files.path_for(kept.audio_sha256).exists()
+    assert not store.files.path_for(gone_file).exists() and not store.files.path_for(orphan).exists()
+    assert ClipStore(Database(db_path)).load_audio(kept.id)[0].shape[0] > 0
+
+
+def copy_store(source: Path, target: Path) -> None:
+    """A database and its clip folder (the audio lives in files beside it)."""
+    from engine.store.clip_files import clip_folder
+
+    shutil.copy(source, target)
+    if clip_folder(source).exists():
+        shutil.copytree(clip_folder(source), clip_folder(target))
 
 
 @pytest.mark.slow
 def test_processes_starting_at_once_on_a_damaged_database_set_it_aside_once(tmp_path, stored):
     db_path = tmp_path / "art2mus.db"
-    shutil.copy(stored, db_path)
+    copy_store(stored, db_path)
     damage(db_path, "header")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     procs = [
@@ -519,10 +540,7 @@ def test_the_kiosk_plays_the_nearest_clip_while_a_quarantined_one_is_made_again(
     )
     own = services.clip_choice(1)
     assert own.own
-    con = sqlite3.connect(db_path)
-    con.execute("UPDATE clips SET audio = ? WHERE id = ?", (b"fLaC" + os.urandom(5000), own.clip.id))
-    con.commit()
-    con.close()
+    store.files.path_for(own.clip.audio_sha256).write_bytes(b"fLaC" + os.urandom(5000))
     with pytest.raises(ClipNotFound):
         store.load_audio(own.clip.id)
     fallback = services.clip_choice(1)

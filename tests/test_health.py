@@ -117,7 +117,17 @@ def test_the_report_counts_the_real_database(real_state):
     config, failed_path = real_state
     report = health_report(config)
     assert report["artworks"] == {"ready": 7, "invalid": 1, "missing": 1}
-    assert report["clips"] == {"ready": 1, "pending": 1, "failed": 1, "stored": 2}
+    from engine.store.clips import encode_flac
+
+    one_file = len(encode_flac(np.zeros((4800, 2), np.float32), 48000))  # both clips are this audio
+    assert report["clips"] == {
+        "ready": 1,
+        "pending": 1,
+        "failed": 1,
+        "stored": 2,
+        "bytes": 2 * one_file,
+        "in_database": 0,
+    }
     assert (
         report["engine"]["name"] == "default"
         and report["engine"]["reason"] == "no GPU: the default engine runs"

@@ -24,8 +24,8 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 # Each lock and the pyproject extras it is resolved from (scripts/lock.sh).
 TARGETS = {
     "base.txt": (),
-    "cpu.txt": ("diffusion", "cpu", "test", "dev"),
-    "cuda.txt": ("diffusion", "gpu", "test"),
+    "cpu.txt": ("diffusion", "cpu", "cluster", "test", "dev"),
+    "cuda.txt": ("diffusion", "gpu", "cluster", "test"),
 }
 
 

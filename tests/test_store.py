@@ -85,6 +85,11 @@ def _make_version_1(path) -> None:
     con.execute("ALTER TABLE jobs DROP COLUMN faults")  # added by step 5
     con.execute("ALTER TABLE jobs DROP COLUMN not_before")
     con.execute("DROP TABLE conditions")
+    con.execute("DROP INDEX ix_clips_audio_sha256")  # added by step 7
+    con.execute("ALTER TABLE clips DROP COLUMN audio_sha256")
+    con.execute("ALTER TABLE clips DROP COLUMN audio_size")
+    con.execute("DROP INDEX ix_jobs_claim")  # made in claim order by step 6
+    con.execute("CREATE INDEX ix_jobs_claim ON jobs (status, priority, id)")
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()

@@ -152,11 +152,16 @@ def _clip_count(db_path) -> int:
 
 
 def _clip_rows(db_path):
+    """(id, seed, duration, the FLAC bytes of its file) of every stored clip."""
+    from engine.store.clip_files import ClipFiles, clip_folder
+
     con = sqlite3.connect(db_path)
     try:
-        return con.execute("SELECT id, seed, duration, audio FROM clips").fetchall()
+        rows = con.execute("SELECT id, seed, duration, audio_sha256 FROM clips").fetchall()
     finally:
         con.close()
+    files = ClipFiles(clip_folder(Path(db_path)))
+    return [(i, seed, duration, files.read(sha)) for i, seed, duration, sha in rows]
 
 
 @pytest.mark.slow

@@ -23,26 +23,36 @@ def store() -> None:
 @click.pass_context
 def prune_cmd(ctx: click.Context, db_path: str | None, dry_run: bool, as_json: bool) -> None:
     """Remove the clips of artworks missing longer than store.missing_grace_days, of replaced
-    images, and superseded clips (never a chosen clip of a present artwork); then vacuum."""
+    images, and superseded clips (never a chosen clip of a present artwork), their files, and
+    clip files no clip names; then vacuum. A store made before clip files has its audio moved
+    out of the database first."""
     from engine.cli_support import get_config, open_database
 
-    from .prune import plan_prune, prune, reclaim
+    from .clip_files import clip_folder, move_blobs_to_files, sweep_orphans
+    from .prune import plan_prune, prune_counting_bytes, reclaim
 
     config = get_config(ctx)
     db = open_database(ctx, db_path)
     try:
+        moved = 0 if dry_run else move_blobs_to_files(db)
         items = plan_prune(db, config.store.missing_grace_days * 86400)
         result: dict[str, Any] = {
             "database": str(db.path),
+            "clip_folder": str(clip_folder(db.path)),
             "dry_run": dry_run,
+            "moved_to_files": moved,
             "clips": [
                 {"id": i.clip_id, "artwork": i.path, "reason": i.reason, "bytes": i.size} for i in items
             ],
             "bytes": sum(i.size for i in items),
         }
-        if not dry_run:
-            result["deleted"] = prune(db, items)
-            result["freed_bytes"], result["vacuum"] = reclaim(db)
+        if dry_run:
+            result["orphan_files"], result["orphan_bytes"] = sweep_orphans(db, dry_run=True)
+        else:
+            result["deleted"], files_freed = prune_counting_bytes(db, items)
+            result["orphan_files"], result["orphan_bytes"] = sweep_orphans(db)
+            vacuumed, result["vacuum"] = reclaim(db)
+            result["freed_bytes"] = vacuumed + files_freed + result["orphan_bytes"]
     finally:
         db.close()
     if as_json:
@@ -57,6 +67,13 @@ def _print(result: dict[str, Any]) -> None:
     for clip in result["clips"]:
         click.echo(
             f"{verb} clip {clip['id']} of {clip['artwork']}: {clip['reason']} ({clip['bytes'] / 1e6:.1f} MB)"
+        )
+    if result["moved_to_files"]:
+        click.echo(f"moved the audio of {result['moved_to_files']} clips into {result['clip_folder']}")
+    if result["orphan_files"]:
+        click.echo(
+            f"{verb} {result['orphan_files']} clip files no clip names "
+            f"({result['orphan_bytes'] / 1e6:.1f} MB) from {result['clip_folder']}"
         )
     click.echo(
         f"{result['database']}: {verb} {len(result['clips'])} clips ({result['bytes'] / 1e6:.1f} MB of audio)"

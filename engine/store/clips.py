@@ -1,4 +1,4 @@
-"""The clip cache: generated audio stored as FLAC in the shared SQLite database.
+"""The clip cache: generated audio as FLAC files the store owns, found through the database.
 
 A clip is found by what made it — the image's content hash, the engine's name and model
 version, and the hash of the generation parameters (the engine's settings plus the duration) —
@@ -6,11 +6,16 @@ never by file name, so a renamed painting or a restarted service reuses its clip
 model version does not. Several clips (candidates with different seeds) may share one key;
 exactly one of them is *chosen* to play.
 
-Every write is one transaction: a crash leaves the whole clip or none of it.
+The audio is a content-addressed file beside the database (engine/store/clip_files.py); the row
+holds its metadata and the file's sha256. The file is written (durably) before the row that
+names it is committed, each in one step: a crash leaves the whole clip or none of it (at most a
+file no row names, swept by ``store prune``). A file is removed only once no row names it.
+Rows of stores made before schema 7 keep their blob until it is moved into a file; such rows
+are read from the blob meanwhile.
 
-A clip whose audio no longer decodes (a damaged blob passes SQLite's integrity check) is
-*quarantined* by :meth:`ClipStore.load_audio`: its bytes are written to
-``DATABASE.quarantine/clip-ID-TIME.flac``, its row deleted, and :class:`ClipUnreadable` (a
+A clip whose audio no longer decodes, whose file is missing, or whose file's bytes no longer
+match their hash is *quarantined* by :meth:`ClipStore.load_audio`: the bytes it had are written
+to ``DATABASE.quarantine/clip-ID-TIME.flac``, its row deleted, and :class:`ClipUnreadable` (a
 :class:`ClipNotFound`) raised. The artwork then has no clip: the kiosk plays the nearest ready
 one and the engine's housekeeping queues the artwork again.
 """
@@ -23,16 +28,17 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import soundfile as sf
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.loops import Loop
 
-from .models import Artwork, Clip
+from .clip_files import ClipFileDamaged, ClipFileMissing, ClipFiles, unreferenced
+from .models import Artwork, Clip, utcnow
 
 if TYPE_CHECKING:
     from engine.engines.base import Engine, GeneratedClip
@@ -75,6 +81,8 @@ class ClipInfo:
     loudness_lufs: float | None = None
     loop_start: int | None = None
     loop_end: int | None = None
+    audio_sha256: str | None = None  # None: the audio is still a blob (a store made before schema 7)
+    audio_size: int | None = None
 
     @property
     def loop(self) -> Loop | None:
@@ -82,6 +90,26 @@ class ClipInfo:
         if self.loop_start is None or self.loop_end is None:
             return None
         return Loop(self.loop_start, self.loop_end)
+
+
+@dataclass(frozen=True)
+class ImportedClip:
+    """A clip made elsewhere (a Ray cluster: engine/cluster/) whose FLAC file is already in the
+    store's clip folder, named by ``audio_sha256``; :meth:`ClipStore.import_clips` adds its row."""
+
+    image_hash: str
+    artwork_id: int | None
+    seed: int
+    duration: float
+    sample_rate: int
+    channels: int
+    audio_sha256: str
+    audio_size: int
+    caption: str = ""
+    score: float | None = None
+    loudness_lufs: float | None = None
+    loop_start: int | None = None
+    loop_end: int | None = None
 
 
 def clip_params(engine: Engine, duration: float) -> dict[str, Any]:
@@ -129,6 +157,8 @@ _INFO_COLUMNS = (
     Clip.loudness_lufs,
     Clip.loop_start,
     Clip.loop_end,
+    Clip.audio_sha256,
+    Clip.audio_size,
 )
 
 
@@ -141,6 +171,7 @@ class ClipStore:
 
     def __init__(self, db: Database):
         self.db = db
+        self.files = ClipFiles.of(db)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -153,7 +184,8 @@ class ClipStore:
         clip: GeneratedClip,
         chosen: bool | None = None,
     ) -> int:
-        """Store ``clip`` (encoded as FLAC) in one transaction; returns its id.
+        """Store ``clip``: its FLAC file first (durably), then its row in one transaction;
+        returns its id.
 
         ``chosen=None`` makes it the chosen clip only if its key has none yet; ``True`` makes it
         the chosen one (unchoosing the others); ``False`` never.
@@ -161,8 +193,10 @@ class ClipStore:
         audio = np.asarray(clip.audio, dtype=np.float32)
         if audio.ndim == 1:
             audio = audio[:, None]
-        # Encoding happens before the transaction so the write lock is held only briefly.
+        # Encoding and the file happen before the transaction so the write lock is held only
+        # briefly; the file is durable before a row names it.
         flac = encode_flac(audio, clip.sample_rate)
+        sha = self.files.write(flac)
         params = clip_params(engine, clip.duration)
         from engine.engines.base import params_hash
 
@@ -195,7 +229,9 @@ class ClipStore:
                 sample_rate=int(clip.sample_rate),
                 channels=int(audio.shape[1]),
                 audio_format="flac",
-                audio=flac,
+                audio=b"",
+                audio_sha256=sha,
+                audio_size=len(flac),
                 caption=clip.caption,
                 loudness_lufs=None if loudness is None else float(loudness),
                 loop_start=loop.start,
@@ -206,6 +242,79 @@ class ClipStore:
             s.add(row)
             s.flush()
             return row.id
+
+        return self.db.run_write(write)
+
+    def import_clips(
+        self, clips: list[ImportedClip], engine_name: str, model_version: str, params: dict[str, Any]
+    ) -> int:
+        """Add the rows of clips whose files are already stored, in one transaction; returns
+        how many were new (a clip with the same key and seed is there already: skipped).
+
+        ``params`` are the engine's ``clip_params`` for the clips' duration (one duration per
+        call). Each image whose key has no chosen clip gets one: its best-scored new clip.
+        """
+        from engine.engines.base import params_hash
+
+        missing = [c.audio_sha256 for c in clips if not self.files.path_for(c.audio_sha256).is_file()]
+        if missing:
+            raise ClipFileMissing(
+                f"{self.files.path_for(missing[0])}: not in the clip folder; import refused"
+            )
+        key_hash, params_json = params_hash(params), json.dumps(params, sort_keys=True)
+
+        def write(s: Session) -> int:
+            hashes = {c.image_hash for c in clips}
+            have = set(
+                s.execute(
+                    select(Clip.image_hash, Clip.seed).where(
+                        *_key_filter_many(hashes, engine_name, model_version, key_hash)
+                    )
+                ).all()
+            )
+            chosen = set(
+                s.scalars(
+                    select(Clip.image_hash).where(
+                        *_key_filter_many(hashes, engine_name, model_version, key_hash), Clip.chosen.is_(True)
+                    )
+                ).all()
+            )
+            new = [c for c in clips if (c.image_hash, c.seed) not in have]
+            best: dict[str, ImportedClip] = {}
+            for c in new:
+                if c.image_hash not in chosen:
+                    current = best.get(c.image_hash)
+                    if current is None or (c.score or float("-inf")) > (current.score or float("-inf")):
+                        best[c.image_hash] = c
+            rows = [
+                {
+                    "image_hash": c.image_hash,
+                    "artwork_id": c.artwork_id,
+                    "engine": engine_name,
+                    "model_version": model_version,
+                    "params_hash": key_hash,
+                    "params_json": params_json,
+                    "seed": int(c.seed),
+                    "duration": float(c.duration),
+                    "sample_rate": int(c.sample_rate),
+                    "channels": int(c.channels),
+                    "audio_format": "flac",
+                    "audio": b"",
+                    "audio_sha256": c.audio_sha256,
+                    "audio_size": int(c.audio_size),
+                    "caption": c.caption,
+                    "loudness_lufs": c.loudness_lufs,
+                    "loop_start": c.loop_start,
+                    "loop_end": c.loop_end,
+                    "score": c.score,
+                    "chosen": best.get(c.image_hash) is c,
+                    "created_at": utcnow(),
+                }
+                for c in new
+            ]
+            if rows:
+                s.execute(insert(Clip), rows)  # one executemany
+            return len(rows)
 
         return self.db.run_write(write)
 
@@ -237,13 +346,41 @@ class ClipStore:
             conditions.append(Clip.model_version == model_version)
         if params_hash is not None:
             conditions.append(Clip.params_hash == params_hash)
-        return self.db.run_change(delete(Clip).where(*conditions))
+        return self._delete_where(conditions)[0]
 
     def delete(self, clip_ids: list[int]) -> int:
-        """Delete these clips (one transaction); returns how many there were."""
+        """Delete these clips (one transaction), and the files no row names any more; returns
+        how many there were."""
         if not clip_ids:
             return 0
-        return self.db.run_change(delete(Clip).where(Clip.id.in_(clip_ids)))
+        return self._delete_where([Clip.id.in_(clip_ids)])[0]
+
+    def delete_counting_bytes(self, clip_ids: list[int]) -> tuple[int, int]:
+        """:meth:`delete`, also returning the bytes of the files it removed."""
+        if not clip_ids:
+            return 0, 0
+        return self._delete_where([Clip.id.in_(clip_ids)])
+
+    def _delete_where(self, conditions: list[ColumnElement[bool]]) -> tuple[int, int]:
+        """Delete rows in one transaction, then the files no row names any more: (rows, bytes).
+        A crash between the two leaves orphan files, which a sweep removes; never a row
+        without its file."""
+
+        def write(s: Session) -> tuple[int, set[str]]:
+            hashes = {h for h in s.scalars(select(Clip.audio_sha256).where(*conditions)).all() if h}
+            count = cast("CursorResult[Any]", s.execute(delete(Clip).where(*conditions))).rowcount
+            return count, unreferenced(s, hashes)
+
+        count, gone = self.db.run_write(write)
+        freed = 0
+        for sha in gone:
+            try:
+                freed += self.files.delete(sha)
+            except OSError as exc:  # left as an orphan for the sweep
+                log.warning(
+                    "cannot remove the clip file %s: %s", self.files.path_for(sha), exc.strerror or exc
+                )
+        return count, freed
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -301,38 +438,57 @@ class ClipStore:
     def load_audio(self, clip_id: int) -> tuple[np.ndarray, int]:
         """The clip's audio as float32 (frames, channels) and its sample rate.
 
-        Raises :class:`ClipUnreadable` after quarantining a clip that does not decode.
+        Raises :class:`ClipUnreadable` after quarantining a clip that does not decode, whose
+        file is missing or whose file's bytes changed.
         """
         with self.db.read() as s:
-            data = s.scalar(select(Clip.audio).where(Clip.id == clip_id))
-        if data is None:
+            row = s.execute(select(Clip.audio_sha256, Clip.audio).where(Clip.id == clip_id)).first()
+        if row is None:
             raise ClipNotFound(f"no clip with id {clip_id}")
+        sha, blob = row
+        data = b""
         try:
+            data = blob if sha is None else self.files.read(sha)
             return decode_flac(data)
+        except (ClipFileMissing, ClipFileDamaged) as exc:
+            if isinstance(exc, ClipFileDamaged) and sha is not None:
+                data = self.files.path_for(sha).read_bytes()
+            where = self.quarantine(clip_id, data, str(exc))
+            raise ClipUnreadable(f"clip {clip_id}: {exc}; quarantined{_as(where)}") from None
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             where = self.quarantine(clip_id, data, str(exc))
-            raise ClipUnreadable(f"clip {clip_id} does not decode ({exc}); quarantined as {where}") from None
+            raise ClipUnreadable(f"clip {clip_id} does not decode ({exc}); quarantined{_as(where)}") from None
+
+    def audio_bytes(self, clip_id: int) -> bytes:
+        """The clip's stored FLAC bytes (checked against their hash), for copying it elsewhere."""
+        with self.db.read() as s:
+            row = s.execute(select(Clip.audio_sha256, Clip.audio).where(Clip.id == clip_id)).first()
+        if row is None:
+            raise ClipNotFound(f"no clip with id {clip_id}")
+        return bytes(row[1]) if row[0] is None else self.files.read(row[0])
 
     def quarantine(self, clip_id: int, data: bytes, problem: str) -> Path | None:
-        """Keep a damaged clip's bytes beside the database and delete its row; returns the file
-        (None if it could not be written: the row goes all the same, it cannot play)."""
+        """Keep a damaged clip's bytes beside the database and delete its row (and its file,
+        once no row names it); returns the file kept (None if there were no bytes to keep or
+        they could not be written: the row goes all the same, it cannot play)."""
         folder = self.db.path.with_name(self.db.path.name + ".quarantine")
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         target = folder / f"clip-{clip_id}-{stamp}.flac"
-        kept: Path | None = target
+        kept: Path | None = target if data else None
         try:
-            folder.mkdir(exist_ok=True)
-            target.write_bytes(data)
+            if data:
+                folder.mkdir(exist_ok=True)
+                target.write_bytes(data)
         except OSError as exc:
             log.warning("cannot keep the damaged clip %d in %s: %s", clip_id, folder, exc.strerror or exc)
             kept = None
         self.delete([clip_id])
         log.error(
-            "clip %d of %s does not decode (%s): quarantined%s; its artwork is generated again",
+            "clip %d of %s is unreadable (%s): quarantined%s; its artwork is generated again",
             clip_id,
             self.db.path,
             problem,
-            f" as {kept}" if kept else "",
+            _as(kept),
         )
         return kept
 
@@ -344,6 +500,21 @@ class ClipStore:
             stmt = stmt.where(Clip.engine == engine_name)
         with self.db.read() as s:
             return s.execute(stmt).scalar_one()
+
+
+def _as(kept: Path | None) -> str:
+    return f" as {kept}" if kept else ""
+
+
+def _key_filter_many(
+    image_hashes: set[str], engine_name: str, model_version: str, params_hash: str
+) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Clip.image_hash.in_(image_hashes),
+        Clip.engine == engine_name,
+        Clip.model_version == model_version,
+        Clip.params_hash == params_hash,
+    )
 
 
 def _key_filter(

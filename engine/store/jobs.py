@@ -19,15 +19,17 @@ Engine names on jobs: ``""`` or ``"auto"`` mean "whichever engine the service ru
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, Insert, and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from .faults import Fault, backoff_seconds
-from .models import Job, JobKind, JobStatus, utcnow
+from .models import Artwork, ArtworkStatus, Clip, Job, JobKind, JobStatus, utcnow
 
 if TYPE_CHECKING:
     from .db import Database
@@ -43,6 +45,12 @@ OPEN_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 # Error text is for people; keep the column small.
 MAX_ERROR_CHARS = 4000
+
+# Artworks examined per transaction of :meth:`JobQueue.enqueue_missing`: large enough that a
+# million artworks queue in seconds (benchmarks/bulk_enqueue.py), small enough that the write
+# lock is free every few tens of milliseconds for the workers' claims and heartbeats.
+ENQUEUE_CHUNK = 10_000
+ENQUEUE_PAUSE_S = 0.02
 
 # Back-off of a job put back after a machine fault: 5 s, 10 s, ... up to 15 minutes.
 FAULT_BACKOFF_BASE_S = 5.0
@@ -82,6 +90,11 @@ def _give_back(job: Job, fault: Fault, error: str) -> None:
 
 def _params_json(params: dict[str, Any] | None) -> str:
     return json.dumps(params or {}, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _insert_rows(s: Session, stmt: Insert) -> int:
+    # Session.execute is typed as returning a plain Result; an INSERT's is a CursorResult.
+    return int(cast("CursorResult[Any]", s.execute(stmt)).rowcount)
 
 
 class JobQueue:
@@ -141,6 +154,91 @@ class JobQueue:
             return job.id
 
         return self.db.run_write(write)
+
+    def enqueue_missing(
+        self,
+        *,
+        engine: str,
+        model_version: str,
+        params_hash: str,
+        candidates: int,
+        max_attempts: int = 3,
+        chunk: int = ENQUEUE_CHUNK,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> int:
+        """Queue a pregeneration job for every ready artwork with fewer than ``candidates``
+        clips under (``engine``, ``model_version``, ``params_hash``); returns how many.
+
+        Set-based: one ``INSERT ... SELECT`` per ``chunk`` artwork ids, each its own short
+        transaction, so workers claim the first jobs while later chunks are still being queued
+        and the lock is never held for long. Artworks with an open job, or whose job failed for
+        the same image (retried after its cool-down, see :meth:`retry_cooled_down`), are left
+        alone, as :meth:`enqueue` would. ``on_chunk(queued so far)`` is called after each chunk
+        that queued something.
+        """
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts {max_attempts} is out of range; allowed: 1 or more")
+        with self.db.read() as s:
+            low, high = s.execute(select(func.min(Artwork.id), func.max(Artwork.id))).one()
+        if low is None:
+            return 0
+        clips_made = (
+            select(func.count())
+            .where(
+                Clip.image_hash == Artwork.image_hash,
+                Clip.engine == engine,
+                Clip.model_version == model_version,
+                Clip.params_hash == params_hash,
+            )
+            .scalar_subquery()
+        )
+        job_taken = exists().where(
+            Job.artwork_id == Artwork.id,
+            Job.image_hash == Artwork.image_hash,
+            Job.engine == engine,
+            Job.params_json == _params_json(None),
+            Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED)),
+        )
+        values = {
+            Job.kind: literal(JobKind.PREGENERATE.value),
+            Job.artwork_id: Artwork.id,
+            Job.image_hash: Artwork.image_hash,
+            Job.engine: literal(engine),
+            Job.params_json: literal(_params_json(None)),
+            Job.priority: literal(PRIORITY_PREGENERATE),
+            Job.status: literal(JobStatus.QUEUED.value),
+            Job.attempts: literal(0),
+            Job.faults: literal(0),
+            Job.max_attempts: literal(max_attempts),
+            Job.error: literal(""),
+            Job.claimed_by: literal(""),
+            Job.created_at: literal(utcnow()),
+        }
+        queued = 0
+        for start in range(low, high + 1, chunk):
+            lacking = (
+                Artwork.id >= start,
+                Artwork.id < start + chunk,
+                Artwork.status == ArtworkStatus.READY,
+                Artwork.image_hash.is_not(None),
+                clips_made < candidates,
+                ~job_taken,
+            )
+            # Looked for under a read snapshot first, which blocks no one: the service's
+            # housekeeping pass, which mostly finds nothing, takes no write lock at all.
+            with self.db.read() as s:
+                if s.scalar(select(Artwork.id).where(*lacking).limit(1)) is None:
+                    continue
+            pick = select(*values.values()).where(*lacking).order_by(Artwork.id)
+            stmt = insert(Job).from_select(list(values), pick)
+            queued += self.db.run_write(partial(_insert_rows, stmt=stmt))
+            if on_chunk is not None:
+                on_chunk(queued)
+            # SQLite's lock is not fair: a writer that takes it again at once starves the
+            # others, whose busy handler sleeps 25-100 ms between tries. A short pause lets
+            # the workers' claims and heartbeats in (their slowest claim: benchmarks/bulk_enqueue.py).
+            time.sleep(ENQUEUE_PAUSE_S)
+        return queued
 
     def find(
         self,

@@ -132,9 +132,11 @@ class Clip(Base):
     duration: Mapped[float] = mapped_column(Float)
     sample_rate: Mapped[int] = mapped_column(Integer)
     channels: Mapped[int] = mapped_column(Integer, default=2)
-    # "flac": the audio blob is a complete FLAC file.
+    # "flac": the audio is a complete FLAC file.
     audio_format: Mapped[str] = mapped_column(String(8), default="flac")
-    audio: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    # The audio of rows stored before schema 7, until it is moved into its file
+    # (engine/store/clip_files.py); empty in every row that has audio_sha256.
+    audio: Mapped[bytes] = deferred(mapped_column(LargeBinary, default=b""))
     caption: Mapped[str] = mapped_column(Text, default="")
     loudness_lufs: Mapped[float | None] = mapped_column(Float)
     # Rank among candidates (higher is better), from the engine's scorer when it has one.
@@ -146,13 +148,16 @@ class Clip(Base):
     # version 4: those engine clips loop whole).
     loop_start: Mapped[int | None] = mapped_column(Integer)
     loop_end: Mapped[int | None] = mapped_column(Integer)
+    # The clip's audio file in the store's clip folder: the sha256 of its bytes, which is its
+    # name, and its size (schema 7). NULL: the audio is still the blob above.
+    audio_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    audio_size: Mapped[int | None] = mapped_column(Integer)
 
 
 class Job(Base):
     """A unit of work for the engine service; survives restarts."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "priority", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[JobKind] = mapped_column(_values_of(JobKind, 32))
@@ -178,6 +183,12 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# The claim's order (priority descending, then id) read straight off the index: with
+# (status, priority, id) SQLite sorted every queued job of a priority in a temporary B-tree on
+# each claim, 1.3 s inside the write lock with a million queued (schema 6).
+Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.id)
 
 
 class ServiceStatus(Base):

@@ -10,7 +10,11 @@ A clip goes when
   its newest clip), and it is not a chosen clip. A chosen clip of a present artwork is never
   pruned: it may be a curator's pick.
 
-Space is handed back with ``PRAGMA incremental_vacuum`` (databases made since schema 4 have
+A clip's audio file (engine/store/clip_files.py) goes with its row once no other row names it,
+and files no row names at all (left by a crash between file and row, or by a database rebuilt
+after damage) are swept once older than an hour.
+
+Space in the database is handed back with ``PRAGMA incremental_vacuum`` (databases made since schema 4 have
 ``auto_vacuum = INCREMENTAL``); an older file is converted by one full ``VACUUM``, which
 needs as much free space as the file and is skipped, with a message, when there is not.
 """
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from .models import Artwork, ArtworkStatus, Clip, utcnow
 
@@ -67,7 +71,8 @@ def plan_prune(db: Database, missing_grace_s: float) -> list[PruneItem]:
             for r in s.execute(
                 select(
                     Clip.id, Clip.image_hash, Clip.artwork_id, Clip.engine, Clip.model_version,
-                    Clip.params_hash, Clip.chosen, Clip.created_at, func.length(Clip.audio),
+                    Clip.params_hash, Clip.chosen, Clip.created_at,
+                    func.coalesce(Clip.audio_size, func.length(Clip.audio)),
                 )
             ).all()
         ]  # fmt: skip
@@ -123,12 +128,22 @@ def _why(
 
 
 def prune(db: Database, items: list[PruneItem]) -> int:
-    """Delete the planned clips, a batch per transaction; returns how many were deleted."""
+    """Delete the planned clips (and their files no other row names), a batch per transaction;
+    returns how many were deleted."""
+    return prune_counting_bytes(db, items)[0]
+
+
+def prune_counting_bytes(db: Database, items: list[PruneItem]) -> tuple[int, int]:
+    """:func:`prune`, also returning the bytes of the clip files it removed."""
+    from .clips import ClipStore
+
+    store = ClipStore(db)
     ids = [i.clip_id for i in items]
-    deleted = 0
+    deleted = freed = 0
     for start in range(0, len(ids), DELETE_BATCH):
-        deleted += db.run_change(delete(Clip).where(Clip.id.in_(ids[start : start + DELETE_BATCH])))
-    return deleted
+        rows, size = store.delete_counting_bytes(ids[start : start + DELETE_BATCH])
+        deleted, freed = deleted + rows, freed + size
+    return deleted, freed
 
 
 def reclaim(db: Database, full_vacuum: bool = True) -> tuple[int, str]:
