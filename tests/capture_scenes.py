@@ -174,6 +174,26 @@ def make_scene(
     return Scene(frame, corners.astype(np.float32), painting, variant)
 
 
+def synthetic_painting(path: Path, seed: int = 12) -> Path:
+    """A painting of no catalog: dabs and strokes of colour over a ground, seeded."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(420, 520)), int(rng.integers(340, 560))
+    canvas = np.empty((h, w, 3), np.uint8)
+    canvas[:] = [int(c) for c in rng.integers(40, 200, 3)]
+    for _ in range(150):
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        axes = (int(rng.integers(5, 50)), int(rng.integers(5, 30)))
+        cv2.ellipse(canvas, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
+    for _ in range(1500):  # brush strokes: the texture every painted surface has
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        dx, dy = (int(v) for v in rng.integers(-12, 13, 2))
+        shade = tuple(int(c) for c in rng.integers(0, 255, 3))
+        cv2.line(canvas, (x, y), (x + dx, y + dy), shade, 1, cv2.LINE_AA)
+    cv2.imwrite(str(path), canvas)
+    return path
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
     """The frames as an MJPEG AVI file: a camera whose stream ends when the file does."""
     h, w = frames[0].shape[:2]

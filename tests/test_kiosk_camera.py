@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from capture_scenes import Variant, make_scene, write_video
+from capture_scenes import Variant, make_scene, synthetic_painting, write_video
 from kiosk_support import add_clip, artworks
 from sqlalchemy import select
 
@@ -23,24 +23,6 @@ from installation.kiosk.camera_view import attach_camera
 from installation.kiosk.services import clip_key
 
 DEMO = Path(__file__).resolve().parent.parent / "content" / "demo"
-
-
-def _unknown_painting(path: Path) -> Path:
-    """A painting of no catalog: dabs and strokes of colour over a ground, seeded."""
-    rng = np.random.default_rng(12)
-    canvas = np.full((480, 380, 3), (60, 110, 170), np.uint8)
-    for _ in range(150):
-        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
-        centre = (int(rng.integers(0, 380)), int(rng.integers(0, 480)))
-        axes = (int(rng.integers(5, 50)), int(rng.integers(5, 30)))
-        cv2.ellipse(canvas, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
-    for _ in range(1500):  # brush strokes: the texture every painted surface has
-        x, y = int(rng.integers(0, 380)), int(rng.integers(0, 480))
-        dx, dy = (int(v) for v in rng.integers(-12, 13, 2))
-        shade = tuple(int(c) for c in rng.integers(0, 255, 3))
-        cv2.line(canvas, (x, y), (x + dx, y + dy), shade, 1, cv2.LINE_AA)
-    cv2.imwrite(str(path), canvas)
-    return path
 
 
 @pytest.fixture
@@ -83,7 +65,7 @@ def test_a_new_painting_plays_the_nearest_music_at_once_then_its_own(
 ):
     from PyQt6.QtCore import Qt
 
-    view = camera(_still(tmp_path, _unknown_painting(tmp_path / "unknown.png")))
+    view = camera(_still(tmp_path, synthetic_painting(tmp_path / "unknown.png")))
     _open(qtbot, kiosk, view)
     qtbot.waitUntil(lambda: view.page.preview.outline is not None, timeout=5000)  # the live outline
     before = len(player.crossfades)

@@ -43,6 +43,8 @@ RECTIFIED_SIDE = 640
 MAX_FRAME_FRACTION = 0.3
 # The canvas must vary along a line this many times more than the frame does.
 MIN_CANVAS_CONTRAST = 2.0
+# A line whose mean grey differs from the frame's by this much (for 6 lines in a row) is canvas.
+MIN_SHIFT = 15.0
 # The longest side of a straightened crop (pixels).
 MAX_CROP_SIDE = 1024
 
@@ -168,30 +170,44 @@ def _rect(width: int, height: int) -> Corners:
     return np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
 
 
-def _band_width(spread: np.ndarray, frame_level: float, canvas_level: float) -> float | None:
-    """How far from the outside the frame reaches (sub-pixel), given the spread of grey
-    levels along each line; None when the canvas is never reached."""
-    threshold = frame_level + max(0.12 * (canvas_level - frame_level), 2.5)
-    above = spread > threshold
-    # The canvas stays above the threshold; a bevel or a reflection on the moulding, crossed
-    # at a slant where the outline is a little off, rises for two or three lines only.
-    run = 6
-    for i in range(len(above) - run + 1):
-        if above[i : i + run].all():
-            # The edge is where the spread crosses half-way from the frame's level to the
-            # canvas's level just inside it (the line that straddles the edge is half of each).
-            inside = float(np.median(spread[i + 1 : i + 8]))
-            half = (frame_level + inside) / 2
-            j = i
-            while j > 0 and spread[j - 1] > half:
-                j -= 1
-            while j < len(spread) - 1 and spread[j] < half:
-                j += 1
-            if j == 0:
-                return 0.0
-            lo, hi = float(spread[j - 1]), float(spread[j])
-            return j - 1 + (half - lo) / (hi - lo) + 0.5 if hi > lo else float(j)
+def _first_run(mask: np.ndarray, run: int = 6) -> int | None:
+    """The first index where ``mask`` holds for ``run`` lines in a row. The canvas goes on;
+    a bevel or a reflection on the moulding, crossed at a slant where the outline is a little
+    off, stands out for two or three lines only."""
+    for i in range(len(mask) - run + 1):
+        if mask[i : i + run].all():
+            return i
     return None
+
+
+def _band_width(
+    spread: np.ndarray, frame_level: float, canvas_level: float, shift: np.ndarray | None = None
+) -> float | None:
+    """How far from the outside the frame reaches (sub-pixel), given the spread of grey
+    levels along each line and how far each line's mean grey is from the frame's (a plain
+    ceiling or sky hardly varies along a line, but is far lighter or darker than the wood
+    or gilt around it); None when the canvas is never reached."""
+    threshold = frame_level + max(0.12 * (canvas_level - frame_level), 2.5)
+    textured = _first_run(spread > threshold)
+    stepped = _first_run(shift > MIN_SHIFT) if shift is not None else None
+    if stepped is not None and (textured is None or stepped < textured):
+        return float(stepped)
+    if textured is None:
+        return None
+    # The edge is where the spread crosses half-way from the frame's level to the canvas's
+    # level just inside it (the line that straddles the edge is half of each).
+    i = textured
+    inside = float(np.median(spread[i + 1 : i + 8]))
+    half = (frame_level + inside) / 2
+    j = i
+    while j > 0 and spread[j - 1] > half:
+        j -= 1
+    while j < len(spread) - 1 and spread[j] < half:
+        j += 1
+    if j == 0:
+        return 0.0
+    lo, hi = float(spread[j - 1]), float(spread[j])
+    return j - 1 + (half - lo) / (hi - lo) + 0.5 if hi > lo else float(j)
 
 
 def _agree(a: float | None, b: float | None, skip: int) -> float | None:
@@ -209,6 +225,15 @@ def _agree(a: float | None, b: float | None, skip: int) -> float | None:
     return min(plausible)
 
 
+def _robust_spread(values: np.ndarray, axis: int) -> np.ndarray:
+    """The spread of each line as a standard deviation, but robust: the median absolute
+    deviation (x 1.4826). A bevel line crossed at a slant (the outline is never exactly
+    right) disturbs only the few pixels where it crosses, which the median ignores; the
+    canvas varies all along the line."""
+    centre = np.median(values, axis=axis, keepdims=True)
+    return np.asarray(1.4826 * np.median(np.abs(values - centre), axis=axis), np.float32)
+
+
 def _canvas_in(grey: np.ndarray, outline: Corners) -> tuple[Corners, bool]:
     """The canvas inside the outline (frame pixels), and whether a frame was found."""
     width, height = _side_lengths(outline)
@@ -220,19 +245,24 @@ def _canvas_in(grey: np.ndarray, outline: Corners) -> tuple[Corners, bool]:
     # Spread of grey levels along lines parallel to each side, over the side's middle part
     # (the corners hold the mitres of the moulding).
     x0, x1, y0, y1 = int(0.2 * rw), int(0.8 * rw), int(0.2 * rh), int(0.8 * rh)
-    rows = flat[:, x0:x1].std(axis=1)
-    cols = flat[y0:y1, :].std(axis=0)
+    rows = _robust_spread(flat[:, x0:x1], axis=1)
+    cols = _robust_spread(flat[y0:y1, :], axis=0)
+    row_means = np.median(flat[:, x0:x1], axis=1)
+    col_means = np.median(flat[y0:y1, :], axis=0)
     spreads = {"top": rows, "bottom": rows[::-1], "left": cols, "right": cols[::-1]}
+    levels = {"top": row_means, "bottom": row_means[::-1], "left": col_means, "right": col_means[::-1]}
     skip = max(2, int(0.03 * min(rw, rh)))  # the outline itself blends wall and frame
     centre = np.concatenate([rows[int(0.35 * rh) : int(0.65 * rh)], cols[int(0.35 * rw) : int(0.65 * rw)]])
     canvas_level = float(np.median(centre))
     bands: dict[str, float | None] = {}
     for side, spread in spreads.items():
         reach = int(MAX_FRAME_FRACTION * len(spread))
-        frame_level = float(np.median(spread[skip : skip + max(3, len(spread) // 25)]))
+        frame_part = slice(skip, skip + max(3, len(spread) // 25))
+        frame_level = float(np.median(spread[frame_part]))
         if canvas_level < MIN_CANVAS_CONTRAST * max(frame_level, 1.0):
             return outline, False  # no band that differs from the canvas: no frame
-        found = _band_width(spread[skip:reach], frame_level, canvas_level)
+        shift = np.abs(levels[side][skip:reach] - float(np.median(levels[side][frame_part])))
+        found = _band_width(spread[skip:reach], frame_level, canvas_level, shift)
         bands[side] = skip + found if found is not None else None
     vertical = _agree(bands["top"], bands["bottom"], skip)
     horizontal = _agree(bands["left"], bands["right"], skip)
