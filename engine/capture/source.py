@@ -209,7 +209,7 @@ class CameraReader:
     def _set(self, state: CameraState, message: str) -> None:
         if state is not self.state or message != self.message:
             self.state, self.message = state, message
-            log.info("%s: %s", self.spec.describe(), message)
+            log.info("camera: %s", message)
             self.on_state(state, message)
 
     def _run(self) -> None:

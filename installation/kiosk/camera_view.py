@@ -79,7 +79,7 @@ class PreviewWidget(QWidget):
             if self.outline is not None:
                 scale = target.width() / self.image.width()
                 points = [QPointF(target.x() + x * scale, target.y() + y * scale) for x, y in self.outline]
-                painter.setPen(QPen(style.ACCENT, 4))
+                painter.setPen(QPen(style.ACCENT, 5))
                 painter.drawPolygon(QPolygonF(points))
         if self.message:
             painter.setPen(style.TEXT)
