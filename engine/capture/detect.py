@@ -79,7 +79,7 @@ def _edges(image: np.ndarray) -> np.ndarray:
     channels = [image] if image.ndim == 2 else cv2.split(image)
     edges: np.ndarray = np.zeros(image.shape[:2], np.uint8)
     for channel in channels:
-        low, high = np.percentile(channel, (1, 99))
+        low, high = np.percentile(channel[::4, ::4], (1, 99))  # a sample is as good, 16x faster
         if high - low < 8:  # a flat (black, covered) channel has no outlines
             continue
         stretched = cv2.convertScaleAbs(channel, alpha=255.0 / (high - low), beta=-low * 255.0 / (high - low))
@@ -245,10 +245,12 @@ def _canvas_in(grey: np.ndarray, outline: Corners) -> tuple[Corners, bool]:
     # Spread of grey levels along lines parallel to each side, over the side's middle part
     # (the corners hold the mitres of the moulding).
     x0, x1, y0, y1 = int(0.2 * rw), int(0.8 * rw), int(0.2 * rh), int(0.8 * rh)
-    rows = _robust_spread(flat[:, x0:x1], axis=1)
-    cols = _robust_spread(flat[y0:y1, :], axis=0)
-    row_means = np.median(flat[:, x0:x1], axis=1)
-    col_means = np.median(flat[y0:y1, :], axis=0)
+    # Every other pixel along a line is plenty for its median, at half the cost.
+    along_rows, along_cols = flat[:, x0:x1:2], flat[y0:y1:2, :]
+    rows = _robust_spread(along_rows, axis=1)
+    cols = _robust_spread(along_cols, axis=0)
+    row_means = np.median(along_rows, axis=1)
+    col_means = np.median(along_cols, axis=0)
     spreads = {"top": rows, "bottom": rows[::-1], "left": cols, "right": cols[::-1]}
     levels = {"top": row_means, "bottom": row_means[::-1], "left": col_means, "right": col_means[::-1]}
     skip = max(2, int(0.03 * min(rw, rh)))  # the outline itself blends wall and frame

@@ -96,7 +96,7 @@ def measure(crop: np.ndarray) -> Quality:
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     clipped = float((crop.min(axis=2) >= CLIPPED_LEVEL).mean())
-    return Quality(1.0 - blur_measure(grey), float(np.median(grey)), clipped)
+    return Quality(1.0 - blur_measure(grey), float(np.median(grey[::2, ::2])), clipped)
 
 
 def is_black(frame: np.ndarray) -> bool:
