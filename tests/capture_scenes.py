@@ -48,10 +48,15 @@ def read_bgr(path: Path) -> np.ndarray:
     return image
 
 
-def _framed(painting: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The painting in a moulding: (framed image, canvas corners in its pixels)."""
+def _framed(
+    painting: np.ndarray, rng: np.random.Generator, framed: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The painting in a moulding (or bare): (image, canvas corners in its pixels)."""
     h, w = painting.shape[:2]
     border = int(round(max(h, w) * rng.uniform(0.07, 0.11)))
+    if not framed:
+        canvas = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+        return np.clip(painting, 0, 255).astype(np.uint8), canvas.astype(np.float32)
     colour = np.array(
         [rng.uniform(15, 45), rng.uniform(30, 70), rng.uniform(50, 100)]  # dark wood, BGR
         if rng.random() < 0.6
@@ -138,12 +143,13 @@ def make_scene(
     variant: Variant = Variant.PLAIN,
     *,
     max_angle: float = 30.0,
+    framed: bool = True,
 ) -> Scene:
     """One camera frame of ``painting`` (seeded: the same arguments give the same frame)."""
     rng = np.random.default_rng(seed)
-    framed, canvas = _framed(read_bgr(painting).astype(np.float32), rng)
+    framed_image, canvas = _framed(read_bgr(painting).astype(np.float32), rng, framed)
     h_mat = _projection(
-        (framed.shape[1], framed.shape[0]),
+        (framed_image.shape[1], framed_image.shape[0]),
         yaw=rng.uniform(-max_angle, max_angle),
         pitch=rng.uniform(-max_angle / 2, max_angle / 2),
         roll=rng.uniform(-6, 6),
@@ -151,8 +157,10 @@ def make_scene(
         shift=(rng.uniform(-0.08, 0.08), rng.uniform(-0.04, 0.04)),
     )
     size = FRAME_SIZE
-    warped = cv2.warpPerspective(framed, h_mat, size, flags=cv2.INTER_AREA)
-    mask = cv2.warpPerspective(np.ones(framed.shape[:2], np.float32), h_mat, size, flags=cv2.INTER_LINEAR)
+    warped = cv2.warpPerspective(framed_image, h_mat, size, flags=cv2.INTER_AREA)
+    mask = cv2.warpPerspective(
+        np.ones(framed_image.shape[:2], np.float32), h_mat, size, flags=cv2.INTER_LINEAR
+    )
     # A soft shadow below and to the side of the frame, as a picture light throws it.
     shadow = cv2.GaussianBlur(np.roll(mask, (6, 4), axis=(0, 1)), (0, 0), 6)
     scene = _wall(rng) * (1 - 0.25 * shadow[..., None])

@@ -97,3 +97,11 @@ def test_blur_measure_does_not_depend_on_how_busy_the_painting_is():
 def test_order_corners_starts_top_left_clockwise():
     shuffled = np.array([[10, 90], [90, 10], [10, 10], [90, 90]], np.float32)
     assert order_corners(shuffled).tolist() == [[10, 10], [90, 10], [90, 90], [10, 90]]
+
+
+@pytest.mark.parametrize("painting", PAINTINGS[::2], ids=lambda p: p.stem)
+def test_a_painting_without_a_frame_is_taken_whole(painting):
+    scene = make_scene(painting, 21, framed=False)
+    found = detect_painting(scene.image)
+    assert found is not None and not found.framed
+    assert np.linalg.norm(found.corners - scene.corners, axis=1).max() <= 0.02 * scene.diagonal

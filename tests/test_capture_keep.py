@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 from capture_scenes import make_scene
 from sqlalchemy import select
 
@@ -63,3 +65,29 @@ def test_a_clip_shared_with_a_collection_artwork_is_kept(tmp_path):
     assert purge_captures(db, folder) == 1
     with db.read() as s:
         assert s.scalar(select(Clip)) is not None
+
+
+class _QuietPlayer:
+    def close(self, fade_seconds=0.0):
+        pass
+
+
+@pytest.mark.parametrize(("keep_hours", "left"), [(0.0, 0), (2.0, 1)])
+def test_the_kiosk_purges_captures_when_it_starts(tmp_path, keep_hours, left):
+    from engine.config import CaptureConfig, default_config
+    from installation.kiosk.backend import KioskBackend
+
+    folder = tmp_path / "captures"
+    db_path = tmp_path / "art2mus.db"
+    db = Database(db_path)
+    add_capture(db, np.full((64, 64, 3), 30, np.uint8), folder, when=utcnow() - timedelta(hours=5))
+    add_capture(db, np.full((64, 64, 3), 90, np.uint8), folder)
+    db.close()
+    config = default_config()
+    config = dataclasses.replace(config, capture=CaptureConfig(folder=folder, keep_hours=keep_hours))
+    backend = KioskBackend(config, db_path=db_path, player=_QuietPlayer())
+    backend.start()
+    with backend.db.read() as s:
+        assert len(s.scalars(select(Artwork)).all()) == left
+    assert len(list(folder.glob("capture-*.png"))) == left
+    backend.close()
