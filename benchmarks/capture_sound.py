@@ -163,7 +163,7 @@ def main() -> None:
                 print(f"capture {i + 1}: the nearest clip sounds after {ms:.0f} ms ({how})")
             values = [ms for ms, _ in results]
             print(
-                f"capture to crossfade_to, {len(values)} captures: median {statistics.median(values):.0f} ms, "
+                f"capture button to the nearest clip sounding, {len(values)} captures: median {statistics.median(values):.0f} ms, "
                 f"max {max(values):.0f} ms (target < 1000 ms); the fade is heard from the next audio block "
                 f"({1000 * 1024 / 48000:.0f} ms at block_size 1024, 48 kHz)"
             )

@@ -1,7 +1,8 @@
 """One shot, or the best of a short burst: detection, straightening and the quality checks.
 
 A hand-held camera shakes; of the few frames around the moment the button was pressed, the
-sharpest one that passes every check is the capture. When none passes, the refusal is that
+sharpest one that passes every check is the capture (ranked first by a quick measure, then
+checked in that order). When none passes, the refusal is that
 of the frame that came closest (a painting found, the sharpest), so the person is told the
 one thing to change.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import cv2
 
 from .detect import Detection, Frame, detect_painting, whole_frame
 from .quality import Quality, Refusal, is_black, is_dark, measure
@@ -48,12 +51,26 @@ def assess(frame: Frame, *, whole: bool = False) -> Shot:
     return Shot(frame, detection, quality, quality.refusal)
 
 
+def rough_sharpness(frame: Frame) -> float:
+    """A quick ranking of a burst's frames: the variance of the Laplacian at 320 px wide
+    (about a millisecond; comparable between frames of one scene, not between scenes)."""
+    scale = 320 / frame.shape[1]
+    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
 def best_shot(frames: Iterable[Frame], *, whole: bool = False) -> Shot:
-    """The best of a burst: the sharpest good shot, else the most promising refused one."""
-    shots = [assess(f, whole=whole) for f in frames]
-    if not shots:
+    """The best of a burst: the first good shot in order of rough sharpness (the sharpest
+    frame is nearly always the one), else the most promising refused one. Frames are
+    assessed one by one, so a steady hand costs one full assessment, not one per frame."""
+    ranked = sorted(frames, key=rough_sharpness, reverse=True)
+    if not ranked:
         raise ValueError("best_shot needs at least one frame")
-    good = [s for s in shots if s.ok]
-    if good:
-        return max(good, key=lambda s: s.sharpness)
+    shots = []
+    for frame in ranked:
+        shot = assess(frame, whole=whole)
+        if shot.ok:
+            return shot
+        shots.append(shot)
     return max(shots, key=lambda s: (s.detection is not None, s.sharpness))
