@@ -4,8 +4,9 @@ The kiosk (normal mode, offscreen Qt) runs on a store scanned from the demo pain
 with a clip, and the real Player on a private JACK dummy server (started here, stopped by its
 process id). For each of several paintings that are in no catalog, a camera page is attached
 whose camera is a still photograph of it (tests/capture_scenes.py), the capture button is
-clicked, and the time until ``Player.crossfade_to`` is called is measured: detection and
-checks of the burst, recognition against the catalog (no match), adding the capture to the
+clicked, and the time until the capture's music sounds is measured (``Player.crossfade_to``
+called, or the chosen clip found already playing in the room): detection and checks of
+the burst, recognition against the catalog (no match), adding the capture to the
 catalog, queueing its job, choosing the nearest ready clip, decoding it when it is not in the
 player's cache, and the crossfade call. The fade is then heard from the next audio block.
 

@@ -118,8 +118,10 @@ def shoot(tmp: Path, out: Path) -> None:
     camera.page.capture()
     wait(10, lambda: camera.page.outcome is not None)
     wait(6, lambda: "Composing" in camera.page.composing.text())
+    save("playing")  # the nearest clip plays while the engine composes (a second or two)
+    wait(60, lambda: "own music" in camera.page.composing.text())
     wait(2)
-    save("playing")
+    save("own-music")
 
     camera.stop()
     window.allow_close = True

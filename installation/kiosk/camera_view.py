@@ -79,7 +79,11 @@ class PreviewWidget(QWidget):
             if self.outline is not None:
                 scale = target.width() / self.image.width()
                 points = [QPointF(target.x() + x * scale, target.y() + y * scale) for x, y in self.outline]
-                painter.setPen(QPen(style.ACCENT, 5))
+                # A dark rim under the brass line keeps it visible on a gilt frame too.
+                painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+                painter.setPen(QPen(style.WALL, 10))
+                painter.drawPolygon(QPolygonF(points))
+                painter.setPen(QPen(style.ACCENT, 4))
                 painter.drawPolygon(QPolygonF(points))
         if self.message:
             painter.setPen(style.TEXT)
@@ -303,6 +307,8 @@ class CameraPage(QWidget):
             self.composing.setText("◌  Composing this painting's music…" + meanwhile)
         else:
             self.composing.setText("♪  Its own music is playing." if not info.source_title else "")
+            if self.outcome.recognised is None and info.own:
+                self.status.setText("A painting new to us: this is the music made for it.")
 
     def _back(self) -> None:
         self.resume()
