@@ -91,3 +91,15 @@ def test_the_kiosk_purges_captures_when_it_starts(tmp_path, keep_hours, left):
         assert len(s.scalars(select(Artwork)).all()) == left
     assert len(list(folder.glob("capture-*.png"))) == left
     backend.close()
+
+
+def test_config_check_names_a_capture_folder_that_cannot_be_written(tmp_path):
+    from engine.config import load_config
+    from engine.config_checks import path_problems
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    config_file = tmp_path / "art2mus.toml"
+    config_file.write_text(f'[collection]\npath = "{tmp_path}"\n[capture]\nfolder = "{blocker}"\n')
+    problems = path_problems(load_config(config_file))
+    assert any("capture.folder" in p and "is not a folder" in p for p in problems), problems
