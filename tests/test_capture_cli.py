@@ -133,3 +133,15 @@ def test_a_new_painting_joins_the_catalog_and_its_music_is_queued_first(tmp_path
     assert stored.parent == tmp_path / "captures" and stored.exists()
     frames = list((tmp_path / "captures").glob("*-frame.jpg"))
     assert len(frames) == (1 if full_frame else 0), "the whole frame only when configured"
+
+
+def test_whole_frame_capture_keeps_the_camera_frame_as_it_is(tmp_path):
+    photo, scene = _photo(tmp_path, PAINTINGS[0], 36)
+    result = _run([str(photo), "--out", str(tmp_path / "out"), "--whole-frame"], _config(tmp_path))
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert np.array(out["corners"]).max(axis=0).tolist() == [
+        scene.image.shape[1] - 1,
+        scene.image.shape[0] - 1,
+    ]
+    assert cv2.imread(out["crop"]).shape == scene.image.shape
