@@ -19,6 +19,10 @@ from engine.cli_support import CliState, describe_store_fault
 # name -> ("module:attribute", one-line help shown by `art2mus --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "audio": ("installation.audio.cli:audio", "List output devices; play audio files to test speakers."),
+    "capture": (
+        "engine.capture.cli:capture",
+        "Capture a painting from a camera, video or photo; straighten, recognise, queue its music.",
+    ),
     "catalog": ("engine.catalog.cli:catalog", "Scan, list and watch a collection folder."),
     "config": ("engine.config_cli:config", "Check a configuration file; hash a curator PIN."),
     "engine": ("engine.service_cli:engine_group", "The engine service: catalog sync and clip generation."),

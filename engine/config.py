@@ -167,6 +167,22 @@ class HealthConfig:
 
 
 @dataclass
+class CaptureConfig:
+    # Where captures are kept: the straightened painting (and the camera frame only when
+    # keep_full_frame is on). The kiosk and `art2mus capture --db` write here.
+    folder: Path = Path("~/.local/share/art2mus/captures")
+    # Hours a capture (its picture, its catalog entry and its clips) is kept; 0: until the
+    # kiosk restarts.
+    keep_hours: float = field(default=0.0, metadata=_range(0.0, 8760.0))
+    # Also keep the whole camera frame (it may show people in the room): off unless needed.
+    keep_full_frame: bool = False
+    # Minutes between the kiosk's purges of captures past keep_hours.
+    purge_minutes: float = field(default=10.0, metadata=_range(1.0, 1440.0))
+    # Frames of the burst the best capture is chosen from (the sharpest good one).
+    burst_frames: int = field(default=6, metadata=_range(1, 30))
+
+
+@dataclass
 class Config:
     collection: CollectionConfig = field(default_factory=CollectionConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -176,6 +192,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     kiosk: KioskConfig = field(default_factory=KioskConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
     # The file this configuration came from (None for built-in defaults).
     source: Path | None = field(default=None, metadata={"internal": True})
 
@@ -238,6 +255,7 @@ def _resolve_paths(config: Config, base: Path) -> None:
 
     config.collection.path = resolve(config.collection.path)
     config.store.database = resolve(config.store.database)
+    config.capture.folder = resolve(config.capture.folder)
     if config.engine.model is not None:
         config.engine.model = resolve(config.engine.model)
     if config.engine.soundfont is not None:

@@ -46,6 +46,11 @@ def path_problems(config: Config) -> list[str]:
     if why:
         bad("store.database", database, why)
 
+    captures = config.capture.folder
+    why = _writable_folder_problem(captures)
+    if why:
+        bad("capture.folder", captures, why)
+
     model = config.engine.model
     if model is not None and not model.is_dir():
         bad("engine.model", model, "the model bundle folder does not exist")
@@ -53,6 +58,25 @@ def path_problems(config: Config) -> list[str]:
     if soundfont is not None and not soundfont.is_file():
         bad("engine.soundfont", soundfont, "the SoundFont file does not exist")
     return problems
+
+
+def _writable_folder_problem(folder: Path) -> str:
+    """Why the kiosk could not write camera captures into ``folder`` ('' when it can)."""
+    try:
+        return _folder_problem(folder)
+    except OSError as exc:  # e.g. under another user's home folder
+        return f"cannot be looked at by this user ({exc.strerror or exc})"
+
+
+def _folder_problem(folder: Path) -> str:
+    if folder.exists():
+        if not folder.is_dir():
+            return "is not a folder"
+        return "" if _access(folder, os.W_OK | os.X_OK) else "the folder is not writable by this user"
+    existing = next((p for p in folder.parents if p.exists()), None)
+    if existing is None or not existing.is_dir() or not _access(existing, os.W_OK | os.X_OK):
+        return f"the folder does not exist and cannot be created under {existing}"
+    return ""
 
 
 def _database_problem(database: Path) -> str:

@@ -51,7 +51,7 @@ class JobKind(StrEnum):
     # Fill in the clips an artwork lacks, most urgent first (see engine/store/jobs.py).
     PREGENERATE = "pregenerate"  # the engine service, for the whole collection
     VISITOR = "visitor"  # a visitor waits at the kiosk for this artwork's music
-    CAPTURE = "capture"  # a camera photograph (camera capture is not built yet)
+    CAPTURE = "capture"  # a camera photograph (engine/capture/, the kiosk's camera page)
     # New candidates with fresh seeds; the best is chosen and the clips it replaces removed.
     REGENERATE = "regenerate"
 

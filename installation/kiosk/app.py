@@ -59,6 +59,7 @@ def run_kiosk(
     windowed: bool = False,
     size: tuple[int, int] = (1920, 1080),
     player: Any = None,
+    camera: str | None = None,
 ) -> int:
     """Run the kiosk until the curator exits it (or SIGTERM); returns the exit status.
 
@@ -75,6 +76,11 @@ def run_kiosk(
         config, collection=collection, db_path=db_path, demo=collection is not None, player=player
     )
     window = build_window(backend, config, windowed=windowed)
+    camera_view = None
+    if camera is not None:
+        from .camera_view import attach_camera
+
+        camera_view = attach_camera(window, camera, config)
     if windowed or not config.kiosk.fullscreen:
         window.resize(*size)
         window.show()
@@ -105,6 +111,8 @@ def run_kiosk(
     try:
         return app.exec()
     finally:
+        if camera_view is not None:
+            camera_view.stop()
         health.stop()
         backend.close()
         destroy_window(app, window)

@@ -142,7 +142,8 @@ class KioskBackend:
         )
 
     def start(self) -> None:
-        """Start the demo's catalog watcher and engine (normal mode: nothing to start)."""
+        """Purge expired camera captures; start the demo's catalog watcher and engine."""
+        self._purge_captures()
         if not self.demo:
             return
         from engine.catalog.watcher import CatalogWatcher
@@ -170,6 +171,21 @@ class KioskBackend:
         self.notify()
         if self.engine_process is not None:
             self.engine_process.catalog_changed()
+
+    def _purge_captures(self) -> None:
+        """Captures live until the kiosk restarts, or ``capture.keep_hours``
+        (docs/capture.md); a failure here must not keep the kiosk from starting."""
+        from datetime import timedelta
+
+        from engine.capture.keep import purge_captures
+
+        hours = self.config.capture.keep_hours
+        try:
+            purge_captures(
+                self.db, self.config.capture.folder, older_than=timedelta(hours=hours) if hours else None
+            )
+        except Exception:
+            log.exception("purging camera captures")
 
     # -- services' callbacks ---------------------------------------------------------------
     def _enqueue(self, kind: JobKind, detail: ArtworkDetail, priority: int) -> int | None:

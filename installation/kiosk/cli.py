@@ -32,11 +32,22 @@ def _size(text: str) -> tuple[int, int]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Database file (default: store.database; in demo mode a per-user cache file).",
 )
+@click.option(
+    "--camera",
+    metavar="SOURCE",
+    help="Add the camera page: a camera number, /dev/videoN, an RTSP/HTTP URL, or a video or image "
+    "file (docs/capture.md).",
+)
 @click.option("--windowed", is_flag=True, help="A normal window with a cursor and keys (development).")
 @click.option("--size", default="1920x1080", show_default=True, help="Window size with --windowed.")
 @click.pass_context
 def kiosk(
-    ctx: click.Context, collection: Path | None, db_path: Path | None, windowed: bool, size: str
+    ctx: click.Context,
+    collection: Path | None,
+    db_path: Path | None,
+    camera: str | None,
+    windowed: bool,
+    size: str,
 ) -> None:
     """Open the touchscreen kiosk (full screen; exit through the curator panel)."""
     if not (
@@ -52,7 +63,9 @@ def kiosk(
     from .app import run_kiosk
 
     try:
-        code = run_kiosk(config, collection=collection, db_path=db_path, windowed=windowed, size=_size(size))
+        code = run_kiosk(
+            config, collection=collection, db_path=db_path, windowed=windowed, size=_size(size), camera=camera
+        )
     except (StoreError, SchemaError) as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)

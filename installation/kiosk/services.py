@@ -381,6 +381,17 @@ class KioskServices:
 
         return self._enqueue_job(JobKind.VISITOR, detail, PRIORITY_VISITOR)
 
+    def request_capture_music(self, artwork_id: int) -> int | None:
+        """Ask the engine for a camera capture's clip, before anything else."""
+        if self._enqueue_job is None:
+            return None
+        detail = self.detail(artwork_id)
+        if detail is None or detail.image_hash is None:
+            return None
+        from engine.store.jobs import PRIORITY_CAPTURE
+
+        return self._enqueue_job(JobKind.CAPTURE, detail, PRIORITY_CAPTURE)
+
     def regenerate(self, artwork_id: int) -> int | None:
         """Compose new candidates for this artwork (curator panel).
 
