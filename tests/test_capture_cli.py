@@ -111,7 +111,7 @@ def test_a_catalogued_painting_is_recognised(tmp_path, catalog):
     assert recognised["title"] and recognised["score"] > 0
     db = Database(catalog)
     with db.read() as s:
-        assert s.scalar(select(Artwork).where(Artwork.source == "capture")) is None
+        assert s.scalar(select(Artwork).where(Artwork.source == "camera")) is None
         assert s.scalar(select(Job)) is None
 
 
@@ -124,7 +124,7 @@ def test_a_new_painting_joins_the_catalog_and_its_music_is_queued_first(tmp_path
     assert json.loads(result.output.splitlines()[0])["recognised"] is None
     db = Database(catalog)
     with db.read() as s:
-        added = s.scalars(select(Artwork).where(Artwork.source == "capture")).one()
+        added = s.scalars(select(Artwork).where(Artwork.source == "camera")).one()
         job = s.scalars(select(Job)).one()
         assert added.title.startswith("Camera capture ") and added.embedding and added.thumbnail
         assert job.kind == JobKind.CAPTURE and job.priority == PRIORITY_CAPTURE

@@ -77,7 +77,7 @@ def test_a_new_painting_plays_the_nearest_music_at_once_then_its_own(
     outcome = view.page.outcome
     assert outcome is not None and outcome.recognised is None
     with store.read() as s:
-        added = s.scalars(select(Artwork).where(Artwork.source == "capture")).one()
+        added = s.scalars(select(Artwork).where(Artwork.source == "camera")).one()
         job = s.scalars(select(Job).where(Job.artwork_id == added.id)).one()
     assert outcome.artwork_id == added.id and Path(added.path).parent == tmp_path / "captures"
     assert job.kind == JobKind.CAPTURE and job.priority == PRIORITY_CAPTURE
@@ -96,7 +96,7 @@ def test_a_new_painting_plays_the_nearest_music_at_once_then_its_own(
 
     view.stop()  # "until the kiosk restarts": the capture goes when the kiosk stops
     with store.read() as s:
-        assert s.scalar(select(Artwork).where(Artwork.source == "capture")) is None
+        assert s.scalar(select(Artwork).where(Artwork.source == "camera")) is None
     assert not Path(added.path).exists()
 
 
@@ -115,7 +115,7 @@ def test_a_catalogued_painting_is_recognised_and_plays_its_own_music(
     own = kiosk.services.own_clip(aid)
     qtbot.waitUntil(lambda: player.crossfades and player.crossfades[-1] == own.key, timeout=5000)
     with store.read() as s:
-        assert s.scalar(select(Artwork).where(Artwork.source == "capture")) is None
+        assert s.scalar(select(Artwork).where(Artwork.source == "camera")) is None
 
 
 @pytest.mark.audio
@@ -130,7 +130,7 @@ def test_a_blurred_shot_is_refused_with_what_to_do(qtbot, kiosk, store, camera, 
     assert view.page.live and view.page.outcome is None
     qtbot.waitUntil(lambda: view.page.capture_button.isEnabled(), timeout=3000)
     with store.read() as s:
-        assert s.scalar(select(Artwork).where(Artwork.source == "capture")) is None
+        assert s.scalar(select(Artwork).where(Artwork.source == "camera")) is None
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Captures in the catalog, and gone again when the configuration says.
 
-A capture that is not a catalogued painting becomes an artwork with source ``capture``: its
+A capture that is not a catalogued painting becomes an artwork with source ``camera`` (``ArtworkSource.CAMERA``): its
 straightened picture is written (atomically) into ``capture.folder``, and the row holds what
 the scanner would have computed for a file of the collection (hash, size, thumbnail, colour
 descriptor), so the worker generates its clip like any other and the kiosk finds the nearest
@@ -28,13 +28,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from engine.catalog.images import DESCRIPTOR_KIND, image_descriptor, make_thumbnail
-from engine.store import Artwork, ArtworkStatus, Clip, Database, JobKind
+from engine.store import Artwork, ArtworkSource, ArtworkStatus, Clip, Database, JobKind
 from engine.store.jobs import PRIORITY_CAPTURE, JobQueue
 from engine.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
-CAPTURE_SOURCE = "capture"
+CAPTURE_SOURCE = ArtworkSource.CAMERA
 FILE_PREFIX = "capture-"
 
 

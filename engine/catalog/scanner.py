@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engine.config import CatalogConfig
-from engine.store import Artwork, ArtworkStatus, Database
+from engine.store import Artwork, ArtworkSource, ArtworkStatus, Database
 from engine.store.models import utcnow
 
 from .images import (
@@ -40,7 +40,7 @@ from .walk import FoundFile, Listing, display_path, walk_collection
 
 log = logging.getLogger(__name__)
 
-SOURCE = "collection"
+SOURCE = ArtworkSource.COLLECTION
 BATCH_SIZE = 64
 # A file that fails to decode and was written less than this long ago (or 3 x settle_seconds)
 # is taken to be still arriving: it is read again later instead of being marked invalid.

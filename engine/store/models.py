@@ -40,6 +40,13 @@ class ArtworkStatus(StrEnum):
     MISSING = "missing"
 
 
+class ArtworkSource(StrEnum):
+    """Where an artwork's image came from."""
+
+    COLLECTION = "collection"  # the curators' folder
+    CAMERA = "camera"  # a photograph taken with the kiosk's camera (engine/capture/)
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -79,7 +86,7 @@ class Artwork(Base):
     image_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     # Path relative to the collection folder (POSIX separators); unique within it.
     path: Mapped[str] = mapped_column(Text, unique=True)
-    # "collection" for the curators' folder, "capture" for camera photographs.
+    # ArtworkSource: the curators' folder, or a camera photograph.
     source: Mapped[str] = mapped_column(String(16), default="collection")
     title: Mapped[str] = mapped_column(Text, default="")
     artist: Mapped[str] = mapped_column(Text, default="")
