@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from sqlalchemy import select
 
+from engine.catalog.metadata import title_from_filename
 from engine.store import Artwork, ArtworkStatus, Clip, Database, JobKind, JobStatus
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class ArtworkEntry:
 
     @property
     def display_title(self) -> str:
-        return self.title or Path(self.path).stem.replace("-", " ").replace("_", " ").title()
+        return self.title or title_from_filename(self.path)
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ class KioskServices:
             if a is None:
                 return None
             return ArtworkDetail(
-                a.id, a.title or Path(a.path).stem, a.artist or "", a.year or "",
+                a.id, a.title or title_from_filename(a.path), a.artist or "", a.year or "",
                 a.description or "", a.style or "", self.collection / a.path, a.image_hash,
                 a.width, a.height,
             )  # fmt: skip
