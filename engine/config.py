@@ -149,6 +149,10 @@ class KioskConfig:
     hide_cursor: bool = True
     idle_seconds: float = field(default=90.0, metadata=_range(5.0, 3600.0))
     attract_slide_seconds: float = field(default=20.0, metadata=_range(3.0, 600.0))
+    # Attract mode shows each painting whole (never cropped), at most this many times its own
+    # size (1.0: never enlarged), and drifts it slowly unless the museum allows no motion.
+    attract_max_zoom: float = field(default=1.5, metadata=_range(1.0, 4.0))
+    attract_motion: bool = True
     text_scale: float = field(default=1.0, metadata=_range(0.5, 3.0))
     # The curator PIN, hashed: make one with `art2mus config hash-pin`. The default PIN is 2468.
     pin_hash: str = field(default=DEFAULT_PIN_HASH, metadata={"pattern": "pin-hash"})

@@ -64,6 +64,8 @@ class ArtworkEntry:
     reason: str  # why the file is invalid
     music: str  # MusicState
     music_reason: str = ""
+    width: int | None = None  # the image file's own size (pixels), as the scan read it
+    height: int | None = None
 
     @property
     def display_title(self) -> str:
@@ -214,7 +216,8 @@ class KioskServices:
         conn.execute("BEGIN")  # one snapshot for all four reads
         try:
             rows = conn.execute(
-                f"SELECT id, title, artist, year, path, image_hash, status, reason FROM artworks WHERE {where}",
+                "SELECT id, title, artist, year, path, image_hash, status, reason, width, height"
+                f" FROM artworks WHERE {where}",
                 () if include_unavailable else (ArtworkStatus.READY,),
             ).fetchall()
             ready_hashes = {h for (h,) in conn.execute("SELECT DISTINCT image_hash FROM clips")}
@@ -234,7 +237,7 @@ class KioskServices:
         finally:
             conn.execute("COMMIT")
         out = []
-        for id_, title, artist, year, path, image_hash, status, reason in rows:
+        for id_, title, artist, year, path, image_hash, status, reason, width, height in rows:
             music_reason = ""
             if image_hash is not None and image_hash in ready_hashes:
                 music = MusicState.READY
@@ -256,6 +259,8 @@ class KioskServices:
                     reason or "",
                     music,
                     music_reason,
+                    width,
+                    height,
                 )
             )
         out.sort(key=lambda e: (e.display_title.casefold(), e.path))

@@ -94,7 +94,10 @@ class KioskWindow(QWidget):
 
         self.gallery = GalleryPage(self.theme, self.model, self.thumbnails)
         self.artwork = ArtworkPage(self.theme, services)
-        self.attract = AttractPage(self.theme, self.images, self.kiosk.attract_slide_seconds)
+        self.attract = AttractPage(
+            self.theme, self.images, self.kiosk.attract_slide_seconds,
+            max_zoom=self.kiosk.attract_max_zoom, motion=self.kiosk.attract_motion,
+        )  # fmt: skip
         self.guard = PinGuard(self.kiosk.pin_hash)
         self.pin_pad = PinPad(self.theme, self.guard)
         self.curator = CuratorPanel(self.theme, services, default_pin=lambda: uses_default_pin(config))
