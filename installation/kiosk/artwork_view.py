@@ -15,6 +15,7 @@ from PyQt6.QtWidgets import (
 )
 
 from . import style
+from .now_playing import MusicCue, RoomMusic, making_note, split_caption
 from .playback import NowPlaying
 from .services import ArtworkDetail, KioskServices
 
@@ -150,12 +151,18 @@ class ArtworkPage(QWidget):
         text.addSpacing(28)
         self.now_label = self._label("label", style.TEXT_SECONDARY)
         self.now_label.setText("Now playing")
-        self.caption = self._label("caption", style.TEXT)
+        self.caption = self._label("caption", style.TEXT)  # the music in plain words
+        self.detail = self._label("small", style.TEXT_SECONDARY)  # ...and in musical terms
+        self.note = self._label("small", style.TEXT_SECONDARY)  # how it was made
+        self.cue = self._label("small", style.ACCENT)  # "changing…", "its own music is ready"
         self.composing = self._label("small", style.ACCENT)
         self.visual = MusicVisual(services)
         playing: tuple[tuple[QWidget, int], ...] = (
             (self.now_label, 12),
-            (self.caption, 14),
+            (self.caption, 10),
+            (self.detail, 10),
+            (self.note, 14),
+            (self.cue, 6),
             (self.composing, 20),
             (self.visual, 0),
         )
@@ -179,8 +186,9 @@ class ArtworkPage(QWidget):
         self.title.setText(detail.title)
         self.artist.setText(", ".join(p for p in (detail.artist, detail.year) if p))
         self.description.setText(detail.description)
-        self.caption.setText("")
-        self.composing.setText("")
+        for label in (self.caption, self.detail, self.note, self.cue, self.composing):
+            label.setText("")
+        self.now_label.setText("Now playing")
         if image is not None:
             self.painting.set_image(image)
         else:
@@ -190,11 +198,29 @@ class ArtworkPage(QWidget):
         if artwork_id == self.artwork_id and not image.isNull():
             self.painting.set_image(image)
 
+    def set_room(self, room: RoomMusic | None) -> None:
+        """Say what the room plays (it may still be crossfading to it): its caption, how it
+        was made, and whose music it is when it is not this painting's."""
+        if room is None:
+            self.caption.setText("—")
+            return
+        plain, detail = split_caption(room.caption)
+        self.caption.setText(plain or "—")
+        self.detail.setText(detail)
+        self.note.setText(making_note(room.engine))
+        own = room.artwork_id == self.artwork_id
+        self.now_label.setText("Now playing" if own else f"Now playing: the music of “{room.title}”")
+        cue = ""
+        if room.cue == MusicCue.OWN_ARRIVED and own:
+            cue = "♪  This painting's own music is ready: it is fading in now."
+        elif room.cue != MusicCue.PLAYING:
+            cue = "♪  The music is changing…"
+        self.cue.setText(cue)
+
     def set_now_playing(self, info: NowPlaying) -> None:
+        """Whether this painting's own music is on its way (the caption follows the room)."""
         if info.artwork_id != self.artwork_id:
             return
-        caption = info.caption.strip()
-        self.caption.setText(caption[:1].upper() + caption[1:] if caption else "—")
         if info.composing:
             meanwhile = f" Meanwhile, the music of “{info.source_title}”." if info.source_title else ""
             self.composing.setText("◌  Composing this painting's music…" + meanwhile)

@@ -46,6 +46,7 @@ from PyQt6.QtWidgets import (
 )
 
 from . import style
+from .now_playing import RoomMusic, heading_text
 from .services import ArtworkEntry, MusicState
 from .thumbnails import ThumbnailCache
 
@@ -439,13 +440,9 @@ class GalleryPage(QWidget):
         self.view.margins_changed.connect(self._align_heading)
         self._update_subtitle()
 
-    def set_now_playing(self, entry: ArtworkEntry | None) -> None:
-        """Say which artwork's music the room plays (empty while none does)."""
-        if entry is None:
-            self.now_playing.setText("")
-            return
-        by = f" · {entry.artist}" if entry.artist else ""
-        self.now_playing.setText(f"♪  Now playing: the music of “{entry.display_title}”{by}")
+    def set_room(self, room: RoomMusic | None) -> None:
+        """Say whose music the room plays (empty while none does)."""
+        self.now_playing.setText(heading_text(room))
 
     def _update_subtitle(self) -> None:
         n = self.model.rowCount()

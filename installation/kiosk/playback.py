@@ -16,6 +16,7 @@ the music with its slides, so the programme pauses while it runs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 from PyQt6.QtCore import QObject, QRunnable, QThreadPool, QTimer, pyqtSignal
 
+from .now_playing import MusicCue, RoomMusic
 from .services import ClipChoice, KioskServices
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ AMBIENT_FIRST_FADE_SECONDS = 1.5
 class PlaybackController(QObject):
     now_playing = pyqtSignal(object)  # NowPlaying
     playing_artwork = pyqtSignal(object)  # artwork id whose card shows "Now playing", or None
+    room_music = pyqtSignal(object)  # RoomMusic: what the room plays, as the crossfade goes
 
     def __init__(
         self,
@@ -72,6 +75,7 @@ class PlaybackController(QObject):
         ready_artworks: Callable[[], list[int]] | None = None,
         ambient_seconds: float = 90.0,
         ambient_crossfade_seconds: float = 12.0,
+        crossfade_seconds: float = 4.0,
     ):
         super().__init__(parent)
         self.services = services
@@ -95,6 +99,12 @@ class PlaybackController(QObject):
         self.ambient_timer = QTimer(self)
         self.ambient_timer.setSingleShot(True)
         self.ambient_timer.timeout.connect(self.ambient_next)
+        # What the room plays; the cue says "changing" until the crossfade has ended.
+        self.crossfade_seconds = crossfade_seconds
+        self.room: RoomMusic | None = None
+        self.settle_timer = QTimer(self)
+        self.settle_timer.setSingleShot(True)
+        self.settle_timer.timeout.connect(self._settled)
 
     # -- the ambient programme ------------------------------------------------------------
     def start_ambient(self, *, delay: float = 0.0) -> None:
@@ -220,9 +230,34 @@ class PlaybackController(QObject):
             log.exception("cannot crossfade to clip %s", choice.clip.id)
             return
         self.last_crossfade_at = time.perf_counter()
-        self.playing = choice
+        previous, self.playing = self.playing, choice
         self.playing_artwork.emit(choice.artwork_id)
         self._announce(choice, composing=composing)
+        stand_in_replaced = (
+            previous is not None and not previous.own and choice.own and choice.artwork_id == self.target
+        )
+        self._tell_room(choice, MusicCue.OWN_ARRIVED if stand_in_replaced else MusicCue.CHANGING)
+        fade = self._fade_seconds if self._fade_seconds is not None else self.crossfade_seconds
+        self.settle_timer.start(int(fade * 1000))
+
+    def _tell_room(self, choice: ClipChoice, cue: MusicCue) -> None:
+        detail = self.services.detail(choice.artwork_id)
+        self.room = RoomMusic(
+            clip_id=choice.clip.id,
+            artwork_id=choice.artwork_id,
+            title=detail.title if detail else "",
+            artist=detail.artist if detail else "",
+            caption=choice.clip.caption or "",
+            engine=choice.clip.engine,
+            cue=cue,
+        )
+        self.room_music.emit(self.room)
+
+    def _settled(self) -> None:
+        """The crossfade has ended: the room plays what the screen named."""
+        if self.room is not None and self.room.cue != MusicCue.PLAYING:
+            self.room = dataclasses.replace(self.room, cue=MusicCue.PLAYING)
+            self.room_music.emit(self.room)
 
     def _announce(self, choice: ClipChoice | None, *, composing: bool) -> None:
         if self.target is None:

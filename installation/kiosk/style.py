@@ -57,9 +57,9 @@ class Theme:
             "caption": (self.serif, 30, QFont.Weight.Normal, True),
             "body": (self.sans, 24, QFont.Weight.Light, False),
             "meta": (self.sans, 23, QFont.Weight.Normal, False),
-            "label": (self.sans, 17, QFont.Weight.DemiBold, False),
+            "label": (self.sans, 23, QFont.Weight.DemiBold, False),
             "button": (self.sans, 24, QFont.Weight.Medium, False),
-            "small": (self.sans, 20, QFont.Weight.Normal, False),
+            "small": (self.sans, 24, QFont.Weight.Normal, False),
             "pin": (self.sans, 40, QFont.Weight.Light, False),
         }[role]
         font = QFont(family)
@@ -84,7 +84,7 @@ class Theme:
     @property
     def card_height(self) -> int:
         # mat, gap, title, artist line, gap, status line (line heights ~1.3 x pixel size)
-        return round(self.card_image_height + 22 + 1.3 * (self.px(30) + self.px(23) + self.px(20)) + 12)
+        return round(self.card_image_height + 22 + 1.3 * (self.px(30) + self.px(23) + self.px(24)) + 12)
 
     card_spacing: int = 48
     page_margin: int = 88

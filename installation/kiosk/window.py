@@ -23,6 +23,7 @@ from .curator import CuratorPanel, PinGuard, PinPad
 from .gallery import GalleryModel, GalleryPage
 from .images import ImageLoader
 from .lockdown import KioskEventFilter
+from .now_playing import heading_text
 from .playback import PlaybackController
 from .services import ArtworkEntry, ClipChoice, KioskServices, MusicState
 from .thumbnails import ThumbnailCache
@@ -90,6 +91,7 @@ class KioskWindow(QWidget):
             ready_artworks=self._ready_artworks,
             ambient_seconds=config.audio.ambient_seconds,
             ambient_crossfade_seconds=config.audio.ambient_crossfade_seconds,
+            crossfade_seconds=config.audio.crossfade_seconds,
         )
 
         self.gallery = GalleryPage(self.theme, self.model, self.thumbnails)
@@ -118,7 +120,7 @@ class KioskWindow(QWidget):
         self.images.loaded.connect(lambda i, img, _err: self.artwork.image_loaded(i, img))
         self.playback.now_playing.connect(self.artwork.set_now_playing)
         self.playback.playing_artwork.connect(self.model.set_playing)
-        self.playback.playing_artwork.connect(self._show_playing)
+        self.playback.room_music.connect(self._show_room)
         self.attract.slide_changed.connect(lambda i: self.playback.play_artwork(i, visitor=False))
         self.pin_pad.accepted.connect(self.open_curator)
         self.pin_pad.cancelled.connect(self.show_gallery)
@@ -183,6 +185,7 @@ class KioskWindow(QWidget):
             return
         image = self.images.request(artwork_id, detail.path)
         self.artwork.show_artwork(detail, image, self.thumbnails.get(artwork_id))
+        self.artwork.set_room(self.playback.room)
         self.playback.announce()
         self._switch("artwork")
 
@@ -198,10 +201,11 @@ class KioskWindow(QWidget):
         """The artworks with music, in gallery order (the ambient programme's choice)."""
         return [e.id for e in self.model.entries() if e.music == MusicState.READY]
 
-    def _show_playing(self, artwork_id: int | None) -> None:
-        row = self.model.row_of(artwork_id) if artwork_id is not None else None
-        entry = self.model.entry(row) if row is not None else None
-        self.gallery.set_now_playing(entry)
+    def _show_room(self, room) -> None:
+        """One "Now playing" on every page, from what the room plays."""
+        self.gallery.set_room(room)
+        self.attract.set_now_playing(heading_text(room))
+        self.artwork.set_room(room)
 
     def _image_path(self, artwork_id: int) -> Path | None:
         """The artwork's file, or None when it has left the gallery (deleted meanwhile)."""
