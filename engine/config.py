@@ -81,8 +81,10 @@ class EngineConfig:
     model: Path | None = None
     duration: float = field(default=30.0, metadata=_range(5.0, 120.0))
     seed: int = field(default=0, metadata=_range(0, 2**31 - 1))
-    # Candidates generated per artwork; the best by the engine's scorer is chosen.
-    candidates: int = field(default=1, metadata=_range(1, 16))
+    # Candidates generated per artwork; the best by the engine's scorer is chosen, and the
+    # curator may choose another. 0: as many as the engine makes quickly (engine/worker.py:
+    # 2 for the default engine, measured by benchmarks/candidates.py; 1 for art2mus).
+    candidates: int = field(default=0, metadata=_range(0, 16))
     steps: int = field(default=200, metadata=_range(1, 1000))
     guidance_scale: float = field(default=3.5, metadata=_range(1.0, 20.0))
     batch_size: int = field(default=4, metadata=_range(1, 64))
