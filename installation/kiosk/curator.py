@@ -8,6 +8,7 @@ press in the top-left corner (see ``lockdown.CornerPress``) and the PIN, checked
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -40,6 +41,7 @@ from engine.config import verify_pin
 from engine.store import ArtworkStatus, JobStatus
 
 from . import style
+from .now_playing import split_caption
 from .services import ArtworkEntry, KioskServices, MusicState
 
 log = logging.getLogger(__name__)
@@ -244,6 +246,55 @@ class CuratorTableModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self.COLUMNS[section]
         return None
+
+
+# -- candidates: what tells them apart ------------------------------------------------------
+
+_KEY = re.compile(r" in ([A-G][#b♯♭]? [A-Za-z]+)$")
+
+
+def _caption_parts(caption: str) -> dict[str, str]:
+    """Tempo, key and instruments from a default-engine caption ("" where not found)."""
+    plain, detail = split_caption(caption)
+    key = _KEY.search(detail)
+    return {
+        "tempo": detail.split(",", 1)[0] if "," in detail else "",
+        "key": key.group(1) if key else "",
+        "instruments": plain.split(": ", 1)[1] if ": " in plain else "",
+    }
+
+
+def differences(clip, reference) -> list[str]:
+    """What sets ``clip`` apart from ``reference`` (the chosen clip), in a curator's words."""
+    out = []
+    if clip.engine != reference.engine:
+        out.append(f"engine ({reference.engine} → {clip.engine})")
+    if clip.seed != reference.seed:
+        out.append("seed")
+    mine, theirs = _caption_parts(clip.caption), _caption_parts(reference.caption)
+    if not any(mine.values()) or not any(theirs.values()):
+        if clip.caption != reference.caption:
+            out.append("the music's description")
+        return out
+    for part in ("key", "tempo"):
+        if mine[part] != theirs[part]:
+            out.append(f"{part} ({theirs[part]} → {mine[part]})")
+    if mine["instruments"] != theirs["instruments"]:
+        out.append("instruments")
+    return out
+
+
+def describe_clip(clip, chosen) -> str:
+    """A candidate as the panel lists it: what it is, its music, and what differs."""
+    status = "✓ Chosen: visitors hear this" if clip.chosen else "Candidate"
+    score = f" · score {clip.score:.2f}" if clip.score is not None else ""
+    lines = [f"{status} · clip {clip.id} · {clip.engine} · seed {clip.seed} · {clip.duration:.0f} s{score}"]
+    plain, detail = split_caption(clip.caption)
+    lines += [text for text in (plain, detail) if text]
+    if not clip.chosen and chosen is not None:
+        differ = differences(clip, chosen)
+        lines.append("Differs in: " + ", ".join(differ) if differ else "The same as the chosen clip")
+    return "\n".join(lines)
 
 
 class _TaskSignals(QObject):
@@ -458,14 +509,22 @@ class CuratorPanel(QWidget):
         self.clip_list.setFont(theme.font("small"))
         self.clip_list.setWordWrap(True)
         self.clip_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.clip_list.currentRowChanged.connect(lambda _row: self._update_actions())
         side.addWidget(self.clip_list, 1)
-        actions = QHBoxLayout()
+        self.clip_message = self._text("small", style.ACCENT)
+        side.addWidget(self.clip_message)
+        actions = QGridLayout()
+        actions.setSpacing(12)
         self.audition_button = self._button("Audition", self.audition)
         self.choose_button = self._button("Use this clip", self.choose)
         self.regenerate_button = self._button("Regenerate", self.regenerate)
-        for b in (self.audition_button, self.choose_button, self.regenerate_button):
-            actions.addWidget(b)
+        self.undo_button = self._button("Undo", self.undo)
+        for i, b in enumerate((self.audition_button, self.choose_button, self.regenerate_button, self.undo_button)):
+            actions.addWidget(b, i // 2, i % 2)
         side.addLayout(actions)
+        # The one choice that can be taken back: (artwork id, the clip chosen before).
+        self.last_choice: tuple[int, int] | None = None
+        self._shown_id: int | None = None  # the artwork whose clips are listed
         middle.addLayout(side, 2)
         page.addLayout(middle, 1)
 
@@ -595,18 +654,19 @@ class CuratorPanel(QWidget):
             else None
         )
         self.clip_list.clear()
+        if entry is None or entry.id != self._shown_id:
+            self.clip_message.setText("")  # it spoke of another artwork
+        self._shown_id = entry.id if entry is not None else None
         if entry is None:
             self.selected_title.setText("No artworks yet")
             self.selected_status.setText("Add images to the collection folder, then rescan.")
             return
         self.selected_title.setText(entry.display_title)
         self.selected_status.setText(f"{entry.path}\n{status_text(entry)}")
-        for clip in self.services.candidates(entry.id):
-            chosen = "  ✓ playing for this artwork" if clip.chosen else ""
-            score = f" · score {clip.score:.2f}" if clip.score is not None else ""
-            caption = clip.caption[:1].upper() + clip.caption[1:]
-            text = f"Clip {clip.id} · {clip.engine} · seed {clip.seed} · {clip.duration:.0f} s{score}{chosen}\n{caption}"
-            item = QListWidgetItem(text)
+        clips = self.services.candidates(entry.id)
+        chosen = next((c for c in clips if c.chosen), None)
+        for clip in clips:
+            item = QListWidgetItem(describe_clip(clip, chosen))
             item.setData(Qt.ItemDataRole.UserRole, clip)
             self.clip_list.addItem(item)
         if self.clip_list.count():
@@ -618,7 +678,16 @@ class CuratorPanel(QWidget):
         can_generate = entry.status == ArtworkStatus.READY
         self.regenerate_button.setEnabled(can_generate)
         self.audition_button.setEnabled(self.clip_list.count() > 0)
-        self.choose_button.setEnabled(self.clip_list.count() > 1)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        """"Use this clip" for a candidate that is not the chosen one; "Undo" after a choice."""
+        clip = self.selected_clip()
+        self.choose_button.setEnabled(clip is not None and not clip.chosen)
+        entry = self.current_entry()
+        undo = self.last_choice is not None and entry is not None and self.last_choice[0] == entry.id
+        self.undo_button.setEnabled(undo)
+        self.undo_button.setText(f"Undo: back to clip {self.last_choice[1]}" if undo and self.last_choice else "Undo")
 
     def refresh_status(self) -> None:
         entries = self.table_model.entries
@@ -667,16 +736,37 @@ class CuratorPanel(QWidget):
             self.audition_requested.emit(clip)
 
     def choose(self) -> None:
+        """Make the selected candidate the one visitors hear (one undo takes it back)."""
         clip = self.selected_clip()
-        if clip is not None:
-            self.services.choose(clip.id)
-            self._show_selected()
+        entry = self.current_entry()
+        if clip is None or entry is None or clip.chosen:
+            return
+        before = next((c for c in self.services.candidates(entry.id) if c.chosen), None)
+        self.services.choose(clip.id)
+        self.last_choice = (entry.id, before.id) if before is not None else None
+        self.clip_message.setText(f"Visitors now hear clip {clip.id}.")
+        self._show_selected()
+
+    def undo(self) -> None:
+        entry = self.current_entry()
+        if self.last_choice is None or entry is None or self.last_choice[0] != entry.id:
+            return
+        _, previous = self.last_choice
+        self.last_choice = None
+        self.services.choose(previous)
+        self.clip_message.setText(f"Back to clip {previous}: visitors hear it again.")
+        self._show_selected()
 
     def regenerate(self) -> None:
+        """Ask for new candidates; they appear beside the chosen clip, which plays on."""
         entry = self.current_entry()
         if entry is None:
             return
         self.services.regenerate(entry.id)
+        self.clip_message.setText(
+            "Composing new candidates… They will appear in this list; the chosen clip keeps "
+            "playing until you choose another."
+        )
         self.reload()
 
     def rescan(self) -> None:
