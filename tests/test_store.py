@@ -85,6 +85,7 @@ def _make_version_1(path) -> None:
     con.execute("ALTER TABLE jobs DROP COLUMN faults")  # added by step 5
     con.execute("ALTER TABLE jobs DROP COLUMN not_before")
     con.execute("DROP TABLE conditions")
+    con.execute("DROP TABLE catalog_problems")  # added by step 6
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()

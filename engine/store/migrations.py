@@ -60,6 +60,20 @@ def _add_faults_and_conditions(conn: Connection) -> None:
     )
 
 
+def _add_catalog_problems(conn: Connection) -> None:
+    """6: catalog_problems, the collection's metadata problems with file and line (curator
+    panel), kept by the scanner."""
+    conn.exec_driver_sql(
+        "CREATE TABLE catalog_problems ("
+        " id INTEGER NOT NULL PRIMARY KEY,"
+        " file TEXT NOT NULL,"
+        " line INTEGER,"
+        " reason TEXT NOT NULL,"
+        " first_seen DATETIME NOT NULL,"
+        " seen_at DATETIME NOT NULL)"
+    )
+
+
 # Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
 # at version 0 with no tables is simply new.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
@@ -67,9 +81,10 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     3: _add_service_status,
     4: _add_clip_loop,
     5: _add_faults_and_conditions,
+    6: _add_catalog_problems,
 }
 
-LATEST = 5
+LATEST = 6
 
 
 def current_version(conn: Connection) -> int:
