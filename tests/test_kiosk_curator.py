@@ -10,7 +10,7 @@ from PyQt6.QtCore import Qt
 from engine.store import JobKind
 from engine.store.clips import ClipStore
 from engine.store.jobs import JobQueue
-from installation.kiosk.curator import describe_clip, differences
+from installation.kiosk.curator_words import describe_clip, differences
 
 
 def _clip(id_, seed, caption, engine="default", chosen=False):
@@ -75,3 +75,37 @@ def test_regenerate_keeps_the_chosen_clip_and_one_undo_takes_a_choice_back(qtbot
     assert kiosk.services.own_clip(aid).clip.id == first
     assert not panel.undo_button.isEnabled()  # one undo
     assert {c.id for c in kiosk.services.candidates(aid)} == {first, new}  # nothing lost
+
+
+def test_metadata_problems_low_resolution_and_plain_reasons_reach_the_panel(qtbot, kiosk, store, collection):
+    from catalog_files import age, write_truncated_jpeg
+    from PIL import Image
+
+    from engine.catalog.scanner import scan_collection
+    from engine.config import default_config
+
+    (collection / "catalog.csv").write_text("file,title\nghost.jpg,Gone\n")
+    Image.new("RGB", (322, 500), (120, 90, 60)).save(collection / "small-scan.png")
+    write_truncated_jpeg(collection / "broken.jpg")
+    age(collection)  # not just copied in: the broken file is read as final
+    scan_collection(store, collection, default_config().catalog)
+    kiosk.refresh_from_store(wait=True)
+    kiosk.open_pin_pad()
+    assert kiosk.pin_pad.enter("2468")
+    panel = kiosk.curator
+    # The CSV's row naming no image: with its file and line, where the curator looks.
+    assert "catalog.csv, line 2: names 'ghost.jpg', which is not in the collection" in panel.problems_text.text()
+    entries = panel.table_model.entries
+    statuses = [panel.table_model.data(panel.table_model.index(i, 2)) for i in range(len(entries))]
+    broken = next(i for i, e in enumerate(entries) if e.path == "broken.jpg")
+    small = next(i for i, e in enumerate(entries) if e.path == "small-scan.png")
+    assert broken == 0  # problems first
+    assert "copy it into the folder again" in statuses[broken]  # plain words...
+    panel.table.selectRow(broken)
+    assert "Technical detail:" in panel.selected_status.text()  # ...the detail on demand
+    assert "Low resolution: shown at 1.9× its size; a larger scan would look sharper" in statuses[small]
+    # (The demo paintings are 500 px high too: a curator learns they would all look soft.)
+    # The status column is the widest, and the first row is in view.
+    widths = [panel.table.columnWidth(c) for c in range(3)]
+    assert panel.table.horizontalHeader().sectionSize(2) >= max(widths[:2])
+    assert panel.table.verticalScrollBar().value() == 0

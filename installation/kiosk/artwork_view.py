@@ -100,6 +100,22 @@ class MusicVisual(QWidget):
             painter.drawRoundedRect(QRectF(i * step, (h - height) / 2, bar, height), bar / 2, bar / 2)
 
 
+# The page's frame around the painting: top and bottom margins, the gap before the text.
+PAGE_TOP, PAGE_BOTTOM, COLUMN_GAP = 64, 72, 96
+
+
+def text_column_width(theme: style.Theme, page_width: int) -> int:
+    """The label column: 600 px at text scale 1, never more than 40 % of the page, so a
+    small screen still gives the painting most of its width."""
+    return min(theme.px(600), int(0.4 * page_width))
+
+
+def painting_area(theme: style.Theme, page: QSize) -> tuple[int, int]:
+    """The painting's room on a page of this size (the curator panel's resolution check)."""
+    width = page.width() - 2 * theme.page_margin - COLUMN_GAP - text_column_width(theme, page.width())
+    return max(0, width), max(0, page.height() - PAGE_TOP - PAGE_BOTTOM)
+
+
 class ArtworkPage(QWidget):
     """The painting on the left, its label and the music on the right."""
 
@@ -112,13 +128,13 @@ class ArtworkPage(QWidget):
         self.artwork_id: int | None = None
 
         row = QHBoxLayout(self)
-        row.setContentsMargins(theme.page_margin, 64, theme.page_margin, 72)
-        row.setSpacing(96)
+        row.setContentsMargins(theme.page_margin, PAGE_TOP, theme.page_margin, PAGE_BOTTOM)
+        row.setSpacing(COLUMN_GAP)
         self.painting = PaintingWidget()
         row.addWidget(self.painting, 1)
 
-        column = QWidget()
-        column.setFixedWidth(theme.px(600))
+        column = self.column = QWidget()
+        column.setFixedWidth(text_column_width(theme, 1920))
         text = QVBoxLayout(column)
         text.setContentsMargins(0, 0, 0, 0)
         text.setSpacing(0)
@@ -229,3 +245,7 @@ class ArtworkPage(QWidget):
 
     def sizeHint(self) -> QSize:
         return QSize(1920, 1080)
+
+    def resizeEvent(self, event) -> None:
+        self.column.setFixedWidth(text_column_width(self.theme, self.width()))
+        super().resizeEvent(event)

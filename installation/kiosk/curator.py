@@ -8,7 +8,6 @@ press in the top-left corner (see ``lockdown.CornerPress``) and the PIN, checked
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 
@@ -41,7 +40,8 @@ from engine.config import verify_pin
 from engine.store import ArtworkStatus, JobStatus
 
 from . import style
-from .now_playing import split_caption
+from .artwork_view import painting_area
+from .curator_words import describe_clip, low_resolution_note, status_text, technical_detail
 from .services import ArtworkEntry, KioskServices, MusicState
 
 log = logging.getLogger(__name__)
@@ -185,33 +185,10 @@ class PinPad(QWidget):
 
 # -- the panel ------------------------------------------------------------------------------
 
-# Keyed by the plain strings the kiosk's raw SQL reads (ArtworkStatus members equal them).
-IMAGE_STATUS: dict[str, str] = {
-    ArtworkStatus.READY: "✓ Readable",
-    ArtworkStatus.INVALID: "✕ Invalid file",
-    ArtworkStatus.MISSING: "– File missing",
-}
-MUSIC_STATUS = {
-    MusicState.READY: "● Music ready",
-    MusicState.COMPOSING: "◌ Generating",
-    MusicState.WAITING: "○ Waiting",
-    MusicState.FAILED: "▲ Failed",
-}
-
-
 DEFAULT_PIN_NOTICE = (
     "Warning: the curator PIN is still the shipped default, so anyone who knows it can leave "
     "the kiosk. Set your own: art2mus config hash-pin, then kiosk.pin_hash in the configuration."
 )
-
-
-def status_text(entry: ArtworkEntry) -> str:
-    """One line a curator can act on (the symbol repeats the words, never colour alone)."""
-    if entry.status != ArtworkStatus.READY:
-        text = IMAGE_STATUS.get(entry.status, entry.status)
-        return f"{text}: {entry.reason}" if entry.reason else text
-    text = MUSIC_STATUS[entry.music]
-    return f"{text}: {entry.music_reason}" if entry.music == MusicState.FAILED else text
 
 
 # The invalid index Qt passes for "no parent": the default of rowCount and columnCount.
@@ -224,6 +201,8 @@ class CuratorTableModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.entries: list[ArtworkEntry] = []
+        # The painting view's room (width, height): images shown much enlarged are flagged.
+        self.area: tuple[int, int] = (0, 0)
 
     def set_entries(self, entries: list[ArtworkEntry]) -> None:
         self.beginResetModel()
@@ -240,61 +219,12 @@ class CuratorTableModel(QAbstractTableModel):
         if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
             return None
         e = self.entries[index.row()]
-        return (e.display_title, e.path, status_text(e))[index.column()]
+        return (e.display_title, e.path, status_text(e, self.area))[index.column()]
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self.COLUMNS[section]
         return None
-
-
-# -- candidates: what tells them apart ------------------------------------------------------
-
-_KEY = re.compile(r" in ([A-G][#b♯♭]? [A-Za-z]+)$")
-
-
-def _caption_parts(caption: str) -> dict[str, str]:
-    """Tempo, key and instruments from a default-engine caption ("" where not found)."""
-    plain, detail = split_caption(caption)
-    key = _KEY.search(detail)
-    return {
-        "tempo": detail.split(",", 1)[0] if "," in detail else "",
-        "key": key.group(1) if key else "",
-        "instruments": plain.split(": ", 1)[1] if ": " in plain else "",
-    }
-
-
-def differences(clip, reference) -> list[str]:
-    """What sets ``clip`` apart from ``reference`` (the chosen clip), in a curator's words."""
-    out = []
-    if clip.engine != reference.engine:
-        out.append(f"engine ({reference.engine} → {clip.engine})")
-    if clip.seed != reference.seed:
-        out.append("seed")
-    mine, theirs = _caption_parts(clip.caption), _caption_parts(reference.caption)
-    if not any(mine.values()) or not any(theirs.values()):
-        if clip.caption != reference.caption:
-            out.append("the music's description")
-        return out
-    for part in ("key", "tempo"):
-        if mine[part] != theirs[part]:
-            out.append(f"{part} ({theirs[part]} → {mine[part]})")
-    if mine["instruments"] != theirs["instruments"]:
-        out.append("instruments")
-    return out
-
-
-def describe_clip(clip, chosen) -> str:
-    """A candidate as the panel lists it: what it is, its music, and what differs."""
-    status = "✓ Chosen: visitors hear this" if clip.chosen else "Candidate"
-    score = f" · score {clip.score:.2f}" if clip.score is not None else ""
-    lines = [f"{status} · clip {clip.id} · {clip.engine} · seed {clip.seed} · {clip.duration:.0f} s{score}"]
-    plain, detail = split_caption(clip.caption)
-    lines += [text for text in (plain, detail) if text]
-    if not clip.chosen and chosen is not None:
-        differ = differences(clip, chosen)
-        lines.append("Differs in: " + ", ".join(differ) if differ else "The same as the chosen clip")
-    return "\n".join(lines)
 
 
 class _TaskSignals(QObject):
@@ -470,6 +400,15 @@ class CuratorPanel(QWidget):
         page.addWidget(self.pin_warning)
         self.summary = self._text("small", style.TEXT_SECONDARY)
         page.addWidget(self.summary)
+        # The collection's metadata problems (catalog.csv/json, sidecars), with file and line.
+        problems_row = QHBoxLayout()
+        self.problems_text = self._text("small", style.WARNING)
+        problems_row.addWidget(self.problems_text, 1)
+        self.problems_button = self._button("Show all", self._toggle_problems)
+        problems_row.addWidget(self.problems_button, 0, Qt.AlignmentFlag.AlignTop)
+        page.addLayout(problems_row)
+        self.show_all_problems = False
+        self.problems: list = []
 
         # Middle: every artwork with its status; the selected one's clips on the right.
         middle = QHBoxLayout()
@@ -492,8 +431,7 @@ class CuratorPanel(QWidget):
         head.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
         head.setStretchLastSection(True)
         head.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        self.table.setColumnWidth(0, 340)
-        self.table.setColumnWidth(1, 300)
+        self.table.verticalScrollBar().setSingleStep(theme.px(24))
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self._show_selected())
         middle.addWidget(self.table, 3)
 
@@ -600,6 +538,9 @@ class CuratorPanel(QWidget):
         self.pin_warning.setVisible(bool(self.default_pin()))
         self.quiet.load()
         self.reload()
+        self.table.scrollToTop()  # problems first: the curator starts at the top
+        if self.table_model.entries:
+            self.table.selectRow(0)
         self.timer.start()
 
     def hideEvent(self, event) -> None:
@@ -617,8 +558,16 @@ class CuratorPanel(QWidget):
             MusicState.WAITING: 2,
             MusicState.READY: 3,
         }
-        entries.sort(key=lambda e: (rank.get(e.status, 1), music_rank[e.music], e.display_title.lower()))
+        area = painting_area(self.theme, self.window().size())  # the screen the painting fills
+        self.table_model.area = area
+
+        def order(e: ArtworkEntry) -> tuple:
+            low_res = bool(low_resolution_note(e, area))
+            return (rank.get(e.status, 1), music_rank[e.music] - (0.5 if low_res else 0), e.display_title.lower())
+
+        entries.sort(key=order)
         self.table_model.set_entries(entries)
+        self._show_problems()
         self._fit_problem_rows()
         row = 0
         if current is not None:
@@ -637,6 +586,35 @@ class CuratorPanel(QWidget):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         QTimer.singleShot(0, self._fit_problem_rows)  # column widths are known once shown
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Title and file take what they need up to a share of the table; the status (the
+        column a curator acts on) has the rest, at least 40 %."""
+        width = self.table.viewport().width()
+        self.table.setColumnWidth(0, int(width * 0.32))
+        self.table.setColumnWidth(1, int(width * 0.24))
+        self._fit_problem_rows()
+
+    def _show_problems(self) -> None:
+        """The metadata problems: the first three, or all of them on demand."""
+        self.problems = self.services.catalog_problems()
+        n = len(self.problems)
+        lines = [f"⚠ {p.file}{',' if p.line is not None else ':'} {p.reason}" for p in self.problems]
+        if n > 3 and not self.show_all_problems:
+            lines = [*lines[:3], f"… and {n - 3} more"]
+        heading = f"{n} problem{'s' if n != 1 else ''} in the collection's metadata files:"
+        self.problems_text.setText("\n".join([heading, *lines]) if n else "")
+        self.problems_text.setVisible(bool(n))
+        self.problems_button.setVisible(n > 3)
+        self.problems_button.setText("Show fewer" if self.show_all_problems else f"Show all {n}")
+
+    def _toggle_problems(self) -> None:
+        self.show_all_problems = not self.show_all_problems
+        self._show_problems()
 
     def current_entry(self) -> ArtworkEntry | None:
         index = self.table.currentIndex()
@@ -662,7 +640,11 @@ class CuratorPanel(QWidget):
             self.selected_status.setText("Add images to the collection folder, then rescan.")
             return
         self.selected_title.setText(entry.display_title)
-        self.selected_status.setText(f"{entry.path}\n{status_text(entry)}")
+        detail = technical_detail(entry)
+        self.selected_status.setText(
+            f"{entry.path}\n{status_text(entry, self.table_model.area)}"
+            + (f"\nTechnical detail: {detail}" if detail and detail != status_text(entry) else "")
+        )
         clips = self.services.candidates(entry.id)
         chosen = next((c for c in clips if c.chosen), None)
         for clip in clips:

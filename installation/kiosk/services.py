@@ -277,6 +277,12 @@ class KioskServices:
                 a.width, a.height,
             )  # fmt: skip
 
+    def catalog_problems(self) -> list:
+        """The collection's metadata problems, by file and line (engine/store/problems.py)."""
+        from engine.store.problems import stored_problems
+
+        return stored_problems(self.db)
+
     def thumbnail(self, artwork_id: int) -> bytes | None:
         """The stored JPEG thumbnail (called from the thumbnail threads)."""
         row = self._raw().execute("SELECT thumbnail FROM artworks WHERE id = ?", (artwork_id,)).fetchone()

@@ -112,6 +112,7 @@ class Theme:
         QTableView {{ background: {WALL.name()}; alternate-background-color: #191816;
                       gridline-color: {RULE.name()}; border: 1px solid {RULE.name()};
                       selection-background-color: #3a362e; selection-color: {TEXT.name()}; }}
+        QTableView::item {{ padding: 8px 14px; }}
         QHeaderView::section {{ background: {MAT.name()}; color: {TEXT_SECONDARY.name()};
                                 border: none; border-bottom: 1px solid {RULE.name()};
                                 padding: 10px; }}
