@@ -72,8 +72,12 @@ def main() -> None:
         wall, cpu, artworks, clips = run(k, args.duration, engine)
         per = cpu / max(1, artworks)
         ok = per <= TARGET_PER_ARTWORK_S and cpu <= TARGET_COLLECTION_S
-        print(f"{k:>10} {clips:>6} {wall:>8.1f} {cpu:>8.1f} {per:>14.2f}  {'fast enough' if ok else 'too slow'}")
-    print(f"(targets: <= {TARGET_PER_ARTWORK_S:.0f} s CPU per artwork, <= {TARGET_COLLECTION_S:.0f} s for the collection)")
+        print(
+            f"{k:>10} {clips:>6} {wall:>8.1f} {cpu:>8.1f} {per:>14.2f}  {'fast enough' if ok else 'too slow'}"
+        )
+    print(
+        f"(targets: <= {TARGET_PER_ARTWORK_S:.0f} s CPU per artwork, <= {TARGET_COLLECTION_S:.0f} s for the collection)"
+    )
 
 
 if __name__ == "__main__":

@@ -58,11 +58,10 @@ def test_the_kiosk_shows_each_slide_whole_and_still_when_the_policy_says_so(qtbo
         qtbot.wait(120)
         assert kiosk.attract.shown_rect() == first  # no motion at all
         assert screen.contains(first)
-        layout = kiosk.attract.layout_for(entry, image)
-        assert not first.intersects(layout.label) and screen.contains(layout.label)
+        label = kiosk.attract.placed_label(entry, image)
+        assert not first.intersects(label) and screen.contains(label)
         # Never beyond 1.5x the file's own pixels.
         assert first.width() <= 1.5 * entry.width + 1
-        shown = entry.id
         kiosk.attract.next_slide()
-        qtbot.waitUntil(lambda: kiosk.attract.current[0].id != shown, timeout=5000)
+        qtbot.waitUntil(lambda shown=entry.id: kiosk.attract.current[0].id != shown, timeout=5000)
     kiosk.show_gallery()

@@ -73,7 +73,14 @@ def test_a_paintings_own_music_replacing_the_stand_in_is_announced(qtbot, kiosk,
     qtbot.waitUntil(lambda: kiosk.playback.room.clip_id == own, timeout=5000)
     assert kiosk.playback.room.cue == MusicCue.OWN_ARRIVED
     assert "own music is ready" in kiosk.artwork.cue.text()
-    assert "Its own music is ready" in heading_text(kiosk.playback.room)
+    assert (
+        "The music composed for “The Langlois Bridge at Arles” · Vincent van Gogh is ready"
+        in heading_text(kiosk.playback.room)
+    )
+    kiosk.open_artwork(cafe)  # another painting's own music is no stand-in's replacement
+    qtbot.waitUntil(lambda: kiosk.playback.room.artwork_id == cafe, timeout=5000)
+    assert kiosk.playback.room.cue == MusicCue.CHANGING
+    kiosk.open_artwork(target)
     assert kiosk.artwork.now_label.text() == "Now playing"
 
 

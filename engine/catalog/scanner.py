@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from engine.config import CatalogConfig
 from engine.store import Artwork, ArtworkStatus, Database
 from engine.store.models import utcnow
+from engine.store.problems import record_problems
 
 from .images import (
     DESCRIPTOR_KIND,
@@ -35,8 +36,6 @@ from .images import (
     open_checked,
     read_image_bytes,
 )
-from engine.store.problems import record_problems
-
 from .metadata import ArtworkMetadata, CollectionMetadata, Problem, sidecar_names
 from .walk import FoundFile, Listing, display_path, walk_collection
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from .models import CatalogProblem, utcnow
 
@@ -37,7 +38,9 @@ def line_of(reason: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def record_problems(db: Database, problems: Iterable[tuple[str, str]], *, complete: bool) -> list[tuple[str, str]]:
+def record_problems(
+    db: Database, problems: Iterable[tuple[str, str]], *, complete: bool
+) -> list[tuple[str, str]]:
     """Store ``problems`` ((file, reason) pairs); returns those not stored before.
 
     ``complete``: they are all the collection has (a full scan), so stored ones not among
@@ -45,14 +48,18 @@ def record_problems(db: Database, problems: Iterable[tuple[str, str]], *, comple
     """
     found = list(dict.fromkeys(problems))  # in order, once each
 
-    def write(session) -> list[tuple[str, str]]:
+    def write(session: Session) -> list[tuple[str, str]]:
         now = utcnow()
         stored = {(p.file, p.reason): p for p in session.scalars(select(CatalogProblem))}
         new = []
         for file, reason in found:
             row = stored.get((file, reason))
             if row is None:
-                session.add(CatalogProblem(file=file, line=line_of(reason), reason=reason, first_seen=now, seen_at=now))
+                session.add(
+                    CatalogProblem(
+                        file=file, line=line_of(reason), reason=reason, first_seen=now, seen_at=now
+                    )
+                )
                 new.append((file, reason))
             else:
                 row.seen_at = now

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from PyQt6.QtCore import QRectF, QSize, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QColor, QImage, QPainter
+from PyQt6.QtGui import QColor, QFontMetrics, QImage, QPainter
 from PyQt6.QtWidgets import (
-    QHBoxLayout,
+    QBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -18,6 +19,7 @@ from . import style
 from .now_playing import MusicCue, RoomMusic, making_note, split_caption
 from .playback import NowPlaying
 from .services import ArtworkDetail, KioskServices
+from .touch import swipe_to_scroll
 
 
 class PaintingWidget(QWidget):
@@ -110,8 +112,16 @@ def text_column_width(theme: style.Theme, page_width: int) -> int:
     return min(theme.px(600), int(0.4 * page_width))
 
 
+def portrait(page: QSize) -> bool:
+    return page.height() > page.width()
+
+
 def painting_area(theme: style.Theme, page: QSize) -> tuple[int, int]:
-    """The painting's room on a page of this size (the curator panel's resolution check)."""
+    """The painting's room on a page of this size (the curator panel's resolution check);
+    on a portrait screen the label takes the lower half."""
+    if portrait(page):
+        height = int(0.5 * (page.height() - PAGE_TOP - PAGE_BOTTOM))
+        return max(0, page.width() - 2 * theme.page_margin), max(0, height)
     width = page.width() - 2 * theme.page_margin - COLUMN_GAP - text_column_width(theme, page.width())
     return max(0, width), max(0, page.height() - PAGE_TOP - PAGE_BOTTOM)
 
@@ -126,8 +136,10 @@ class ArtworkPage(QWidget):
         self.theme = theme
         self.services = services
         self.artwork_id: int | None = None
+        self._texts: dict[QLabel, str] = {}  # the label texts as written (see _fit_texts)
 
-        row = QHBoxLayout(self)
+        # Side by side on a landscape screen; on a portrait one the painting above its label.
+        row = self.row = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
         row.setContentsMargins(theme.page_margin, PAGE_TOP, theme.page_margin, PAGE_BOTTOM)
         row.setSpacing(COLUMN_GAP)
         self.painting = PaintingWidget()
@@ -144,7 +156,23 @@ class ArtworkPage(QWidget):
         self.back.setMinimumHeight(theme.touch_min)
         self.back.clicked.connect(self.back_requested)
         text.addWidget(self.back, 0, Qt.AlignmentFlag.AlignLeft)
-        text.addSpacing(56)
+        text.addSpacing(theme.px(24))
+        # The label and the music below the button; on a short screen at a large text scale
+        # they scroll (by touch) rather than being cut off.
+        scroll = self.text_scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # The thin bar (style.py) shows there is more below, where there is.
+        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        swipe_to_scroll(scroll.viewport())
+        text.addWidget(scroll, 1)
+        inner = self.inner = QWidget()
+        scroll.setWidget(inner)
+        text = QVBoxLayout(inner)
+        text.setContentsMargins(0, 0, 0, 0)
+        text.setSpacing(0)
+        text.addSpacing(32)
 
         self.style_label = self._label("label", style.TEXT_SECONDARY)
         self.title = self._label("title", style.TEXT)
@@ -197,10 +225,14 @@ class ArtworkPage(QWidget):
 
     def show_artwork(self, detail: ArtworkDetail, image: QImage | None, preview: QImage | None) -> None:
         self.artwork_id = detail.id
-        self.style_label.setText(detail.style)
+        self._texts = {
+            self.style_label: detail.style,
+            self.title: detail.title,
+            self.artist: ", ".join(p for p in (detail.artist, detail.year) if p),
+        }
+        self._fit_texts()
         self.style_label.setVisible(bool(detail.style))
-        self.title.setText(detail.title)
-        self.artist.setText(", ".join(p for p in (detail.artist, detail.year) if p))
+        self._refit()
         self.description.setText(detail.description)
         for label in (self.caption, self.detail, self.note, self.cue, self.composing):
             label.setText("")
@@ -232,6 +264,9 @@ class ArtworkPage(QWidget):
         elif room.cue != MusicCue.PLAYING:
             cue = "♪  The music is changing…"
         self.cue.setText(cue)
+        for label in (self.detail, self.cue):
+            label.setVisible(bool(label.text()))
+        self._refit()
 
     def set_now_playing(self, info: NowPlaying) -> None:
         """Whether this painting's own music is on its way (the caption follows the room)."""
@@ -242,10 +277,46 @@ class ArtworkPage(QWidget):
             self.composing.setText("◌  Composing this painting's music…" + meanwhile)
         else:
             self.composing.setText("")
+        self.composing.setVisible(bool(self.composing.text()))
+        self._refit()
 
     def sizeHint(self) -> QSize:
         return QSize(1920, 1080)
 
+    def _fit_texts(self) -> None:
+        """A word wider than the column (a long style name in capitals at text scale 2) is
+        elided rather than cut off at the edge."""
+        width = self.column.width()
+        for label, text in self._texts.items():
+            metrics = QFontMetrics(label.font())
+            words = [metrics.elidedText(w, Qt.TextElideMode.ElideRight, width) for w in text.split(" ")]
+            label.setText(" ".join(words))
+
+    def _share_portrait(self, size: QSize) -> None:
+        """On a portrait screen the label and the music take what they need below the
+        painting, and the painting the rest (never less than 40 % of the page)."""
+        room = size.height() - PAGE_TOP - PAGE_BOTTOM - COLUMN_GAP
+        width = size.width() - 2 * self.theme.page_margin
+        needed = (
+            self.back.sizeHint().height() + self.theme.px(24) + self.inner.layout().totalHeightForWidth(width)
+        )
+        self.painting.setMaximumHeight(max(room // 3, room - needed))
+
+    def _refit(self) -> None:
+        if portrait(self.size()):
+            self._share_portrait(self.size())
+
     def resizeEvent(self, event) -> None:
-        self.column.setFixedWidth(text_column_width(self.theme, self.width()))
+        size = event.size()
+        if portrait(size):  # the painting above its label
+            self.row.setDirection(QBoxLayout.Direction.TopToBottom)
+            self.row.setSpacing(COLUMN_GAP // 2)
+            self.column.setFixedWidth(size.width() - 2 * self.theme.page_margin)
+            self._share_portrait(size)
+        else:
+            self.row.setDirection(QBoxLayout.Direction.LeftToRight)
+            self.row.setSpacing(COLUMN_GAP)
+            self.column.setFixedWidth(text_column_width(self.theme, size.width()))
+            self.painting.setMaximumHeight(16_777_215)
+        self._fit_texts()
         super().resizeEvent(event)

@@ -16,13 +16,14 @@ never rescaled per frame.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
 from dataclasses import dataclass
 
 from PyQt6.QtCore import QPointF, QRectF, QSizeF, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QFontMetricsF, QImage, QPainter
+from PyQt6.QtGui import QColor, QFontMetricsF, QImage, QPainter
 from PyQt6.QtWidgets import QWidget
 
 from . import style
@@ -44,6 +45,7 @@ class SlideLayout:
     label: QRectF  # the label's column, on the wall
     scale: float  # the painting's largest scale (image pixels -> screen pixels)
     beside: bool  # label beside the painting (else below it)
+    natural_width: float = 0.0  # the label's widest line, unwrapped (0: the column's width)
 
 
 def largest_scale(area: QSizeF, image: QSizeF, native: QSizeF | None, max_zoom: float) -> float:
@@ -97,7 +99,6 @@ def image_rect(layout: SlideLayout, image: QSizeF, eased: float, motion, drift_p
     """The painting's rectangle at ``eased`` (0..1) through its slide: always inside
     ``layout.area``. ``motion`` is (start, end, zoom_in) or None (still)."""
     scale = layout.scale
-    centre = layout.area.center()
     if motion is not None:
         a, b, zoom_in = motion
         scale *= 1.0 - BREATH * ((1.0 - eased) if zoom_in else eased)
@@ -105,12 +106,28 @@ def image_rect(layout: SlideLayout, image: QSizeF, eased: float, motion, drift_p
     else:
         offset = QPointF(0, 0)
     sw, sh = image.width() * scale, image.height() * scale
-    # The drift never takes the painting out of its area (the free space bounds it).
-    free_x = max(0.0, (layout.area.width() - sw) / 2)
-    free_y = max(0.0, (layout.area.height() - sh) / 2)
-    x = centre.x() - sw / 2 + max(-free_x, min(free_x, offset.x()))
-    y = centre.y() - sh / 2 + max(-free_y, min(free_y, offset.y()))
+    area = layout.area
+    # Close to its label: above it, centred (below); next to it, centred in height (beside).
+    base_x = area.right() - sw if layout.beside else area.center().x() - sw / 2
+    base_y = area.center().y() - sh / 2 if layout.beside else area.bottom() - sh
+    # The drift never takes the painting out of its area.
+    x = max(area.left(), min(area.right() - sw, base_x + offset.x()))
+    y = max(area.top(), min(area.bottom() - sh, base_y + offset.y()))
     return QRectF(x, y, sw, sh)
+
+
+def label_rect(
+    layout: SlideLayout, still: QRectF, natural_width: float, screen: QSizeF, margin: float
+) -> QRectF:
+    """The label beside the painting's lower edge, or below it from its left edge; inside
+    the layout's label column, so the measured lines still fit."""
+    label = layout.label
+    width = min(label.width(), natural_width)
+    if layout.beside:
+        top = max(margin, min(screen.height() - margin - label.height(), still.bottom() - label.height()))
+        return QRectF(label.left(), top, width, label.height())
+    left = max(label.left(), min(label.right() - width, still.left()))
+    return QRectF(left, label.top(), width, label.height())
 
 
 class AttractPage(QWidget):
@@ -139,9 +156,9 @@ class AttractPage(QWidget):
         self.previous: tuple[ArtworkEntry, QImage] | None = None
         self.started_at = 0.0
         self.motion: tuple[QPointF, QPointF, bool] | None = None
-        self._last_motion = self.motion
+        self._last_motion: tuple[QPointF, QPointF, bool] | None = self.motion
         self.now_playing = ""  # what the room plays, said under the title
-        self._layouts: dict[tuple, SlideLayout] = {}
+        self._layouts: dict[tuple, tuple[SlideLayout, dict]] = {}
         self._rng = random.Random(7)
         self.frame_timer = QTimer(self)
         self.frame_timer.setInterval(40)
@@ -152,6 +169,11 @@ class AttractPage(QWidget):
         self._waiting_for: int | None = None
         loader.loaded.connect(self._on_loaded)
         self.fonts = {role: theme.font(role) for role in ("title", "meta", "body", "small")}
+        # On a short screen at a large text scale the label would leave the painting little
+        # room: there it is set at text scale 1 (still 23 px and more, legible from 2 m).
+        compact = style.Theme(min(1.0, theme.text_scale))
+        self.compact_fonts = {role: compact.font(role) for role in self.fonts}
+        self._font_set = self.fonts
 
     # -- control ---------------------------------------------------------------------------
     def start(self, entries: list[ArtworkEntry], image_path) -> None:
@@ -239,7 +261,7 @@ class AttractPage(QWidget):
             self.update()  # a still slide repaints only while it dissolves in
 
     # -- geometry --------------------------------------------------------------------------
-    def _label_lines(self, entry: ArtworkEntry) -> list[tuple[str, str, object]]:
+    def _label_lines(self, entry: ArtworkEntry) -> list[tuple[str, str, QColor]]:
         """(font role, text, colour) of the label, top to bottom."""
         meta = ", ".join(p for p in (entry.artist, entry.year) if p)
         lines = [("title", entry.display_title, style.TEXT), ("meta", meta, style.TEXT_SECONDARY)]
@@ -248,10 +270,10 @@ class AttractPage(QWidget):
         lines.append(("small", TOUCH_HINT, style.TEXT_SECONDARY))
         return [line for line in lines if line[1]]
 
-    def _label_height(self, entry: ArtworkEntry, width: float) -> float:
+    def _label_height(self, entry: ArtworkEntry, width: float, fonts: dict) -> float:
         total = 0.0
         for role, text, _ in self._label_lines(entry):
-            box = QFontMetricsF(self.fonts[role]).boundingRect(QRectF(0, 0, width, 1e6), WRAP, text)
+            box = QFontMetricsF(fonts[role]).boundingRect(QRectF(0, 0, width, 1e6), WRAP, text)
             total += box.height() + self._line_gap
         return total
 
@@ -262,29 +284,43 @@ class AttractPage(QWidget):
     def layout_for(self, entry: ArtworkEntry, image: QImage) -> SlideLayout:
         """The slide's layout (measured once per slide, size and "now playing" text)."""
         key = (entry.id, image.cacheKey(), self.width(), self.height(), self.now_playing)
-        layout = self._layouts.get(key)
-        if layout is None:
+        found = self._layouts.get(key)
+        if found is None:
             if len(self._layouts) > 4:  # the current and the previous slide are what count
                 self._layouts.clear()
-            layout = self._layouts[key] = self._measure(entry, image)
-        return layout
+            found = self._layouts[key] = self._measure(entry, image)
+        return found[0]
 
-    def _measure(self, entry: ArtworkEntry, image: QImage) -> SlideLayout:
+    def label_fonts(self, entry: ArtworkEntry, image: QImage) -> dict:
+        self.layout_for(entry, image)
+        key = (entry.id, image.cacheKey(), self.width(), self.height(), self.now_playing)
+        return self._layouts[key][1]
+
+    def _measure(self, entry: ArtworkEntry, image: QImage) -> tuple[SlideLayout, dict]:
+        """The layout and the fonts of its label: the theme's, or the compact ones where the
+        theme's would take more than a third of a short screen."""
         w, h = self.width(), self.height()
         margin = min(self.theme.page_margin, 0.06 * min(w, h))
         column = min(self.theme.px(520), 0.4 * w)
         native = QSizeF(entry.width, entry.height) if entry.width and entry.height else None
-        return slide_layout(
-            QSizeF(w, h),
-            QSizeF(image.size()),
-            native,
-            margin=margin,
-            gap=self.theme.px(28),
-            label_below=self._label_height(entry, w - 2 * margin),
-            label_width=column,
-            label_beside=self._label_height(entry, column),
-            max_zoom=self.max_zoom,
+        for fonts in (self.fonts, self.compact_fonts):
+            layout = slide_layout(
+                QSizeF(w, h),
+                QSizeF(image.size()),
+                native,
+                margin=margin,
+                gap=self.theme.px(28),
+                label_below=self._label_height(entry, w - 2 * margin, fonts),
+                label_width=column,
+                label_beside=self._label_height(entry, column, fonts),
+                max_zoom=self.max_zoom,
+            )
+            if layout.beside or layout.label.height() <= h / 3:
+                break
+        widest = max(
+            QFontMetricsF(fonts[role]).horizontalAdvance(text) for role, text, _ in self._label_lines(entry)
         )
+        return dataclasses.replace(layout, natural_width=widest + 2), fonts
 
     def shown_rect(self) -> QRectF:
         """Where the current painting is now (tests: it is whole and on screen)."""
@@ -292,6 +328,10 @@ class AttractPage(QWidget):
             return QRectF()
         entry, image = self.current
         return self._rect_at(entry, image, self._progress(time.monotonic() - self.started_at), self.motion)
+
+    def shown_rect_of(self, entry: ArtworkEntry, image: QImage) -> QRectF:
+        """Where a slide's painting is when it starts (still)."""
+        return image_rect(self.layout_for(entry, image), QSizeF(image.size()), 0.0, None, 0)
 
     def _progress(self, elapsed: float) -> float:
         return elapsed / (self.slide_seconds + DISSOLVE_SECONDS)
@@ -315,7 +355,7 @@ class AttractPage(QWidget):
             fade = 1.0 - elapsed / DISSOLVE_SECONDS
             painter.setOpacity(fade)
             painter.drawImage(self._rect_at(entry, image, progress, self._last_motion), image)
-            self._paint_label(painter, self.layout_for(entry, image), entry)
+            self._paint_label(painter, entry, image)
             painter.setOpacity(1.0)
         elif self.previous is not None:
             self.previous = None  # the dissolve is over
@@ -325,21 +365,30 @@ class AttractPage(QWidget):
             painter.setOpacity(fade)
             painter.drawImage(self._rect_at(entry, image, self._progress(elapsed), self.motion), image)
             painter.setOpacity(fade * min(1.0, elapsed / 1.5) if self.previous is not None else 1.0)
-            self._paint_label(painter, self.layout_for(entry, image), entry)
+            self._paint_label(painter, entry, image)
             painter.setOpacity(1.0)
         elif not self.entries:
             painter.setPen(style.TEXT_SECONDARY)
             painter.setFont(self.fonts["body"])
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Touch the screen to begin")
 
-    def _paint_label(self, painter: QPainter, layout: SlideLayout, entry: ArtworkEntry) -> None:
+    def placed_label(self, entry: ArtworkEntry, image: QImage) -> QRectF:
+        """Where the slide's label stands (beside or below the still painting)."""
+        layout = self.layout_for(entry, image)
+        still = image_rect(layout, QSizeF(image.size()), 0.0, None, 0)
+        margin = min(self.theme.page_margin, 0.06 * min(self.width(), self.height()))
+        return label_rect(
+            layout, still, layout.natural_width or layout.label.width(), QSizeF(self.size()), margin
+        )
+
+    def _paint_label(self, painter: QPainter, entry: ArtworkEntry, image: QImage) -> None:
         """The label on the wall (never on the painting), lines stacked top to bottom."""
-        y = layout.label.top()
-        width = layout.label.width()
+        fonts = self.label_fonts(entry, image)
+        placed = self.placed_label(entry, image)
+        y, width = placed.top(), placed.width()
         for role, text, colour in self._label_lines(entry):
-            painter.setFont(self.fonts[role])
+            painter.setFont(fonts[role])
             painter.setPen(colour)
-            box = QRectF(layout.label.left(), y, width, 1e6)
-            used = painter.boundingRect(box, WRAP, text)
-            painter.drawText(QRectF(layout.label.left(), y, width, used.height()), WRAP, text)
+            used = painter.boundingRect(QRectF(placed.left(), y, width, 1e6), WRAP, text)
+            painter.drawText(QRectF(placed.left(), y, width, used.height()), WRAP, text)
             y += used.height() + self._line_gap

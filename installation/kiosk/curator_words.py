@@ -36,7 +36,10 @@ PLAIN_REASONS: tuple[tuple[str, str], ...] = (
     ("claims an empty size", "the file is damaged: copy it into the folder again"),
     ("the file is empty", "the file is empty: copy it into the folder again"),
     ("contains text", "not a picture (a text file)"),
-    ("not an image in a supported format", "not a picture the kiosk can show: save it as JPEG, PNG, WebP or TIFF"),
+    (
+        "not an image in a supported format",
+        "not a picture the kiosk can show: save it as JPEG, PNG, WebP or TIFF",
+    ),
     ("permission denied", "the kiosk is not allowed to read this file: check its permissions"),
     ("not enough memory", "too large to open on this computer: save a smaller copy"),
     ("not valid UTF-8", "the file name has characters the kiosk cannot show: rename the file"),
@@ -64,18 +67,21 @@ def enlargement(entry: ArtworkEntry, area: tuple[int, int]) -> float:
     return min(area[0] / entry.width, area[1] / entry.height)
 
 
-def low_resolution_note(entry: ArtworkEntry, area: tuple[int, int]) -> str:
-    """'◇ Low resolution: shown at 2× its size; a larger scan would look sharper' or ""."""
+def low_resolution_note(entry: ArtworkEntry, area: tuple[int, int], *, short: bool = False) -> str:
+    """'◇ Low resolution: shown at 2× its size; a larger scan would look sharper' or "";
+    ``short``: '◇ Low resolution: shown at 2×' (the table; the side panel says the rest)."""
     if entry.status != ArtworkStatus.READY:
         return ""
     factor = enlargement(entry, area)
     if factor < LOW_RESOLUTION_FACTOR:
         return ""
     shown = f"{factor:.1f}".rstrip("0").rstrip(".")
+    if short:
+        return f"◇ Low resolution: shown at {shown}×"
     return f"◇ Low resolution: shown at {shown}× its size; a larger scan would look sharper"
 
 
-def status_text(entry: ArtworkEntry, area: tuple[int, int] = (0, 0)) -> str:
+def status_text(entry: ArtworkEntry, area: tuple[int, int] = (0, 0), *, short: bool = False) -> str:
     """What a curator can act on, in plain words (the symbol repeats the words, never colour
     alone); a low-resolution image gets a second line."""
     if entry.status != ArtworkStatus.READY:
@@ -84,7 +90,7 @@ def status_text(entry: ArtworkEntry, area: tuple[int, int] = (0, 0)) -> str:
     text = MUSIC_STATUS[entry.music]
     if entry.music == MusicState.FAILED:
         text = f"{text}: {FAILED_MUSIC}"
-    note = low_resolution_note(entry, area)
+    note = low_resolution_note(entry, area, short=short)
     return f"{text}\n{note}" if note else text
 
 
@@ -144,5 +150,3 @@ def describe_clip(clip, chosen) -> str:
         differ = differences(clip, chosen)
         lines.append("Differs in: " + ", ".join(differ) if differ else "The same as the chosen clip")
     return "\n".join(lines)
-
-

@@ -428,9 +428,9 @@ class GalleryPage(QWidget):
         self.now_playing = QLabel()
         self.now_playing.setFont(theme.font("body"))
         self.now_playing.setStyleSheet(f"color: {style.ACCENT.name()};")
-        head.addWidget(self.title)
-        head.addWidget(self.subtitle)
-        head.addWidget(self.now_playing)
+        for label in (self.title, self.subtitle, self.now_playing):
+            label.setWordWrap(True)  # a portrait screen or a large text scale: more lines
+            head.addWidget(label)
         layout.addWidget(heading)
 
         self.view = GalleryView(theme, thumbnails)
@@ -439,6 +439,25 @@ class GalleryPage(QWidget):
         model.modelReset.connect(self._update_subtitle)
         self.view.margins_changed.connect(self._align_heading)
         self._update_subtitle()
+
+    # The heading's fonts, largest first: a short screen at a large text scale takes a
+    # smaller set, so that the heading never leaves the paintings less than two thirds.
+    HEADING_SETS = (("display", "body"), ("title", "body"), ("title", "small"))
+    HEADING_SHARE = 1 / 3
+
+    def resizeEvent(self, event) -> None:
+        self._fit_heading(event.size())
+        super().resizeEvent(event)
+
+    def _fit_heading(self, page: QSize) -> None:
+        margins = self.heading.layout().contentsMargins()
+        width = page.width() - margins.left() - margins.right()
+        for title_role, text_role in self.HEADING_SETS:
+            self.title.setFont(self.theme.font(title_role))
+            for label in (self.subtitle, self.now_playing):
+                label.setFont(self.theme.font(text_role))
+            if self.heading.layout().totalHeightForWidth(width) <= page.height() * self.HEADING_SHARE:
+                break
 
     def set_room(self, room: RoomMusic | None) -> None:
         """Say whose music the room plays (empty while none does)."""
@@ -452,3 +471,4 @@ class GalleryPage(QWidget):
     def _align_heading(self, left: int) -> None:
         """Line the heading up with the first column of cards."""
         self.heading.layout().setContentsMargins(left, 0, left, 40)
+        self._fit_heading(self.size())

@@ -39,7 +39,7 @@ def heading_text(room: RoomMusic | None) -> str:
         return ""
     by = f" · {room.artist}" if room.artist else ""
     if room.cue == MusicCue.OWN_ARRIVED:
-        return f"♪  Its own music is ready: changing to the music of “{room.title}”{by}…"
+        return f"♪  The music composed for “{room.title}”{by} is ready: changing to it…"
     if room.cue == MusicCue.CHANGING:
         return f"♪  The music is changing to that of “{room.title}”{by}…"
     return f"♪  Now playing: the music of “{room.title}”{by}"

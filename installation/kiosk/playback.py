@@ -102,6 +102,7 @@ class PlaybackController(QObject):
         # What the room plays; the cue says "changing" until the crossfade has ended.
         self.crossfade_seconds = crossfade_seconds
         self.room: RoomMusic | None = None
+        self.stand_in_for: int | None = None  # the artwork whose stand-in plays now
         self.settle_timer = QTimer(self)
         self.settle_timer.setSingleShot(True)
         self.settle_timer.timeout.connect(self._settled)
@@ -230,12 +231,12 @@ class PlaybackController(QObject):
             log.exception("cannot crossfade to clip %s", choice.clip.id)
             return
         self.last_crossfade_at = time.perf_counter()
-        previous, self.playing = self.playing, choice
+        stood_in_for, self.stand_in_for = self.stand_in_for, (self.target if composing else None)
+        self.playing = choice
         self.playing_artwork.emit(choice.artwork_id)
         self._announce(choice, composing=composing)
-        stand_in_replaced = (
-            previous is not None and not previous.own and choice.own and choice.artwork_id == self.target
-        )
+        # Only the painting whose stand-in played hears "its own music is ready".
+        stand_in_replaced = choice.own and stood_in_for is not None and choice.artwork_id == stood_in_for
         self._tell_room(choice, MusicCue.OWN_ARRIVED if stand_in_replaced else MusicCue.CHANGING)
         fade = self._fade_seconds if self._fade_seconds is not None else self.crossfade_seconds
         self.settle_timer.start(int(fade * 1000))

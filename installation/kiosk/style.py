@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from PyQt6.QtGui import QColor, QFont, QFontDatabase
 
+# Padding of a table cell (vertical, horizontal): the curator table measures rows with it.
+CELL_PADDING = (8, 14)
+
 # Preferred faces first; the DejaVu families ship with every Qt install we target.
 SERIF_FAMILIES = ("EB Garamond", "DejaVu Serif")
 SANS_FAMILIES = ("Inter", "DejaVu Sans")
@@ -112,7 +115,7 @@ class Theme:
         QTableView {{ background: {WALL.name()}; alternate-background-color: #191816;
                       gridline-color: {RULE.name()}; border: 1px solid {RULE.name()};
                       selection-background-color: #3a362e; selection-color: {TEXT.name()}; }}
-        QTableView::item {{ padding: 8px 14px; }}
+        QTableView::item {{ padding: {CELL_PADDING[0]}px {CELL_PADDING[1]}px; }}
         QHeaderView::section {{ background: {MAT.name()}; color: {TEXT_SECONDARY.name()};
                                 border: none; border-bottom: 1px solid {RULE.name()};
                                 padding: 10px; }}

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from PyQt6.QtCore import QEvent, QObject, QRunnable, QSize, Qt, QThreadPool, QTimer, pyqtSignal
-from PyQt6.QtWidgets import QStackedLayout, QWidget
+from PyQt6.QtWidgets import QLayout, QStackedLayout, QWidget
 
 from engine.config import Config, uses_default_pin
 
@@ -112,6 +112,9 @@ class KioskWindow(QWidget):
         }
         self.stack = QStackedLayout(self)
         self.stack.setContentsMargins(0, 0, 0, 0)
+        # The window is the screen, whatever a page would like: each page fits itself to it
+        # (tests/test_kiosk_layouts.py checks that every page does, at every text scale).
+        self.stack.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         for page in self.pages.values():
             self.stack.addWidget(page)
 

@@ -39,7 +39,12 @@ def colour_word(f: ImageFeatures, c: Composition) -> str:
 # The feeling of a tempo, for the plain line.
 TEMPO_MOODS = {"slow": "calm", "unhurried": "gentle", "flowing": "flowing", "lively": "lively"}
 # Words a visitor may not know, said plainly (the detail line keeps the musician's word).
-PLAIN_WORDS = (("drone", "hum"), ("pad", "synthesizer"), ("a synth ", "an electronic "), ("synth ", "electronic "))
+PLAIN_WORDS = (
+    ("drone", "hum"),
+    ("pad", "synthesizer"),
+    ("a synth ", "an electronic "),
+    ("synth ", "electronic "),
+)
 
 
 def make_caption(f: ImageFeatures, c: Composition) -> str:
