@@ -50,6 +50,8 @@ def test_demo_mode_scans_composes_plays_and_follows_the_folder(
     qtbot.waitUntil(lambda: all(e.music == MusicState.READY for e in window.model.entries()), timeout=120000)
     assert window.backend.services.engine_info.name == "default"
     assert "default" in window.backend.services.engine_info.reason
+    # The panel says what the configuration says (auto), not the demo's own override.
+    assert "engine.name = 'auto'" in window.backend.services.engine_info.reason
 
     entry = window.model.entries()[0]
     window.open_artwork(entry.id)
