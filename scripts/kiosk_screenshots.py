@@ -8,7 +8,7 @@ process id), so the music visual shows real output.
 
 First the five pages at 1920x1080 (docs/kiosk-*.png); then every page at 1920x1080,
 1366x768, 3840x2160 and portrait 1080x1920, at text scales 1.0, 1.5 and 2.0, one contact
-sheet per page (docs/screens/kiosk-layouts-PAGE.jpg; columns: screens, rows: text scales).
+sheet per page (docs/screens/kiosk-layouts-PAGE.png; columns: screens, rows: text scales).
 Each page is checked as it is shot (installation/kiosk/layout_check.py): the script fails
 if any text is cut off or any widget leaves the screen.
 
@@ -145,8 +145,12 @@ def shoot(tmp: Path, out: Path, *, layouts: bool) -> list[str]:
     save("curator")
     window.allow_close = True
     window.close()
+    window.deleteLater()
+    wait(0.2)
 
-    problems = layout_sheets(app, backend, config, entries["the-night-cafe.png"], out / "screens") if layouts else []
+    problems = (
+        layout_sheets(app, backend, config, entries["the-night-cafe.png"], out / "screens") if layouts else []
+    )
     backend.close()
     return problems
 
@@ -154,7 +158,7 @@ def shoot(tmp: Path, out: Path, *, layouts: bool) -> list[str]:
 SCREENS = ((1920, 1080), (1366, 768), (3840, 2160), (1080, 1920))
 SCALES = (1.0, 1.5, 2.0)
 PAGES = ("gallery", "artwork", "attract", "pin", "curator")
-TILE = 560  # the longer side of a picture on a contact sheet
+TILE = 480  # the longer side of a picture on a contact sheet
 
 
 def layout_sheets(app, backend, config, subject, out: Path) -> list[str]:
@@ -191,12 +195,21 @@ def layout_sheets(app, backend, config, subject, out: Path) -> list[str]:
                 settle(app, 1.5 if page == "attract" else 0.6)
                 found = widget_problems(window, widget, QSize(width, height))
                 problems += [f"{page} {width}x{height} at {scale}: {p}" for p in found]
-                shots[(page, scale, (width, height))] = window.grab().toImage().scaled(
-                    TILE, TILE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                shots[(page, scale, (width, height))] = (
+                    window.grab()
+                    .toImage()
+                    .scaled(
+                        TILE,
+                        TILE,
+                        Qt.AspectRatioMode.KeepAspectRatio,
+                        Qt.TransformationMode.SmoothTransformation,
+                    )
                 )
             window.show_gallery()
         window.allow_close = True
         window.close()
+        window.deleteLater()
+        settle(app, 0.2)
     label_h, gap = 40, 16
     for page in PAGES:
         sheet = QImage(len(SCREENS) * (TILE + gap) + gap, len(SCALES) * (TILE + label_h + gap) + gap,
@@ -213,8 +226,8 @@ def layout_sheets(app, backend, config, subject, out: Path) -> list[str]:
                 painter.drawText(x, y + 26, f"{width}×{height}, text scale {scale}")
                 painter.drawImage(x, y + label_h, shots[(page, scale, (width, height))])
         painter.end()
-        path = out / f"kiosk-layouts-{page}.jpg"
-        sheet.save(str(path), "JPG", 85)
+        path = out / f"kiosk-layouts-{page}.png"
+        sheet.save(str(path), "PNG")
         print(f"saved {path}")
     return problems
 

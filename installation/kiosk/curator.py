@@ -682,6 +682,10 @@ class CuratorPanel(QWidget):
         self.middle.setDirection(
             QBoxLayout.Direction.LeftToRight if side_by_side else QBoxLayout.Direction.TopToBottom
         )
+        # The table keeps a good share of the screen even when the panel has to scroll: a
+        # curator reads several rows at once (the panel scrolls for the rest).
+        share = 0.4 if side_by_side else 0.6
+        self.table.setMinimumHeight(max(self.theme.px(52) * 3, int(share * event.size().height())))
         super().resizeEvent(event)
         QTimer.singleShot(0, self._fit_columns)  # once the layouts have the new widths
 

@@ -470,5 +470,7 @@ class GalleryPage(QWidget):
 
     def _align_heading(self, left: int) -> None:
         """Line the heading up with the first column of cards."""
-        self.heading.layout().setContentsMargins(left, 0, left, 40)
+        # Its right edge stays at the page margin: with one narrow column of cards (a portrait
+        # screen at a large text scale) the heading still has the width for its words.
+        self.heading.layout().setContentsMargins(left, 0, self.theme.page_margin, 40)
         self._fit_heading(self.size())
