@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from kiosk_support import add_clip, artworks
 from PyQt6.QtCore import QPoint, Qt
 from PyQt6.QtTest import QTest
@@ -36,7 +38,7 @@ def test_after_attract_mode_every_page_names_the_music_the_room_plays(qtbot, kio
     assert kiosk.model.playing_id == room.artwork_id  # the card says "Now playing" too
 
 
-def test_the_screen_says_the_music_is_changing_until_the_crossfade_ends(qtbot, kiosk, store, player):
+def test_the_screen_says_the_music_is_changing_until_the_crossfade_ends(qtbot, kiosk, store, player, caplog):
     art = artworks(store)
     cafe, cafe_hash = art["cafe-terrace-at-night.png"]
     night, night_hash = art["the-night-cafe.png"]
@@ -44,11 +46,15 @@ def test_the_screen_says_the_music_is_changing_until_the_crossfade_ends(qtbot, k
     add_clip(store, night, night_hash, seed=2)
     kiosk.refresh_from_store(wait=True)
     kiosk.playback.crossfade_seconds = 0.6
+    caplog.set_level(logging.INFO, logger="installation.kiosk")
     kiosk.open_artwork(cafe)
     qtbot.waitUntil(lambda: kiosk.playback.room is not None and kiosk.playback.room.artwork_id == cafe,
                     timeout=5000)  # fmt: skip
     assert kiosk.playback.room.cue == MusicCue.CHANGING
     assert "changing" in kiosk.artwork.cue.text()
+    # `art2mus -v kiosk` logs the touch and the crossfade (what the README says the log shows).
+    assert f"a visitor opened artwork {cafe}" in caplog.text
+    assert "the music of 'Café Terrace at Night'" in caplog.text and "chosen by a visitor" in caplog.text
     qtbot.waitUntil(lambda: kiosk.playback.room.cue == MusicCue.PLAYING, timeout=3000)
     assert kiosk.artwork.cue.text() == ""
     assert kiosk.artwork.now_label.text() == "Now playing"

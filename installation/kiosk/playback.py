@@ -103,6 +103,7 @@ class PlaybackController(QObject):
         self.crossfade_seconds = crossfade_seconds
         self.room: RoomMusic | None = None
         self.stand_in_for: int | None = None  # the artwork whose stand-in plays now
+        self.chooser = "the ambient programme"  # who chose the music (said in the log)
         self.settle_timer = QTimer(self)
         self.settle_timer.setSingleShot(True)
         self.settle_timer.timeout.connect(self._settled)
@@ -142,6 +143,7 @@ class PlaybackController(QObject):
         if artwork_id in order:
             self._ambient_played.remove(artwork_id)
         self._ambient_played.append(artwork_id)
+        self.chooser = "the ambient programme"
         self._token += 1
         self.target = None
         self._fade_seconds = (
@@ -153,6 +155,7 @@ class PlaybackController(QObject):
         """Crossfade the room to this artwork's music (or the nearest, while it is made)."""
         if visitor:
             self.pause_ambient()
+        self.chooser = "a visitor" if visitor else "attract mode"
         self._fade_seconds = None
         self._token += 1
         self.target = artwork_id
@@ -176,6 +179,7 @@ class PlaybackController(QObject):
     def play_choice(self, choice: ClipChoice) -> None:
         """Play one particular clip (the curator auditions a candidate)."""
         self.pause_ambient()
+        self.chooser = "the curator (audition)"
         self._fade_seconds = None
         self._token += 1
         self.target = choice.artwork_id
@@ -251,6 +255,15 @@ class PlaybackController(QObject):
             caption=choice.clip.caption or "",
             engine=choice.clip.engine,
             cue=cue,
+        )
+        # What `art2mus -v kiosk` shows of the room: each change of music, and who chose it.
+        log.info(
+            "crossfade to clip %s: the music of %r (artwork %s), chosen by %s%s",
+            choice.clip.id,
+            self.room.title,
+            choice.artwork_id,
+            self.chooser,
+            "; it replaces the stand-in" if cue == MusicCue.OWN_ARRIVED else "",
         )
         self.room_music.emit(self.room)
 

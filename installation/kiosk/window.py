@@ -183,6 +183,7 @@ class KioskWindow(QWidget):
     def open_artwork(self, artwork_id: int) -> None:
         """A visitor touched an artwork: show it and crossfade the room to its music."""
         self.playback.play_artwork(artwork_id)  # first: the crossfade starts within the touch
+        log.info("a visitor opened artwork %s", artwork_id)
         detail = self.services.detail(artwork_id)
         if detail is None:
             return
