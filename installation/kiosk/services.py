@@ -396,8 +396,8 @@ class KioskServices:
     def regenerate(self, artwork_id: int) -> int | None:
         """Compose new candidates for this artwork (curator panel).
 
-        The worker makes them with fresh seeds, chooses the best and only then removes the
-        clips they replace, so the artwork never goes silent meanwhile.
+        The worker makes them with fresh seeds and stores them beside the clips there are:
+        the chosen clip keeps playing and nothing is removed; the curator picks among them.
         """
         if self._enqueue_job is None:
             return None
