@@ -117,7 +117,7 @@ def shoot(tmp: Path, out: Path, *, layouts: bool) -> list[str]:
     entries = {e.path: e for e in window.model.entries()}
 
     window.open_artwork(entries["the-night-cafe.png"].id)
-    wait(4)  # the painting loads, the music fades in, the visual follows it
+    wait(6)  # the painting loads, the music fades in (4 s), the visual follows it
     save("artwork")
 
     window.open_artwork(entries["cafe-terrace-at-night.png"].id)  # a card says "Now playing"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kiosk_support import add_clip, artworks
 from PyQt6.QtCore import QPointF, QRectF, QSizeF
 
-from installation.kiosk.attract import image_rect, slide_layout
+from installation.kiosk.attract import image_rect, label_rect, slide_layout
 
 
 def _layout(screen, image, native=None, max_zoom=1.5):
@@ -32,6 +32,23 @@ def test_a_landscape_has_its_label_below_and_small_scans_are_not_blown_up():
     # The loaded copy may be smaller than the file: the limit is of the file's own pixels.
     big = _layout((3840, 2160), (2048, 1365), native=(6000, 4000), max_zoom=1.0)
     assert big.scale > 1.0  # 2048 px shown larger is still below the file's own size
+
+
+def test_the_label_stands_by_the_painting_and_the_motion_never_reaches_it():
+    screen = QSizeF(1920, 1080)
+    for image in (QSizeF(300, 450), QSizeF(450, 300)):  # small scans: much wall around them
+        layout = _layout((1920, 1080), (image.width(), image.height()), max_zoom=1.0)
+        still = image_rect(layout, image, 0.0, None, 0)
+        assert still.width() == image.width()  # never enlarged: the wall around it is wide
+        label = label_rect(layout, still, 400, screen, 88, drift=40)
+        gap = 40 + 28  # the motion's reach, then the gap
+        if layout.beside:
+            assert abs(label.left() - (still.right() + gap)) < 1e-6
+        else:
+            assert abs(label.top() - (still.bottom() + gap)) < 1e-6 and label.left() == still.left()
+        for eased in (0.0, 0.5, 1.0):
+            for motion in ((QPointF(-1, -1), QPointF(1, 1), True), (QPointF(1, 1), QPointF(1, 1), False)):
+                assert not image_rect(layout, image, eased, motion, 40).intersects(label)
 
 
 def test_motion_stays_inside_the_paintings_area():

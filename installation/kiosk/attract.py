@@ -107,9 +107,10 @@ def image_rect(layout: SlideLayout, image: QSizeF, eased: float, motion, drift_p
         offset = QPointF(0, 0)
     sw, sh = image.width() * scale, image.height() * scale
     area = layout.area
-    # Close to its label: above it, centred (below); next to it, centred in height (beside).
-    base_x = area.right() - sw if layout.beside else area.center().x() - sw / 2
-    base_y = area.center().y() - sh / 2 if layout.beside else area.bottom() - sh
+    # Centred in its area; the label follows it (label_rect), so painting and label stand
+    # together in the middle of the wall.
+    base_x = area.center().x() - sw / 2
+    base_y = area.center().y() - sh / 2
     # The drift never takes the painting out of its area.
     x = max(area.left(), min(area.right() - sw, base_x + offset.x()))
     y = max(area.top(), min(area.bottom() - sh, base_y + offset.y()))
@@ -117,17 +118,27 @@ def image_rect(layout: SlideLayout, image: QSizeF, eased: float, motion, drift_p
 
 
 def label_rect(
-    layout: SlideLayout, still: QRectF, natural_width: float, screen: QSizeF, margin: float
+    layout: SlideLayout,
+    still: QRectF,
+    natural_width: float,
+    screen: QSizeF,
+    margin: float,
+    drift: float = 0.0,
 ) -> QRectF:
-    """The label beside the painting's lower edge, or below it from its left edge; inside
-    the layout's label column, so the measured lines still fit."""
+    """The label right of the still painting, its foot level with the painting's (beside),
+    or right under it from its left edge (below); never outside the screen, never on the
+    painting (it keeps ``drift``, the motion's reach, from the still painting, and moves
+    only towards the edge of the painting's area it was measured against)."""
     label = layout.label
     width = min(label.width(), natural_width)
     if layout.beside:
+        gap = label.left() - layout.area.right()
+        left = min(label.left(), still.right() + gap + drift)
         top = max(margin, min(screen.height() - margin - label.height(), still.bottom() - label.height()))
-        return QRectF(label.left(), top, width, label.height())
+        return QRectF(left, top, width, label.height())
+    gap = label.top() - layout.area.bottom()
     left = max(label.left(), min(label.right() - width, still.left()))
-    return QRectF(left, label.top(), width, label.height())
+    return QRectF(left, min(label.top(), still.bottom() + gap + drift), width, label.height())
 
 
 class AttractPage(QWidget):
@@ -377,9 +388,9 @@ class AttractPage(QWidget):
         layout = self.layout_for(entry, image)
         still = image_rect(layout, QSizeF(image.size()), 0.0, None, 0)
         margin = min(self.theme.page_margin, 0.06 * min(self.width(), self.height()))
-        return label_rect(
-            layout, still, layout.natural_width or layout.label.width(), QSizeF(self.size()), margin
-        )
+        drift = DRIFT * min(self.width(), self.height()) if self.motion_allowed else 0.0
+        natural = layout.natural_width or layout.label.width()
+        return label_rect(layout, still, natural, QSizeF(self.size()), margin, drift)
 
     def _paint_label(self, painter: QPainter, entry: ArtworkEntry, image: QImage) -> None:
         """The label on the wall (never on the painting), lines stacked top to bottom."""
