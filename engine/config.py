@@ -81,8 +81,10 @@ class EngineConfig:
     model: Path | None = None
     duration: float = field(default=30.0, metadata=_range(5.0, 120.0))
     seed: int = field(default=0, metadata=_range(0, 2**31 - 1))
-    # Candidates generated per artwork; the best by the engine's scorer is chosen.
-    candidates: int = field(default=1, metadata=_range(1, 16))
+    # Candidates generated per artwork; the best by the engine's scorer is chosen, and the
+    # curator may choose another. 0: as many as the engine makes quickly (engine/worker.py:
+    # 2 for the default engine, measured by benchmarks/candidates.py; 1 for art2mus).
+    candidates: int = field(default=0, metadata=_range(0, 16))
     steps: int = field(default=200, metadata=_range(1, 1000))
     guidance_scale: float = field(default=3.5, metadata=_range(1.0, 20.0))
     batch_size: int = field(default=4, metadata=_range(1, 64))
@@ -149,6 +151,10 @@ class KioskConfig:
     hide_cursor: bool = True
     idle_seconds: float = field(default=90.0, metadata=_range(5.0, 3600.0))
     attract_slide_seconds: float = field(default=20.0, metadata=_range(3.0, 600.0))
+    # Attract mode shows each painting whole (never cropped), at most this many times its own
+    # size (1.0: never enlarged), and drifts it slowly unless the museum allows no motion.
+    attract_max_zoom: float = field(default=1.5, metadata=_range(1.0, 4.0))
+    attract_motion: bool = True
     text_scale: float = field(default=1.0, metadata=_range(0.5, 3.0))
     # The curator PIN, hashed: make one with `art2mus config hash-pin`. The default PIN is 2468.
     pin_hash: str = field(default=DEFAULT_PIN_HASH, metadata={"pattern": "pin-hash"})

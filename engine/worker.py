@@ -21,7 +21,8 @@ database is set aside and rebuilt (engine/store/health.py); ``on_rebuilt`` then 
 service to rescan the collection.
 
 Job kinds (``JobKind``): pregenerate, visitor and capture fill what is missing; regenerate makes
-new candidates with fresh seeds, chooses the best of them and removes the clips they replace.
+new candidates with fresh seeds *beside* the clips there are: the chosen clip keeps playing
+and nothing is removed, so a curator compares and picks (a curator's choice is never lost).
 
 Batching: a job's candidates are generated ``engine.batch_size`` per engine call. A GPU engine
 is several times faster per clip on a batch of artworks (benchmarks/engine_gpu.py), so a worker
@@ -149,6 +150,18 @@ class _JobInHand:
     made: list[tuple[int, GeneratedClip]] = field(default_factory=list)  # (clip id, clip) stored
 
 
+# Candidates per artwork where ``engine.candidates = 0``: as many as the engine makes quickly.
+# The default engine makes a 30-s clip in under half a second of CPU, two candidates of the
+# demo collection in 0.9 s per artwork (benchmarks/candidates.py), so a curator always has a
+# choice; Art2Mus spends GPU seconds per clip and, without a scorer, plays the first anyway.
+AUTO_CANDIDATES = {"default": 2}
+
+
+def candidates_for(setting: int, engine_name: str) -> int:
+    """``engine.candidates``, with 0 ("auto") resolved for the engine that runs."""
+    return setting if setting > 0 else AUTO_CANDIDATES.get(engine_name, 1)
+
+
 def candidate_seed(image_hash: str, base_seed: int, index: int | str) -> int:
     """The seed of candidate ``index`` for an image: from its content hash and the config seed."""
     digest = hashlib.sha256(f"{image_hash}:{base_seed}:{index}".encode()).digest()
@@ -181,7 +194,7 @@ class Worker:
         settings = config.engine
         self.duration = float(settings.duration)
         self.seed = int(settings.seed)
-        self.candidates = int(settings.candidates)
+        self.candidates = candidates_for(int(settings.candidates), engine.name)
         self.batch_size = int(settings.batch_size)
         self.max_attempts = int(settings.max_attempts)
         self.stale_seconds = float(getattr(settings, "stale_seconds", 120.0))
@@ -499,7 +512,7 @@ class Worker:
             params = json.loads(job.params_json or "{}")
             item.duration = float(params.get("duration", self.duration))
             base_seed = int(params.get("seed", self.seed))
-            count = int(params.get("candidates", self.candidates))
+            count = candidates_for(int(params.get("candidates", self.candidates)), self.engine.name)
             e = self.engine
             key = (item.image_hash, e.name, e.model_version, clip_params_hash(e, item.duration))
             item.existing = self.clips.find(*key)
@@ -568,17 +581,17 @@ class Worker:
                     log.exception("on_clip callback failed")
 
     def _choose(self, item: _JobInHand) -> None:
-        """Pick the clip to play: the best-scored new one (regenerate: and drop the old)."""
+        """Pick the clip to play among the first ones made: the best-scored.
+
+        New candidates of a regenerate job stand beside the clips there are and are never
+        chosen here: the clip playing now plays on until the curator picks another.
+        """
         made, existing = item.made, item.existing
-        if not made:
+        if not made or existing:
             return
         scored = [(c.score, cid) for cid, c in made if c.score is not None]
-        best = max(scored)[1] if scored else made[0][0]
-        if item.job.kind == JobKind.REGENERATE:
-            self.clips.choose(best)
-            self.clips.delete([c.id for c in existing])
-        elif not existing and len(made) > 1 and scored:
-            self.clips.choose(best)
+        if len(made) > 1 and scored:
+            self.clips.choose(max(scored)[1])
 
     # -- the job's end: heartbeat stopped, the queue told, the result -------------------------
 

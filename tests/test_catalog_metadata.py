@@ -74,3 +74,6 @@ def test_latin1_bytes_fall_back_and_name_the_line(tmp_path):
 def test_titles_from_file_names():
     assert title_from_filename("room/the-night_cafe.png") == "The Night Cafe"
     assert title_from_filename("IMG_0042.JPG") == "IMG 0042"
+    # A bare number is no title (and "11" in a serif face reads as the Roman "II").
+    assert title_from_filename("room/11.jpg") == "Untitled (11)"
+    assert title_from_filename("2024-03-07.png") == "Untitled (2024-03-07)"

@@ -443,6 +443,7 @@ def test_database_from_schema_1_is_migrated_and_kept(tmp_path, db_path):
     con.execute("DROP INDEX ix_clips_audio_sha256")  # added by step 7
     con.execute("ALTER TABLE clips DROP COLUMN audio_sha256")
     con.execute("ALTER TABLE clips DROP COLUMN audio_size")
+    con.execute("DROP TABLE catalog_problems")  # added by step 8
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()
@@ -478,3 +479,23 @@ def test_unversioned_database_with_tables_is_refused_clearly(db_path):
         Database(db_path)
     con = sqlite3.connect(db_path)
     assert con.execute("SELECT path FROM artworks").fetchall() == [("keep-me.jpg",)]
+
+
+def test_metadata_problems_are_stored_with_file_and_line_and_said_once(tmp_path, db):
+    from engine.store.problems import stored_problems
+
+    c = tmp_path / "c"
+    c.mkdir()
+    write_jpeg(c / "a.jpg")
+    (c / "catalog.csv").write_text("file,title\na.jpg,A\nghost.jpg,Gone\na.jpg,Twice\n")
+    first = scan_collection(db, c, CatalogConfig())
+    stored = {(p.file, p.line): p.reason for p in stored_problems(db)}
+    assert "which is not in the collection" in stored[("catalog.csv", 3)]
+    assert "already on line 2" in stored[("catalog.csv", 4)]
+    assert len(first.new_problems) == 2
+    again = scan_collection(db, c, CatalogConfig())
+    assert again.problems == first.problems and again.new_problems == []  # the log says it once
+    # The curator fixes the file: a full scan finds nothing, and the stored problems go.
+    (c / "catalog.csv").write_text("file,title\na.jpg,A\n")
+    scan_collection(db, c, CatalogConfig())
+    assert stored_problems(db) == []

@@ -73,12 +73,13 @@ def _version_5_store_with_blobs(db_path, count: int) -> dict[int, bytes]:
             (f"{i:064x}", i, flac),
         )
         blobs[cur.lastrowid] = flac
-    # Undo schema 7 and 6.
+    # Undo schema 8, 7 and 6.
     con.execute("DROP INDEX ix_clips_audio_sha256")
     con.execute("ALTER TABLE clips DROP COLUMN audio_sha256")
     con.execute("ALTER TABLE clips DROP COLUMN audio_size")
     con.execute("DROP INDEX ix_jobs_claim")
     con.execute("CREATE INDEX ix_jobs_claim ON jobs (status, priority, id)")
+    con.execute("DROP TABLE catalog_problems")  # added by step 8
     con.execute("PRAGMA user_version = 5")
     con.commit()
     con.close()

@@ -47,6 +47,7 @@ def scanned(tmp_path, demo_dir):
     config.engine.name = "default"
     config.engine.duration = 5.0
     config.engine.batch_size = 2
+    config.engine.candidates = 1  # one clip per painting: the counts below
     db = Database(config.store.database)
     scan_collection(db, collection, config.catalog)
     return db, config

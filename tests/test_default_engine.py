@@ -158,12 +158,19 @@ def test_dark_calm_paintings_are_slow_low_and_sparse():
     assert {v.role for v in c_busy.voices} >= {"arpeggio", "texture"}
 
 
-def test_caption_names_the_choices(clips):
+def test_caption_says_it_plainly_then_names_the_choices(clips):
     for name, clip in clips.items():
         d = clip.details
-        assert d["key_name"] in clip.caption, name
-        assert " over " in clip.caption, name
-        assert clip.caption.split(",")[0] in ("slow", "unhurried", "flowing", "lively"), name
+        plain, detail = clip.caption.split("\n")
+        # First for everyone: a mood, then instruments, no music theory.
+        mood, instruments = plain.split(": ")
+        assert mood.split(" and ")[0].lower() in ("calm", "gentle", "flowing", "lively"), name
+        assert d["key_name"] not in plain and "pad" not in plain and "drone" not in plain, name
+        assert instruments, name
+        # Then the musical detail.
+        assert d["key_name"] in detail, name
+        assert " over " in detail, name
+        assert detail.split(",")[0] in ("slow", "unhurried", "flowing", "lively"), name
 
 
 def test_bad_requests_are_refused_with_the_range(engine, paintings):

@@ -28,7 +28,7 @@ def test_engine_serve_fills_the_store_follows_the_folder_and_stops_on_sigterm(tm
     config = tmp_path / "art2mus.toml"
     config.write_text(
         f'[collection]\npath = "{collection}"\n[store]\ndatabase = "{db_path}"\n'
-        '[engine]\nname = "auto"\nduration = 5.0\n[catalog]\nsettle_seconds = 0.3\n'
+        '[engine]\nname = "auto"\nduration = 5.0\ncandidates = 1\n[catalog]\nsettle_seconds = 0.3\n'
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     # Another engine service already serves this database (its beacon, written by this test

@@ -24,7 +24,7 @@ def write_config(tmp_path: Path, collection: Path, db_path: Path, duration: floa
     cfg = tmp_path / "art2mus.toml"
     cfg.write_text(
         f'[collection]\npath = "{collection}"\n[store]\ndatabase = "{db_path}"\n'
-        f'[engine]\nname = "default"\nduration = {duration}\nstale_seconds = 10.0\n'
+        f'[engine]\nname = "default"\nduration = {duration}\nstale_seconds = 10.0\ncandidates = 1\n'
     )
     return cfg
 

@@ -50,12 +50,19 @@ def test_demo_mode_scans_composes_plays_and_follows_the_folder(
     qtbot.waitUntil(lambda: all(e.music == MusicState.READY for e in window.model.entries()), timeout=120000)
     assert window.backend.services.engine_info.name == "default"
     assert "default" in window.backend.services.engine_info.reason
+    # The panel says what the configuration says (auto), not the demo's own override.
+    assert "engine.name = 'auto'" in window.backend.services.engine_info.reason
 
     entry = window.model.entries()[0]
     window.open_artwork(entry.id)
     own = window.backend.services.own_clip(entry.id)
     qtbot.waitUntil(lambda: player.crossfades[-1:] == [clip_key(own.clip.id)], timeout=10000)
-    assert own.clip.engine == "default" and window.artwork.caption.text().lower() == own.clip.caption.lower()
+    assert own.clip.engine == "default"
+    # Plain words first (the mood and the instruments), the musical detail below them.
+    plain, detail = own.clip.caption.split("\n")
+    assert window.artwork.caption.text().lower() == plain.lower()
+    assert window.artwork.detail.text() == detail and "in " in detail
+    assert "composed by a computer" in window.artwork.note.text().lower()
 
     # A curator copies a new painting in while the kiosk runs: it appears, then gets its music.
     from PIL import Image, ImageOps

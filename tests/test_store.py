@@ -90,6 +90,7 @@ def _make_version_1(path) -> None:
     con.execute("ALTER TABLE clips DROP COLUMN audio_size")
     con.execute("DROP INDEX ix_jobs_claim")  # made in claim order by step 6
     con.execute("CREATE INDEX ix_jobs_claim ON jobs (status, priority, id)")
+    con.execute("DROP TABLE catalog_problems")  # added by step 8
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()

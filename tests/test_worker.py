@@ -31,6 +31,7 @@ def make_config(collection: Path, db_path: Path, **engine):
     config.store.database = db_path
     config.engine.name = "default"
     config.engine.duration = 5.0
+    config.engine.candidates = 1  # one clip per artwork keeps the counts plain (auto: see below)
     for k, v in engine.items():
         setattr(config.engine, k, v)
     return config
@@ -251,7 +252,22 @@ def test_two_worker_processes_share_the_queue_without_duplicates(collection, db_
     assert len(clips) == 8 and len(set(clips)) == 8
 
 
-def test_regenerate_replaces_the_clips_with_new_takes(tmp_path, demo_dir, engine):
+def test_auto_candidates_give_the_curator_a_choice_with_the_default_engine(tmp_path, demo_dir, engine):
+    from engine.worker import candidates_for
+
+    assert default_config().engine.candidates == 0  # auto
+    assert candidates_for(0, "default") == 2 and candidates_for(0, "art2mus") == 1
+    assert candidates_for(3, "art2mus") == 3
+    collection = tmp_path / "one"
+    collection.mkdir()
+    shutil.copy(demo_dir / "church-at-auvers.png", collection)
+    db, config = scanned(collection, tmp_path / "db.sqlite", candidates=0)
+    worker = Worker(db, engine, config)
+    worker.enqueue_missing()
+    assert worker.run_until_idle().clips == 2
+
+
+def test_regenerate_adds_new_takes_beside_the_chosen_clip(tmp_path, demo_dir, engine):
     collection = tmp_path / "one"
     collection.mkdir()
     shutil.copy(demo_dir / "harvest-at-la-crau.png", collection)
@@ -260,13 +276,19 @@ def test_regenerate_replaces_the_clips_with_new_takes(tmp_path, demo_dir, engine
     worker.enqueue_missing()
     worker.run_until_idle()
     store = ClipStore(db)
-    (old,) = store.clips_for_image(
+    before = store.clips_for_image(
         hashlib.sha256((collection / "harvest-at-la-crau.png").read_bytes()).hexdigest()
     )
+    (old,) = [c for c in before if c.chosen]
     JobQueue(db).enqueue(
         "regenerate", artwork_id=old.artwork_id, image_hash=old.image_hash, engine="", priority=50
     )
-    assert worker.run_until_idle().clips == 1
-    (new,) = store.clips_for_image(old.image_hash)
-    assert new.id != old.id and new.seed != old.seed and new.chosen
-    assert store.playable_for(old.artwork_id).id == new.id
+    made = worker.run_until_idle().clips
+    assert made == config.engine.candidates
+    clips = {c.id: c for c in store.clips_for_image(old.image_hash)}
+    assert {c.id for c in before} <= set(clips) and clips[old.id].chosen  # nothing lost
+    new = [c for c in clips.values() if c.id not in {b.id for b in before}]
+    assert len(new) == made and all(not c.chosen and c.seed not in {b.seed for b in before} for c in new)
+    assert store.playable_for(old.artwork_id).id == old.id
+    store.choose(new[0].id)  # the curator picks
+    assert store.playable_for(old.artwork_id).id == new[0].id

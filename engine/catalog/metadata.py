@@ -68,11 +68,17 @@ def normalize_key(name: str) -> str:
 
 
 def title_from_filename(rel_path: str) -> str:
-    """'the-night-cafe.png' -> 'The Night Cafe'; names with capitals are kept as written."""
+    """'the-night-cafe.png' -> 'The Night Cafe'; names with capitals are kept as written.
+
+    A name with no letters ('11.jpg') is a camera's or a scanner's number, not a title:
+    'Untitled (11)'. (Shown as a bare number in the serif face, "11" reads as "II".)
+    """
     stem = PurePosixPath(rel_path).stem
     words = re.sub(r"[_\-\s]+", " ", stem).strip()
     if not words:
         return stem
+    if not any(ch.isalpha() for ch in words):
+        return f"Untitled ({stem})"
     return words.title() if words == words.lower() else words
 
 

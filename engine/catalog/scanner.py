@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from engine.config import CatalogConfig
 from engine.store import Artwork, ArtworkSource, ArtworkStatus, Database
 from engine.store.models import utcnow
+from engine.store.problems import record_problems
 
 from .images import (
     DESCRIPTOR_KIND,
@@ -82,6 +83,9 @@ class ScanSummary:
     # (file, reason): metadata files that could not be used, rows naming no image, folders
     # that vanished or could not be read, symbolic link loops.
     problems: list[tuple[str, str]] = field(default_factory=list)
+    # The problems no scan had found before (the watcher logs only these; all are stored
+    # for the curator panel, engine/store/problems.py).
+    new_problems: list[tuple[str, str]] = field(default_factory=list)
     # Files that changed while being read (still being copied): left for the next scan.
     growing: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -233,6 +237,10 @@ class _Scan:
             self.problems += meta.unmatched_rows(listing.images)
             self.problems += _orphan_sidecars(listing)
         self._finish_summary(started)
+        if self.scope is None or self.summary.problems:
+            # A full scan saw everything: what it did not find again was fixed.
+            lasting = [p for p in self.summary.problems if p[0] not in set(self.summary.growing)]
+            self.summary.new_problems = record_problems(self.db, lasting, complete=self.scope is None)
         return self.summary
 
     def _in_scope(self, path: str) -> bool:

@@ -292,7 +292,7 @@ class CatalogWatcher:
         with self._lock:
             for rel in summary.growing:  # still being written: wait for it again
                 self._pending[rel] = _Pending(object(), time.monotonic(), self.config.settle_seconds)
-        for path, reason in summary.problems:
+        for path, reason in summary.new_problems:  # said once; the curator panel lists them all
             log.warning("%s: %s", path, reason)
         if summary.changed and self.on_change is not None:
             self.on_change(summary)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.store.clip_files import ClipFiles, clip_folder
 from engine.store.clips import ClipStore, ImportedClip, clip_params, clip_params_hash
+from engine.worker import candidates_for
 
 from .manifest import ClipKey, as_table, missing_clips
 
@@ -92,9 +93,8 @@ def pregenerate_on_ray(
     summary = ClusterSummary()
     duration = float(config.engine.duration)
     key = ClipKey(engine.name, engine.model_version, clip_params_hash(engine, duration))
-    rows = missing_clips(
-        db, Path(config.collection.path), key, int(config.engine.candidates), int(config.engine.seed)
-    )
+    candidates = candidates_for(int(config.engine.candidates), engine.name)  # 0: as the worker resolves it
+    rows = missing_clips(db, Path(config.collection.path), key, candidates, int(config.engine.seed))
     summary.planned = len(rows)
     if not rows:
         return summary

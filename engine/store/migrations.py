@@ -77,6 +77,20 @@ def _add_clip_files(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_clips_audio_sha256 ON clips (audio_sha256)")
 
 
+def _add_catalog_problems(conn: Connection) -> None:
+    """8: catalog_problems, the collection's metadata problems with file and line (curator
+    panel), kept by the scanner."""
+    conn.exec_driver_sql(
+        "CREATE TABLE catalog_problems ("
+        " id INTEGER NOT NULL PRIMARY KEY,"
+        " file TEXT NOT NULL,"
+        " line INTEGER,"
+        " reason TEXT NOT NULL,"
+        " first_seen DATETIME NOT NULL,"
+        " seen_at DATETIME NOT NULL)"
+    )
+
+
 # Step N upgrades a database from version N-1 to N. Version 1 is the first schema; a database
 # at version 0 with no tables is simply new.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
@@ -86,9 +100,10 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _add_faults_and_conditions,
     6: _claim_index_in_claim_order,
     7: _add_clip_files,
+    8: _add_catalog_problems,
 }
 
-LATEST = 7
+LATEST = 8
 
 
 def current_version(conn: Connection) -> int:

@@ -234,3 +234,24 @@ class Condition(Base):
     # When it was last seen again, and how often (repeats are not logged).
     seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     count: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CatalogProblem(Base):
+    """Something wrong in the collection folder that is not an invalid image: a metadata file
+    that cannot be read, a row naming no image, a duplicate row, an orphaned sidecar.
+
+    The catalog scanner keeps this table in step (engine/store/problems.py), so the curator
+    panel shows each problem with its file and line, and the log says it once, when it is
+    first found, rather than on every rescan.
+    """
+
+    __tablename__ = "catalog_problems"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The file, relative to the collection folder ("catalog.csv", "room/a.json").
+    file: Mapped[str] = mapped_column(Text)
+    # The line of that file the problem is on, where it has one.
+    line: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

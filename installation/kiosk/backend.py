@@ -63,6 +63,7 @@ class KioskBackend:
         self.config = config
         self.demo = demo
         self.collection = Path(collection or config.collection.path).resolve()
+        self.configured_engine = config.engine.name  # what the file says (demo mode overrides it)
         if demo:
             # The demo always runs the CPU default engine, in this process.
             # The worker finds image files under collection.path: make it this folder.
@@ -162,9 +163,15 @@ class KioskBackend:
             log.error("the demo engine cannot start: %s", reason)
             self.services.engine_info = EngineInfo("none", reason)
         else:
-            self.services.engine_info = EngineInfo(
-                name, f"{reason}; demo mode runs it beside the kiosk", model_version
+            # The child was told engine.name = 'default'; the configuration may say otherwise.
+            reason = (
+                f"{name} engine: demo mode always composes with the CPU default engine, "
+                f"beside the kiosk (the configuration's engine.name = {self.configured_engine!r} "
+                "is for the engine service)"
+                if name == "default"
+                else f"{reason}; demo mode runs it beside the kiosk"
             )
+            self.services.engine_info = EngineInfo(name, reason, model_version)
         self.notify()
 
     def _catalog_changed(self, summary=None) -> None:

@@ -15,14 +15,18 @@ from PyQt6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
     QObject,
+    QRect,
     QRunnable,
+    QSize,
     Qt,
     QThreadPool,
     QTimer,
     pyqtSignal,
 )
+from PyQt6.QtGui import QFontMetrics
 from PyQt6.QtWidgets import (
     QAbstractItemView,
+    QBoxLayout,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -30,6 +34,7 @@ from PyQt6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSlider,
     QTableView,
     QVBoxLayout,
@@ -40,7 +45,12 @@ from engine.config import verify_pin
 from engine.store import ArtworkStatus, JobStatus
 
 from . import style
+from .artwork_view import painting_area
+from .curator_words import describe_clip, low_resolution_note, status_text, technical_detail
+from .flow import FlowRow
 from .services import ArtworkEntry, KioskServices, MusicState
+from .style import CELL_PADDING
+from .touch import swipe_to_scroll
 
 log = logging.getLogger(__name__)
 
@@ -90,52 +100,85 @@ class PinPad(QWidget):
         self.theme = theme
         self.guard = guard
         self.pin = ""
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 80, 0, 80)
-        outer.addStretch(1)
-        box = QWidget()
-        box.setFixedWidth(540)
-        col = QVBoxLayout(box)
+        # The keypad beside its heading on a landscape screen, below it on a portrait one;
+        # the keys take the room there is (resizeEvent), never less than a fingertip.
+        self.outer = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
+        self.outer.setSpacing(theme.px(48))
+        info = QWidget()
+        col = QVBoxLayout(info)
+        col.setContentsMargins(0, 0, 0, 0)
         col.setSpacing(18)
+        col.addStretch(1)
         heading = QLabel("Curator access")
         heading.setFont(theme.font("title"))
         heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        heading.setWordWrap(True)
         col.addWidget(heading)
         self.dots = QLabel()
         self.dots.setFont(theme.font("pin"))
         self.dots.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.dots.setMinimumHeight(72)
         col.addWidget(self.dots)
         self.message = QLabel("Enter the PIN")
         self.message.setFont(theme.font("small"))
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
         self.message.setStyleSheet(f"color: {style.TEXT_SECONDARY.name()};")
         col.addWidget(self.message)
-        col.addSpacing(16)
-        grid = QGridLayout()
+        cancel = QPushButton("Cancel")
+        cancel.setProperty("quiet", True)
+        cancel.setFont(theme.font("button"))
+        cancel.clicked.connect(self.cancel)
+        col.addWidget(cancel, 0, Qt.AlignmentFlag.AlignCenter)
+        col.addStretch(1)
+        self.cancel_button = cancel
+        self.info = info
+        keys = QWidget()
+        grid = QGridLayout(keys)
+        grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(16)
         self.keys: dict[str, QPushButton] = {}
         labels = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "Clear", "0", "OK"]
         for i, label in enumerate(labels):
             button = QPushButton(label)
             button.setFont(theme.font("pin") if label.isdigit() else theme.font("button"))
-            button.setFixedSize(156, 104)
+            button.setStyleSheet("padding: 0;")
             if label == "OK":
                 button.setProperty("accent", True)
             button.clicked.connect(lambda _=False, k=label: self.press(k))
             grid.addWidget(button, i // 3, i % 3)
             self.keys[label] = button
-        col.addLayout(grid)
-        col.addSpacing(12)
-        cancel = QPushButton("Cancel")
-        cancel.setProperty("quiet", True)
-        cancel.setFont(theme.font("button"))
-        cancel.clicked.connect(self.cancel)
-        col.addWidget(cancel, 0, Qt.AlignmentFlag.AlignCenter)
-        self.cancel_button = cancel
-        outer.addWidget(box, 0, Qt.AlignmentFlag.AlignHCenter)
-        outer.addStretch(1)
+        self.keypad = keys
+        self.outer.addStretch(1)
+        self.outer.addWidget(info)
+        self.outer.addWidget(keys, 0, Qt.AlignmentFlag.AlignCenter)
+        self.outer.addStretch(1)
+        self._size_keys(QSize(1920, 1080))
         self._refresh()
+
+    def _size_keys(self, page: QSize) -> None:
+        """Keys as large as the screen allows: at most 156x104 px (times the text scale)."""
+        theme, gap = self.theme, 16
+        margin = max(24, int(0.05 * min(page.width(), page.height())))
+        self.outer.setContentsMargins(margin, margin, margin, margin)
+        upright = page.height() > page.width()
+        self.outer.setDirection(
+            QBoxLayout.Direction.TopToBottom if upright else QBoxLayout.Direction.LeftToRight
+        )
+        if upright:
+            width = page.width() - 2 * margin
+            height = page.height() - 2 * margin - self.info.sizeHint().height() - self.outer.spacing()
+        else:
+            width = (page.width() - 2 * margin - self.outer.spacing()) // 2
+            height = page.height() - 2 * margin
+        self.info.setFixedWidth(max(theme.px(300), width) if not upright else width)
+        key_w = max(theme.touch_min, min(theme.px(156), (width - 2 * gap) // 3))
+        key_h = max(theme.touch_min, min(theme.px(104), (height - 3 * gap) // 4))
+        for button in self.keys.values():
+            button.setFixedSize(key_w, key_h)
+
+    def resizeEvent(self, event) -> None:
+        self._size_keys(event.size())
+        super().resizeEvent(event)
 
     def reset(self) -> None:
         self.pin = ""
@@ -183,33 +226,10 @@ class PinPad(QWidget):
 
 # -- the panel ------------------------------------------------------------------------------
 
-# Keyed by the plain strings the kiosk's raw SQL reads (ArtworkStatus members equal them).
-IMAGE_STATUS: dict[str, str] = {
-    ArtworkStatus.READY: "✓ Readable",
-    ArtworkStatus.INVALID: "✕ Invalid file",
-    ArtworkStatus.MISSING: "– File missing",
-}
-MUSIC_STATUS = {
-    MusicState.READY: "● Music ready",
-    MusicState.COMPOSING: "◌ Generating",
-    MusicState.WAITING: "○ Waiting",
-    MusicState.FAILED: "▲ Failed",
-}
-
-
 DEFAULT_PIN_NOTICE = (
     "Warning: the curator PIN is still the shipped default, so anyone who knows it can leave "
     "the kiosk. Set your own: art2mus config hash-pin, then kiosk.pin_hash in the configuration."
 )
-
-
-def status_text(entry: ArtworkEntry) -> str:
-    """One line a curator can act on (the symbol repeats the words, never colour alone)."""
-    if entry.status != ArtworkStatus.READY:
-        text = IMAGE_STATUS.get(entry.status, entry.status)
-        return f"{text}: {entry.reason}" if entry.reason else text
-    text = MUSIC_STATUS[entry.music]
-    return f"{text}: {entry.music_reason}" if entry.music == MusicState.FAILED else text
 
 
 # The invalid index Qt passes for "no parent": the default of rowCount and columnCount.
@@ -222,6 +242,8 @@ class CuratorTableModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.entries: list[ArtworkEntry] = []
+        # The painting view's room (width, height): images shown much enlarged are flagged.
+        self.area: tuple[int, int] = (0, 0)
 
     def set_entries(self, entries: list[ArtworkEntry]) -> None:
         self.beginResetModel()
@@ -238,7 +260,7 @@ class CuratorTableModel(QAbstractTableModel):
         if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
             return None
         e = self.entries[index.row()]
-        return (e.display_title, e.path, status_text(e))[index.column()]
+        return (e.display_title, e.path, status_text(e, self.area, short=True))[index.column()]
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
@@ -288,28 +310,33 @@ class QuietHoursEditor(QWidget):
         super().__init__(parent)
         self.theme = theme
         self.services = services
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 8, 0, 0)
-        row.setSpacing(6)
         self.toggle = self._button("Quiet hours: off", self._toggle)
-        row.addWidget(self.toggle)
+        self.toggle.setText("Quiet hours: off ")  # sized for its longer text, then set
         self.fields: dict[str, QLabel] = {}
+        groups: list[QWidget] = [self.toggle]
         for name, word in (("start", "from"), ("end", "to"), ("volume", "at")):
-            row.addSpacing(14)
+            group = QWidget()
+            row = QHBoxLayout(group)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.setSpacing(6)
             words = QLabel(word)
             words.setFont(theme.font("small"))
             words.setStyleSheet(f"color: {style.TEXT_SECONDARY.name()};")
             row.addWidget(words)
-            row.addSpacing(6)
             row.addWidget(self._button("−", lambda n=name: self._step(n, -1), small=True))
-            label = QLabel()
+            label = QLabel("00:00")
             label.setFont(theme.font("small"))
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            label.setMinimumWidth(84)
+            label.setMinimumWidth(label.sizeHint().width() + 12)
             self.fields[name] = label
             row.addWidget(label)
             row.addWidget(self._button("+", lambda n=name: self._step(n, +1), small=True))
-        row.addStretch(1)
+            row.addStretch(1)
+            groups.append(group)
+        # All in one row on a wide screen, wrapped into more on a narrow one.
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 8, 0, 0)
+        layout.addWidget(FlowRow(groups, spacing=20))
         self.start, self.end, self.level, self.enabled = 9 * 60, 10 * 60, 0.5, False
 
     def _button(self, text, slot, small=False) -> QPushButton:
@@ -396,22 +423,34 @@ class CuratorPanel(QWidget):
         self._signals.done.connect(self._task_done)
         self._after: Callable | None = None
 
-        page = QVBoxLayout(self)
-        page.setContentsMargins(theme.page_margin, 56, theme.page_margin, 48)
-        page.setSpacing(24)
+        # The panel scrolls when the screen is too small for it (1366x768 at a large text
+        # scale); its rows wrap and its columns stack on narrow and portrait screens.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.page_scroll = QScrollArea()
+        self.page_scroll.setWidgetResizable(True)
+        self.page_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.page_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        swipe_to_scroll(self.page_scroll.viewport())
+        outer.addWidget(self.page_scroll)
+        content = QWidget()
+        self.page_scroll.setWidget(content)
+        page = QVBoxLayout(content)
+        page.setContentsMargins(theme.page_margin, 40, theme.page_margin, 32)
+        page.setSpacing(18)
 
         # Header: title, then the actions that affect the whole installation.
-        header = QHBoxLayout()
-        title = QLabel("Curator panel")
-        title.setFont(theme.font("title"))
-        header.addWidget(title)
-        header.addStretch(1)
+        self.header = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.header.setSpacing(24)
+        self.title = QLabel("Curator panel")
+        self.title.setFont(theme.font("title"))
+        self.header.addWidget(self.title, 1)
         self.rescan_button = self._button("Rescan folder", self.rescan)
         self.close_button = self._button("Back to the gallery", self.closed.emit, accent=True)
         self.exit_button = self._button("Exit to desktop", self._confirm_exit)
-        for b in (self.rescan_button, self.close_button, self.exit_button):
-            header.addWidget(b)
-        page.addLayout(header)
+        self.header_buttons = FlowRow([self.rescan_button, self.close_button, self.exit_button])
+        self.header.addWidget(self.header_buttons)
+        page.addLayout(self.header)
         # Said plainly, at the top, while the shipped PIN opens this panel: anyone who has read
         # the documentation can leave the kiosk.
         self.pin_warning = self._text("small", style.WARNING, DEFAULT_PIN_NOTICE)
@@ -419,10 +458,18 @@ class CuratorPanel(QWidget):
         page.addWidget(self.pin_warning)
         self.summary = self._text("small", style.TEXT_SECONDARY)
         page.addWidget(self.summary)
+        # The collection's metadata problems (catalog.csv/json, sidecars), with file and line.
+        self.problems_text = self._text("small", style.WARNING)
+        page.addWidget(self.problems_text)
+        self.problems_button = self._button("Show all", self._toggle_problems)
+        page.addWidget(self.problems_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.show_all_problems = False
+        self.problems: list = []
 
-        # Middle: every artwork with its status; the selected one's clips on the right.
-        middle = QHBoxLayout()
-        middle.setSpacing(32)
+        # Middle: every artwork with its status; the selected one's clips beside it (below it
+        # on a narrow screen).
+        self.middle = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.middle.setSpacing(32)
         self.table_model = CuratorTableModel(self)
         self.table = QTableView()
         self.table.setModel(self.table_model)
@@ -435,16 +482,17 @@ class CuratorPanel(QWidget):
         self.table.setShowGrid(False)
         self.table.setFont(theme.font("small"))
         self.table.horizontalHeader().setFont(theme.font("label"))
-        self.table.setWordWrap(True)  # problem rows grow to show their whole reason
+        self.table.setWordWrap(True)  # rows grow to show their whole status
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)  # a long title or file name
         head = self.table.horizontalHeader()
         head.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         head.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
         head.setStretchLastSection(True)
         head.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        self.table.setColumnWidth(0, 340)
-        self.table.setColumnWidth(1, 300)
+        self.table.verticalScrollBar().setSingleStep(theme.px(24))
+        self.table.setMinimumHeight(theme.px(52) * 5)
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self._show_selected())
-        middle.addWidget(self.table, 3)
+        self.middle.addWidget(self.table, 5)
 
         side = QVBoxLayout()
         side.setSpacing(14)
@@ -454,48 +502,51 @@ class CuratorPanel(QWidget):
         side.addWidget(self.selected_status)
         side.addWidget(self._text("label", style.TEXT_SECONDARY, "Generated clips"))
         self.clip_list = QListWidget()
-        self.clip_list.setMinimumWidth(520)
         self.clip_list.setFont(theme.font("small"))
         self.clip_list.setWordWrap(True)
+        self.clip_list.setMinimumHeight(theme.px(52) * 2)
         self.clip_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.clip_list.currentRowChanged.connect(lambda _row: self._update_actions())
         side.addWidget(self.clip_list, 1)
-        actions = QHBoxLayout()
+        self.clip_message = self._text("small", style.ACCENT)
+        side.addWidget(self.clip_message)
         self.audition_button = self._button("Audition", self.audition)
         self.choose_button = self._button("Use this clip", self.choose)
         self.regenerate_button = self._button("Regenerate", self.regenerate)
-        for b in (self.audition_button, self.choose_button, self.regenerate_button):
-            actions.addWidget(b)
-        side.addLayout(actions)
-        middle.addLayout(side, 2)
-        page.addLayout(middle, 1)
+        self.undo_button = self._button("Undo", self.undo)
+        for b in (self.audition_button, self.choose_button, self.regenerate_button, self.undo_button):
+            b.setStyleSheet("padding: 14px 16px;")  # four in a row beside the table
+        side.addWidget(
+            FlowRow([self.audition_button, self.choose_button, self.regenerate_button, self.undo_button])
+        )
+        # The one choice that can be taken back: (artwork id, the clip chosen before).
+        self.last_choice: tuple[int, int] | None = None
+        self._shown_id: int | None = None  # the artwork whose clips are listed
+        self.middle.addLayout(side, 4)
+        page.addLayout(self.middle, 1)
 
-        # Bottom: engine, sound, telemetry.
-        bottom = QGridLayout()
-        bottom.setHorizontalSpacing(40)
-        bottom.setVerticalSpacing(8)
-        bottom.addWidget(self._text("label", style.TEXT_SECONDARY, "Engine"), 0, 0)
-        bottom.addWidget(self._text("label", style.TEXT_SECONDARY, "Volume and quiet hours"), 0, 1)
-        bottom.addWidget(self._text("label", style.TEXT_SECONDARY, "Audio output"), 0, 2)
+        # Bottom: engine, audio output, volume and quiet hours, side by side while they fit.
         self.engine_text = self._text("small", style.TEXT)
-        bottom.addWidget(self.engine_text, 1, 0)
-        volume_row = QHBoxLayout()
+        self.telemetry_text = self._text("small", style.TEXT)
         self.volume = QSlider(Qt.Orientation.Horizontal)
         self.volume.setRange(0, 100)
-        self.volume.setMinimumWidth(320)
+        self.volume.setMinimumWidth(theme.px(200))
         self.volume.setMinimumHeight(theme.touch_min)
         self.volume_value = self._text("small", style.TEXT)
         self.volume.valueChanged.connect(self._volume_changed)
-        volume_row.addWidget(self.volume)
+        volume = QWidget()
+        volume_row = QHBoxLayout(volume)
+        volume_row.setContentsMargins(0, 0, 0, 0)
+        volume_row.addWidget(self.volume, 1)
         volume_row.addWidget(self.volume_value)
-        bottom.addLayout(volume_row, 1, 1)
         self.quiet = QuietHoursEditor(self.theme, self.services)
-        bottom.addWidget(self.quiet, 2, 1, 1, 2)
-        self.telemetry_text = self._text("small", style.TEXT)
-        bottom.addWidget(self.telemetry_text, 1, 2)
-        bottom.setColumnStretch(0, 3)
-        bottom.setColumnStretch(1, 2)
-        bottom.setColumnStretch(2, 3)
-        page.addLayout(bottom)
+        boxes = [
+            self._box("Engine", self.engine_text),
+            self._box("Audio output", self.telemetry_text),
+            self._box("Volume and quiet hours", volume),
+        ]
+        page.addWidget(FlowRow(boxes, spacing=40, item_width=theme.px(480)))
+        page.addWidget(self.quiet)  # the whole width: one row on a wide screen
 
         self.exit_confirm = False
         self.timer = QTimer(self)
@@ -503,6 +554,17 @@ class CuratorPanel(QWidget):
         self.timer.timeout.connect(self.refresh_status)
 
     # -- helpers ---------------------------------------------------------------------------
+    def _box(self, heading: str, *body: QWidget) -> QWidget:
+        box = QWidget()
+        column = QVBoxLayout(box)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(8)
+        column.addWidget(self._text("label", style.TEXT_SECONDARY, heading))
+        for part in body:
+            column.addWidget(part)
+        column.addStretch(1)
+        return box
+
     def _button(self, text: str, slot, *, accent: bool = False) -> QPushButton:
         button = QPushButton(text)
         button.setFont(self.theme.font("button"))
@@ -541,6 +603,9 @@ class CuratorPanel(QWidget):
         self.pin_warning.setVisible(bool(self.default_pin()))
         self.quiet.load()
         self.reload()
+        self.table.scrollToTop()  # problems first: the curator starts at the top
+        if self.table_model.entries:
+            self.table.selectRow(0)
         self.timer.start()
 
     def hideEvent(self, event) -> None:
@@ -558,9 +623,21 @@ class CuratorPanel(QWidget):
             MusicState.WAITING: 2,
             MusicState.READY: 3,
         }
-        entries.sort(key=lambda e: (rank.get(e.status, 1), music_rank[e.music], e.display_title.lower()))
+        area = painting_area(self.theme, self.window().size())  # the screen the painting fills
+        self.table_model.area = area
+
+        def order(e: ArtworkEntry) -> tuple:
+            low_res = bool(low_resolution_note(e, area))
+            return (
+                rank.get(e.status, 1),
+                music_rank[e.music] - (0.5 if low_res else 0),
+                e.display_title.lower(),
+            )
+
+        entries.sort(key=order)
         self.table_model.set_entries(entries)
-        self._fit_problem_rows()
+        self._show_problems()
+        self._fit_rows()
         row = 0
         if current is not None:
             row = next((i for i, e in enumerate(entries) if e.id == current.id), 0)
@@ -569,15 +646,77 @@ class CuratorPanel(QWidget):
         self._show_selected()
         self.refresh_status()
 
-    def _fit_problem_rows(self) -> None:
-        """Rows with a problem grow to show the whole reason (problems come first; few)."""
-        for i, e in enumerate(self.table_model.entries[:500]):
-            if e.status != ArtworkStatus.READY or e.music == MusicState.FAILED:
-                self.table.resizeRowToContents(i)
+    def _fit_rows(self) -> None:
+        """Each row as tall as its status needs at the column's width (the first 500 rows:
+        problems come first, and a table of thousands stays quick to refresh)."""
+        # Measured here rather than by resizeRowToContents: Qt's own estimate wraps the text
+        # at the column's width without the cells' padding (style.py), and a line was lost.
+        metrics = QFontMetrics(self.table.font())
+        pad_x, pad_y = 2 * CELL_PADDING[1], 2 * CELL_PADDING[0]
+        widths = {
+            c: max(1, self.table.columnWidth(c) - pad_x)
+            for c in range(self.table_model.columnCount())
+            if not self.table.isColumnHidden(c)
+        }
+        floor = self.table.verticalHeader().defaultSectionSize()
+        for i in range(min(500, len(self.table_model.entries))):
+            height = floor
+            for c, width in widths.items():
+                text = str(self.table_model.data(self.table_model.index(i, c)) or "")
+                box = metrics.boundingRect(QRect(0, 0, width, 100_000), Qt.TextFlag.TextWordWrap, text)
+                height = max(height, box.height() + pad_y)
+            self.table.setRowHeight(i, height)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        QTimer.singleShot(0, self._fit_problem_rows)  # column widths are known once shown
+        QTimer.singleShot(0, self._fit_rows)  # column widths are known once shown
+
+    def resizeEvent(self, event) -> None:
+        width = event.size().width() - 2 * self.theme.page_margin
+        wide_header = self.title.sizeHint().width() + self.header_buttons.sizeHint().width() + 24 <= width
+        self.header.setDirection(
+            QBoxLayout.Direction.LeftToRight if wide_header else QBoxLayout.Direction.TopToBottom
+        )
+        # Table and clips side by side only where both get room for their words.
+        side_by_side = width >= self.theme.px(1500) and event.size().width() > event.size().height()
+        self.middle.setDirection(
+            QBoxLayout.Direction.LeftToRight if side_by_side else QBoxLayout.Direction.TopToBottom
+        )
+        # The table keeps a good share of the screen even when the panel has to scroll: a
+        # curator reads several rows at once (the panel scrolls for the rest).
+        share = 0.4 if side_by_side else 0.6
+        self.table.setMinimumHeight(max(self.theme.px(52) * 3, int(share * event.size().height())))
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._fit_columns)  # once the layouts have the new widths
+
+    def _fit_columns(self) -> None:
+        """Title and file take what they need up to a share of the table; the status (the
+        column a curator acts on) has the rest, at least 40 %."""
+        width = self.table.viewport().width()
+        # A narrow table leaves out the file column (the selected artwork's file is said
+        # beside the table), so title and status keep room for their words.
+        narrow = width < self.theme.px(900)
+        self.table.setColumnHidden(1, narrow)
+        self.table.setColumnWidth(0, int(width * (0.42 if narrow else 0.32)))
+        self.table.setColumnWidth(1, int(width * 0.24))
+        self._fit_rows()
+
+    def _show_problems(self) -> None:
+        """The metadata problems: the first three, or all of them on demand."""
+        self.problems = self.services.catalog_problems()
+        n = len(self.problems)
+        lines = [f"⚠ {p.file}{',' if p.line is not None else ':'} {p.reason}" for p in self.problems]
+        if n > 3 and not self.show_all_problems:
+            lines = [*lines[:3], f"… and {n - 3} more"]
+        heading = f"{n} problem{'s' if n != 1 else ''} in the collection's metadata files:"
+        self.problems_text.setText("\n".join([heading, *lines]) if n else "")
+        self.problems_text.setVisible(bool(n))
+        self.problems_button.setVisible(n > 3)
+        self.problems_button.setText("Show fewer" if self.show_all_problems else f"Show all {n}")
+
+    def _toggle_problems(self) -> None:
+        self.show_all_problems = not self.show_all_problems
+        self._show_problems()
 
     def current_entry(self) -> ArtworkEntry | None:
         index = self.table.currentIndex()
@@ -595,18 +734,23 @@ class CuratorPanel(QWidget):
             else None
         )
         self.clip_list.clear()
+        if entry is None or entry.id != self._shown_id:
+            self.clip_message.setText("")  # it spoke of another artwork
+        self._shown_id = entry.id if entry is not None else None
         if entry is None:
             self.selected_title.setText("No artworks yet")
             self.selected_status.setText("Add images to the collection folder, then rescan.")
             return
         self.selected_title.setText(entry.display_title)
-        self.selected_status.setText(f"{entry.path}\n{status_text(entry)}")
-        for clip in self.services.candidates(entry.id):
-            chosen = "  ✓ playing for this artwork" if clip.chosen else ""
-            score = f" · score {clip.score:.2f}" if clip.score is not None else ""
-            caption = clip.caption[:1].upper() + clip.caption[1:]
-            text = f"Clip {clip.id} · {clip.engine} · seed {clip.seed} · {clip.duration:.0f} s{score}{chosen}\n{caption}"
-            item = QListWidgetItem(text)
+        detail = technical_detail(entry)
+        self.selected_status.setText(
+            f"{entry.path}\n{status_text(entry, self.table_model.area)}"
+            + (f"\nTechnical detail: {detail}" if detail and detail != status_text(entry) else "")
+        )
+        clips = self.services.candidates(entry.id)
+        chosen = next((c for c in clips if c.chosen), None)
+        for clip in clips:
+            item = QListWidgetItem(describe_clip(clip, chosen))
             item.setData(Qt.ItemDataRole.UserRole, clip)
             self.clip_list.addItem(item)
         if self.clip_list.count():
@@ -618,7 +762,18 @@ class CuratorPanel(QWidget):
         can_generate = entry.status == ArtworkStatus.READY
         self.regenerate_button.setEnabled(can_generate)
         self.audition_button.setEnabled(self.clip_list.count() > 0)
-        self.choose_button.setEnabled(self.clip_list.count() > 1)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        """ "Use this clip" for a candidate that is not the chosen one; "Undo" after a choice."""
+        clip = self.selected_clip()
+        self.choose_button.setEnabled(clip is not None and not clip.chosen)
+        entry = self.current_entry()
+        undo = self.last_choice is not None and entry is not None and self.last_choice[0] == entry.id
+        self.undo_button.setEnabled(undo)
+        self.undo_button.setToolTip(
+            f"Back to clip {self.last_choice[1]}" if undo and self.last_choice else ""
+        )
 
     def refresh_status(self) -> None:
         entries = self.table_model.entries
@@ -667,16 +822,38 @@ class CuratorPanel(QWidget):
             self.audition_requested.emit(clip)
 
     def choose(self) -> None:
+        """Make the selected candidate the one visitors hear (one undo takes it back)."""
         clip = self.selected_clip()
-        if clip is not None:
-            self.services.choose(clip.id)
-            self._show_selected()
+        entry = self.current_entry()
+        if clip is None or entry is None or clip.chosen:
+            return
+        before = next((c for c in self.services.candidates(entry.id) if c.chosen), None)
+        self.services.choose(clip.id)
+        self.last_choice = (entry.id, before.id) if before is not None else None
+        back = f" Undo goes back to clip {before.id}." if before is not None else ""
+        self.clip_message.setText(f"Visitors now hear clip {clip.id}.{back}")
+        self._show_selected()
+
+    def undo(self) -> None:
+        entry = self.current_entry()
+        if self.last_choice is None or entry is None or self.last_choice[0] != entry.id:
+            return
+        _, previous = self.last_choice
+        self.last_choice = None
+        self.services.choose(previous)
+        self.clip_message.setText(f"Back to clip {previous}: visitors hear it again.")
+        self._show_selected()
 
     def regenerate(self) -> None:
+        """Ask for new candidates; they appear beside the chosen clip, which plays on."""
         entry = self.current_entry()
         if entry is None:
             return
         self.services.regenerate(entry.id)
+        self.clip_message.setText(
+            "Composing new candidates… They will appear in this list; the chosen clip keeps "
+            "playing until you choose another."
+        )
         self.reload()
 
     def rescan(self) -> None:

@@ -46,6 +46,7 @@ from PyQt6.QtWidgets import (
 )
 
 from . import style
+from .now_playing import RoomMusic, heading_text
 from .services import ArtworkEntry, MusicState
 from .thumbnails import ThumbnailCache
 
@@ -427,9 +428,9 @@ class GalleryPage(QWidget):
         self.now_playing = QLabel()
         self.now_playing.setFont(theme.font("body"))
         self.now_playing.setStyleSheet(f"color: {style.ACCENT.name()};")
-        head.addWidget(self.title)
-        head.addWidget(self.subtitle)
-        head.addWidget(self.now_playing)
+        for label in (self.title, self.subtitle, self.now_playing):
+            label.setWordWrap(True)  # a portrait screen or a large text scale: more lines
+            head.addWidget(label)
         layout.addWidget(heading)
 
         self.view = GalleryView(theme, thumbnails)
@@ -439,13 +440,28 @@ class GalleryPage(QWidget):
         self.view.margins_changed.connect(self._align_heading)
         self._update_subtitle()
 
-    def set_now_playing(self, entry: ArtworkEntry | None) -> None:
-        """Say which artwork's music the room plays (empty while none does)."""
-        if entry is None:
-            self.now_playing.setText("")
-            return
-        by = f" · {entry.artist}" if entry.artist else ""
-        self.now_playing.setText(f"♪  Now playing: the music of “{entry.display_title}”{by}")
+    # The heading's fonts, largest first: a short screen at a large text scale takes a
+    # smaller set, so that the heading never leaves the paintings less than two thirds.
+    HEADING_SETS = (("display", "body"), ("title", "body"), ("title", "small"))
+    HEADING_SHARE = 1 / 3
+
+    def resizeEvent(self, event) -> None:
+        self._fit_heading(event.size())
+        super().resizeEvent(event)
+
+    def _fit_heading(self, page: QSize) -> None:
+        margins = self.heading.layout().contentsMargins()
+        width = page.width() - margins.left() - margins.right()
+        for title_role, text_role in self.HEADING_SETS:
+            self.title.setFont(self.theme.font(title_role))
+            for label in (self.subtitle, self.now_playing):
+                label.setFont(self.theme.font(text_role))
+            if self.heading.layout().totalHeightForWidth(width) <= page.height() * self.HEADING_SHARE:
+                break
+
+    def set_room(self, room: RoomMusic | None) -> None:
+        """Say whose music the room plays (empty while none does)."""
+        self.now_playing.setText(heading_text(room))
 
     def _update_subtitle(self) -> None:
         n = self.model.rowCount()
@@ -454,4 +470,7 @@ class GalleryPage(QWidget):
 
     def _align_heading(self, left: int) -> None:
         """Line the heading up with the first column of cards."""
-        self.heading.layout().setContentsMargins(left, 0, left, 40)
+        # Its right edge stays at the page margin: with one narrow column of cards (a portrait
+        # screen at a large text scale) the heading still has the width for its words.
+        self.heading.layout().setContentsMargins(left, 0, self.theme.page_margin, 40)
+        self._fit_heading(self.size())

@@ -16,6 +16,7 @@ the music with its slides, so the programme pauses while it runs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 from PyQt6.QtCore import QObject, QRunnable, QThreadPool, QTimer, pyqtSignal
 
+from .now_playing import MusicCue, RoomMusic
 from .services import ClipChoice, KioskServices
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ AMBIENT_FIRST_FADE_SECONDS = 1.5
 class PlaybackController(QObject):
     now_playing = pyqtSignal(object)  # NowPlaying
     playing_artwork = pyqtSignal(object)  # artwork id whose card shows "Now playing", or None
+    room_music = pyqtSignal(object)  # RoomMusic: what the room plays, as the crossfade goes
 
     def __init__(
         self,
@@ -72,6 +75,7 @@ class PlaybackController(QObject):
         ready_artworks: Callable[[], list[int]] | None = None,
         ambient_seconds: float = 90.0,
         ambient_crossfade_seconds: float = 12.0,
+        crossfade_seconds: float = 4.0,
     ):
         super().__init__(parent)
         self.services = services
@@ -95,6 +99,14 @@ class PlaybackController(QObject):
         self.ambient_timer = QTimer(self)
         self.ambient_timer.setSingleShot(True)
         self.ambient_timer.timeout.connect(self.ambient_next)
+        # What the room plays; the cue says "changing" until the crossfade has ended.
+        self.crossfade_seconds = crossfade_seconds
+        self.room: RoomMusic | None = None
+        self.stand_in_for: int | None = None  # the artwork whose stand-in plays now
+        self.chooser = "the ambient programme"  # who chose the music (said in the log)
+        self.settle_timer = QTimer(self)
+        self.settle_timer.setSingleShot(True)
+        self.settle_timer.timeout.connect(self._settled)
 
     # -- the ambient programme ------------------------------------------------------------
     def start_ambient(self, *, delay: float = 0.0) -> None:
@@ -131,6 +143,7 @@ class PlaybackController(QObject):
         if artwork_id in order:
             self._ambient_played.remove(artwork_id)
         self._ambient_played.append(artwork_id)
+        self.chooser = "the ambient programme"
         self._token += 1
         self.target = None
         self._fade_seconds = (
@@ -142,6 +155,7 @@ class PlaybackController(QObject):
         """Crossfade the room to this artwork's music (or the nearest, while it is made)."""
         if visitor:
             self.pause_ambient()
+        self.chooser = "a visitor" if visitor else "attract mode"
         self._fade_seconds = None
         self._token += 1
         self.target = artwork_id
@@ -165,6 +179,7 @@ class PlaybackController(QObject):
     def play_choice(self, choice: ClipChoice) -> None:
         """Play one particular clip (the curator auditions a candidate)."""
         self.pause_ambient()
+        self.chooser = "the curator (audition)"
         self._fade_seconds = None
         self._token += 1
         self.target = choice.artwork_id
@@ -220,9 +235,43 @@ class PlaybackController(QObject):
             log.exception("cannot crossfade to clip %s", choice.clip.id)
             return
         self.last_crossfade_at = time.perf_counter()
+        stood_in_for, self.stand_in_for = self.stand_in_for, (self.target if composing else None)
         self.playing = choice
         self.playing_artwork.emit(choice.artwork_id)
         self._announce(choice, composing=composing)
+        # Only the painting whose stand-in played hears "its own music is ready".
+        stand_in_replaced = choice.own and stood_in_for is not None and choice.artwork_id == stood_in_for
+        self._tell_room(choice, MusicCue.OWN_ARRIVED if stand_in_replaced else MusicCue.CHANGING)
+        fade = self._fade_seconds if self._fade_seconds is not None else self.crossfade_seconds
+        self.settle_timer.start(int(fade * 1000))
+
+    def _tell_room(self, choice: ClipChoice, cue: MusicCue) -> None:
+        detail = self.services.detail(choice.artwork_id)
+        self.room = RoomMusic(
+            clip_id=choice.clip.id,
+            artwork_id=choice.artwork_id,
+            title=detail.title if detail else "",
+            artist=detail.artist if detail else "",
+            caption=choice.clip.caption or "",
+            engine=choice.clip.engine,
+            cue=cue,
+        )
+        # What `art2mus -v kiosk` shows of the room: each change of music, and who chose it.
+        log.info(
+            "crossfade to clip %s: the music of %r (artwork %s), chosen by %s%s",
+            choice.clip.id,
+            self.room.title,
+            choice.artwork_id,
+            self.chooser,
+            "; it replaces the stand-in" if cue == MusicCue.OWN_ARRIVED else "",
+        )
+        self.room_music.emit(self.room)
+
+    def _settled(self) -> None:
+        """The crossfade has ended: the room plays what the screen named."""
+        if self.room is not None and self.room.cue != MusicCue.PLAYING:
+            self.room = dataclasses.replace(self.room, cue=MusicCue.PLAYING)
+            self.room_music.emit(self.room)
 
     def _announce(self, choice: ClipChoice | None, *, composing: bool) -> None:
         if self.target is None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from sqlalchemy import select
 
+from engine.catalog.metadata import title_from_filename
 from engine.store import Artwork, ArtworkStatus, Clip, Database, JobKind, JobStatus
 
 if TYPE_CHECKING:
@@ -63,10 +64,12 @@ class ArtworkEntry:
     reason: str  # why the file is invalid
     music: str  # MusicState
     music_reason: str = ""
+    width: int | None = None  # the image file's own size (pixels), as the scan read it
+    height: int | None = None
 
     @property
     def display_title(self) -> str:
-        return self.title or Path(self.path).stem.replace("-", " ").replace("_", " ").title()
+        return self.title or title_from_filename(self.path)
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,8 @@ class KioskServices:
         conn.execute("BEGIN")  # one snapshot for all four reads
         try:
             rows = conn.execute(
-                f"SELECT id, title, artist, year, path, image_hash, status, reason FROM artworks WHERE {where}",
+                "SELECT id, title, artist, year, path, image_hash, status, reason, width, height"
+                f" FROM artworks WHERE {where}",
                 () if include_unavailable else (ArtworkStatus.READY,),
             ).fetchall()
             ready_hashes = {h for (h,) in conn.execute("SELECT DISTINCT image_hash FROM clips")}
@@ -233,7 +237,7 @@ class KioskServices:
         finally:
             conn.execute("COMMIT")
         out = []
-        for id_, title, artist, year, path, image_hash, status, reason in rows:
+        for id_, title, artist, year, path, image_hash, status, reason, width, height in rows:
             music_reason = ""
             if image_hash is not None and image_hash in ready_hashes:
                 music = MusicState.READY
@@ -255,6 +259,8 @@ class KioskServices:
                     reason or "",
                     music,
                     music_reason,
+                    width,
+                    height,
                 )
             )
         out.sort(key=lambda e: (e.display_title.casefold(), e.path))
@@ -266,10 +272,16 @@ class KioskServices:
             if a is None:
                 return None
             return ArtworkDetail(
-                a.id, a.title or Path(a.path).stem, a.artist or "", a.year or "",
+                a.id, a.title or title_from_filename(a.path), a.artist or "", a.year or "",
                 a.description or "", a.style or "", self.collection / a.path, a.image_hash,
                 a.width, a.height,
             )  # fmt: skip
+
+    def catalog_problems(self) -> list:
+        """The collection's metadata problems, by file and line (engine/store/problems.py)."""
+        from engine.store.problems import stored_problems
+
+        return stored_problems(self.db)
 
     def thumbnail(self, artwork_id: int) -> bytes | None:
         """The stored JPEG thumbnail (called from the thumbnail threads)."""
@@ -395,8 +407,8 @@ class KioskServices:
     def regenerate(self, artwork_id: int) -> int | None:
         """Compose new candidates for this artwork (curator panel).
 
-        The worker makes them with fresh seeds, chooses the best and only then removes the
-        clips they replace, so the artwork never goes silent meanwhile.
+        The worker makes them with fresh seeds and stores them beside the clips there are:
+        the chosen clip keeps playing and nothing is removed; the curator picks among them.
         """
         if self._enqueue_job is None:
             return None

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from PyQt6.QtGui import QColor, QFont, QFontDatabase
 
+# Padding of a table cell (vertical, horizontal): the curator table measures rows with it.
+CELL_PADDING = (8, 14)
+
 # Preferred faces first; the DejaVu families ship with every Qt install we target.
 SERIF_FAMILIES = ("EB Garamond", "DejaVu Serif")
 SANS_FAMILIES = ("Inter", "DejaVu Sans")
@@ -57,9 +60,9 @@ class Theme:
             "caption": (self.serif, 30, QFont.Weight.Normal, True),
             "body": (self.sans, 24, QFont.Weight.Light, False),
             "meta": (self.sans, 23, QFont.Weight.Normal, False),
-            "label": (self.sans, 17, QFont.Weight.DemiBold, False),
+            "label": (self.sans, 23, QFont.Weight.DemiBold, False),
             "button": (self.sans, 24, QFont.Weight.Medium, False),
-            "small": (self.sans, 20, QFont.Weight.Normal, False),
+            "small": (self.sans, 24, QFont.Weight.Normal, False),
             "pin": (self.sans, 40, QFont.Weight.Light, False),
         }[role]
         font = QFont(family)
@@ -84,7 +87,7 @@ class Theme:
     @property
     def card_height(self) -> int:
         # mat, gap, title, artist line, gap, status line (line heights ~1.3 x pixel size)
-        return round(self.card_image_height + 22 + 1.3 * (self.px(30) + self.px(23) + self.px(20)) + 12)
+        return round(self.card_image_height + 22 + 1.3 * (self.px(30) + self.px(23) + self.px(24)) + 12)
 
     card_spacing: int = 48
     page_margin: int = 88
@@ -112,6 +115,7 @@ class Theme:
         QTableView {{ background: {WALL.name()}; alternate-background-color: #191816;
                       gridline-color: {RULE.name()}; border: 1px solid {RULE.name()};
                       selection-background-color: #3a362e; selection-color: {TEXT.name()}; }}
+        QTableView::item {{ padding: {CELL_PADDING[0]}px {CELL_PADDING[1]}px; }}
         QHeaderView::section {{ background: {MAT.name()}; color: {TEXT_SECONDARY.name()};
                                 border: none; border-bottom: 1px solid {RULE.name()};
                                 padding: 10px; }}

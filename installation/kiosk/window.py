@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from PyQt6.QtCore import QEvent, QObject, QRunnable, QSize, Qt, QThreadPool, QTimer, pyqtSignal
-from PyQt6.QtWidgets import QStackedLayout, QWidget
+from PyQt6.QtWidgets import QLayout, QStackedLayout, QWidget
 
 from engine.config import Config, uses_default_pin
 
@@ -23,6 +23,7 @@ from .curator import CuratorPanel, PinGuard, PinPad
 from .gallery import GalleryModel, GalleryPage
 from .images import ImageLoader
 from .lockdown import KioskEventFilter
+from .now_playing import heading_text
 from .playback import PlaybackController
 from .services import ArtworkEntry, ClipChoice, KioskServices, MusicState
 from .thumbnails import ThumbnailCache
@@ -90,11 +91,15 @@ class KioskWindow(QWidget):
             ready_artworks=self._ready_artworks,
             ambient_seconds=config.audio.ambient_seconds,
             ambient_crossfade_seconds=config.audio.ambient_crossfade_seconds,
+            crossfade_seconds=config.audio.crossfade_seconds,
         )
 
         self.gallery = GalleryPage(self.theme, self.model, self.thumbnails)
         self.artwork = ArtworkPage(self.theme, services)
-        self.attract = AttractPage(self.theme, self.images, self.kiosk.attract_slide_seconds)
+        self.attract = AttractPage(
+            self.theme, self.images, self.kiosk.attract_slide_seconds,
+            max_zoom=self.kiosk.attract_max_zoom, motion=self.kiosk.attract_motion,
+        )  # fmt: skip
         self.guard = PinGuard(self.kiosk.pin_hash)
         self.pin_pad = PinPad(self.theme, self.guard)
         self.curator = CuratorPanel(self.theme, services, default_pin=lambda: uses_default_pin(config))
@@ -107,6 +112,9 @@ class KioskWindow(QWidget):
         }
         self.stack = QStackedLayout(self)
         self.stack.setContentsMargins(0, 0, 0, 0)
+        # The window is the screen, whatever a page would like: each page fits itself to it
+        # (tests/test_kiosk_layouts.py checks that every page does, at every text scale).
+        self.stack.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         for page in self.pages.values():
             self.stack.addWidget(page)
 
@@ -115,7 +123,7 @@ class KioskWindow(QWidget):
         self.images.loaded.connect(lambda i, img, _err: self.artwork.image_loaded(i, img))
         self.playback.now_playing.connect(self.artwork.set_now_playing)
         self.playback.playing_artwork.connect(self.model.set_playing)
-        self.playback.playing_artwork.connect(self._show_playing)
+        self.playback.room_music.connect(self._show_room)
         self.attract.slide_changed.connect(lambda i: self.playback.play_artwork(i, visitor=False))
         self.pin_pad.accepted.connect(self.open_curator)
         self.pin_pad.cancelled.connect(self.show_gallery)
@@ -175,11 +183,13 @@ class KioskWindow(QWidget):
     def open_artwork(self, artwork_id: int) -> None:
         """A visitor touched an artwork: show it and crossfade the room to its music."""
         self.playback.play_artwork(artwork_id)  # first: the crossfade starts within the touch
+        log.info("a visitor opened artwork %s", artwork_id)
         detail = self.services.detail(artwork_id)
         if detail is None:
             return
         image = self.images.request(artwork_id, detail.path)
         self.artwork.show_artwork(detail, image, self.thumbnails.get(artwork_id))
+        self.artwork.set_room(self.playback.room)
         self.playback.announce()
         self._switch("artwork")
 
@@ -195,10 +205,11 @@ class KioskWindow(QWidget):
         """The artworks with music, in gallery order (the ambient programme's choice)."""
         return [e.id for e in self.model.entries() if e.music == MusicState.READY]
 
-    def _show_playing(self, artwork_id: int | None) -> None:
-        row = self.model.row_of(artwork_id) if artwork_id is not None else None
-        entry = self.model.entry(row) if row is not None else None
-        self.gallery.set_now_playing(entry)
+    def _show_room(self, room) -> None:
+        """One "Now playing" on every page, from what the room plays."""
+        self.gallery.set_room(room)
+        self.attract.set_now_playing(heading_text(room))
+        self.artwork.set_room(room)
 
     def _image_path(self, artwork_id: int) -> Path | None:
         """The artwork's file, or None when it has left the gallery (deleted meanwhile)."""

@@ -1,6 +1,9 @@
-"""The "now playing" line: the composer's choices in plain words.
+"""The "now playing" words: first for everyone, then for the musically curious.
 
-For example: "slow, warm strings and a harp over a low cello drone in D minor".
+Two lines: the mood and the instruments in plain words ("Calm and warm: strings, a harp
+and a cello"), then the composer's choices in musical terms ("slow, warm strings and a
+harp over a low cello drone in D minor"). Visitors read the first; the second is there for
+those who want it (the kiosk shows it smaller, the curator panel compares candidates by it).
 """
 
 from __future__ import annotations
@@ -33,7 +36,46 @@ def colour_word(f: ImageFeatures, c: Composition) -> str:
     return "soft"
 
 
+# The feeling of a tempo, for the plain line.
+TEMPO_MOODS = {"slow": "calm", "unhurried": "gentle", "flowing": "flowing", "lively": "lively"}
+# Words a visitor may not know, said plainly (the detail line keeps the musician's word).
+PLAIN_WORDS = (
+    ("drone", "hum"),
+    ("pad", "synthesizer"),
+    ("a synth ", "an electronic "),
+    ("synth ", "electronic "),
+)
+
+
 def make_caption(f: ImageFeatures, c: Composition) -> str:
+    """The plain line, a newline, the musical detail."""
+    return f"{plain_line(f, c)}\n{musical_detail(f, c)}"
+
+
+def plain_line(f: ImageFeatures, c: Composition) -> str:
+    """'Calm and warm: strings, a piano and a cello' (mood, then the instruments)."""
+    colour = colour_word(f, c)
+    mood = TEMPO_MOODS[tempo_word(c.tempo)]
+    order = ("pad", "melody", "arpeggio", "texture", "bass")
+    voices = {v.role: v.instrument.words for v in c.voices}
+    names: list[str] = []
+    for role in order:
+        if role in voices:
+            name = _plain(voices[role])
+            if name not in names:
+                names.append(name)
+    feeling = f"{mood} and {colour}" if mood != colour else mood
+    return f"{feeling[:1].upper()}{feeling[1:]}: {_join(names)}"
+
+
+def _plain(words: str) -> str:
+    for technical, plain in PLAIN_WORDS:
+        words = words.replace(technical, plain)
+    return words
+
+
+def musical_detail(f: ImageFeatures, c: Composition) -> str:
+    """'slow, warm strings and a harp over a low cello drone in D minor'."""
     voices = {v.role: v.instrument for v in c.voices}
     upper = [voices["pad"].words]
     for role in ("melody", "arpeggio"):
