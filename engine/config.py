@@ -107,6 +107,9 @@ class DiffusionConfig:
     precision: str = field(default="auto", metadata={"choices": ("auto", "fp32", "fp16", "bf16")})
     # torch.compile the UNet (GPU only): faster after a few minutes of compiling at start.
     compile: bool = False
+    # Denoising sampler: "ddim" (AudioLDM 2's and the paper's), or the multistep solvers
+    # "dpmsolver++" / "unipc", which need fewer engine.steps (25-50) for a comparable clip.
+    sampler: str = field(default="ddim", metadata={"choices": ("ddim", "dpmsolver++", "unipc")})
     # The clip's tail is crossfaded into its head over this many seconds, so it loops seamlessly.
     loop_crossfade_seconds: float = field(default=1.5, metadata=_range(0.0, 10.0))
 

@@ -19,6 +19,7 @@ import numpy as np
 from engine import audio_utils
 from engine.engines.base import GeneratedClip, GenerationError, check_request
 from engine.engines.default import mastering
+from engine.engines.diffusion.samplers import Sampler
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -79,6 +80,7 @@ class Art2MusEngine:
         precision: str = "auto",
         loop_crossfade: float = 1.5,
         compile: bool = False,
+        sampler: str = "ddim",
         scorer: Scorer | None = None,
     ):
         import torch
@@ -90,11 +92,12 @@ class Art2MusEngine:
         dtype = resolve_dtype(precision, torch.device(self.device))
         started = time.monotonic()
         self.bundle = load_bundle(model, device=self.device, dtype=dtype)
-        self.pipeline = Art2MusPipeline(self.bundle, self.device)
+        compiled = compile and self.device.startswith("cuda")
+        self.pipeline = Art2MusPipeline(self.bundle, self.device, sampler=sampler, kv_cache=not compiled)
         if self.device.startswith("cuda"):
             # Convolutions in bf16/fp16 run fastest on NHWC tensors with cuDNN.
             self.bundle.unet.to(memory_format=torch.channels_last)
-            if compile:
+            if compiled:
                 self.pipeline.unet = torch.compile(self.bundle.unet)
         self.model_version = self.bundle.version
         self.steps, self.guidance_scale = steps, guidance_scale
@@ -123,6 +126,9 @@ class Art2MusEngine:
             "loudness_lufs": mastering.TARGET_LUFS,
             "loop_crossfade": self.loop_crossfade,
             "postprocess": POSTPROCESS_VERSION,
+            # Only a non-default sampler joins the clip's key, so DDIM clips made before the
+            # option existed are still found.
+            **({"sampler": self.pipeline.sampler.value} if self.pipeline.sampler is not Sampler.DDIM else {}),
         }
 
     def generate(self, image: np.ndarray, duration: float, seed: int) -> GeneratedClip:
@@ -246,4 +252,5 @@ def create_art2mus_engine(config: Config) -> Art2MusEngine:
         precision=d.precision,
         loop_crossfade=d.loop_crossfade_seconds,
         compile=d.compile,
+        sampler=d.sampler,
     )
