@@ -79,7 +79,8 @@ class EngineConfig:
     name: str = field(default="auto", metadata={"choices": ("auto", "default", "art2mus")})
     # Folder of an Art2Mus model bundle (see `art2mus models build`); empty means none.
     model: Path | None = None
-    duration: float = field(default=30.0, metadata=_range(5.0, 120.0))
+    # Clip length: AudioLDM 2's trained 10 s (docs/art2mus-engine.md, "Clip length").
+    duration: float = field(default=10.0, metadata=_range(5.0, 120.0))
     seed: int = field(default=0, metadata=_range(0, 2**31 - 1))
     # Candidates generated per artwork; the best by the engine's scorer is chosen.
     candidates: int = field(default=1, metadata=_range(1, 16))
