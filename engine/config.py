@@ -110,6 +110,9 @@ class DiffusionConfig:
     compile: bool = False
     # Denoising sampler: "ddim" (AudioLDM 2's and the paper's), or the multistep solvers
     # "dpmsolver++" / "unipc", which need fewer engine.steps (25-50) for a comparable clip.
+    # Replay the UNet as CUDA graphs, one capture per batch size x clip length (GPU only; not
+    # with compile): removes the kernel-launch overhead that bounds small batches.
+    cuda_graphs: bool = False
     sampler: str = field(default="ddim", metadata={"choices": ("ddim", "dpmsolver++", "unipc")})
     # The clip's tail is crossfaded into its head over this many seconds, so it loops seamlessly.
     loop_crossfade_seconds: float = field(default=1.5, metadata=_range(0.0, 10.0))

@@ -175,3 +175,32 @@ def test_no_host_sync_inside_the_denoising_loop_on_cuda(loa):
             torch.zeros(1, device="cuda").item()  # the mode does see a sync
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_cuda_graphs_switch_stays_off_on_the_cpu(tmp_path):
+    from engine.engines.diffusion.engine import create_art2mus_engine
+
+    path = tmp_path / "graphs.toml"
+    path.write_text(
+        f'[engine]\nname = "art2mus"\nmodel = "{helpers.tiny_bundle()}"\n[diffusion]\ndevice = "cpu"\ncuda_graphs = true\n'
+    )
+    engine = create_art2mus_engine(load_config(path))
+    assert engine.pipeline.unet is engine.bundle.unet  # eager, not GraphedUNet
+    assert engine.pipeline.kv_cache is not None
+
+
+@pytest.mark.gpu
+def test_cuda_graph_replays_give_the_eager_latents(loa):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from engine.engines.diffusion.cuda_graphs import GraphedUNet
+
+    bundle = load_bundle(helpers.tiny_bundle(), device="cuda")
+    eager = _denoise(Art2MusPipeline(bundle, "cuda", kv_cache=False), loa.cuda())
+    graphed = Art2MusPipeline(bundle, "cuda", kv_cache=False)
+    graphed.unet = GraphedUNet(bundle.unet)
+    first = _denoise(graphed, loa.cuda())
+    again = _denoise(graphed, loa.flip(0).cuda())
+    assert len(graphed.unet.captures) == 1  # one capture per shape, reused by every step and call
+    torch.testing.assert_close(first, eager, rtol=1e-5, atol=1e-5 * eager.abs().max().item())
+    assert not torch.equal(again, first)

@@ -81,6 +81,7 @@ class Art2MusEngine:
         loop_crossfade: float = 1.5,
         compile: bool = False,
         sampler: str = "ddim",
+        cuda_graphs: bool = False,
         scorer: Scorer | None = None,
     ):
         import torch
@@ -92,13 +93,30 @@ class Art2MusEngine:
         dtype = resolve_dtype(precision, torch.device(self.device))
         started = time.monotonic()
         self.bundle = load_bundle(model, device=self.device, dtype=dtype)
-        compiled = compile and self.device.startswith("cuda")
-        self.pipeline = Art2MusPipeline(self.bundle, self.device, sampler=sampler, kv_cache=not compiled)
-        if self.device.startswith("cuda"):
+        on_gpu = self.device.startswith("cuda")
+        compiled = compile and on_gpu
+        graphed = cuda_graphs and on_gpu and not compiled
+        if (compile or cuda_graphs) and not on_gpu:
+            log.info(
+                "diffusion.compile / cuda_graphs need a CUDA GPU; the %s runs the UNet eagerly", self.device
+            )
+        elif compile and cuda_graphs:
+            log.info(
+                "diffusion.compile is on, so diffusion.cuda_graphs is not used (compile or graphs, not both)"
+            )
+        # The K/V cache is for the eager UNet only (kv_cache.py).
+        self.pipeline = Art2MusPipeline(
+            self.bundle, self.device, sampler=sampler, kv_cache=not (compiled or graphed)
+        )
+        if on_gpu:
             # Convolutions in bf16/fp16 run fastest on NHWC tensors with cuDNN.
             self.bundle.unet.to(memory_format=torch.channels_last)
             if compiled:
                 self.pipeline.unet = torch.compile(self.bundle.unet)
+            elif graphed:
+                from .cuda_graphs import GraphedUNet
+
+                self.pipeline.unet = GraphedUNet(self.bundle.unet)
         self.model_version = self.bundle.version
         self.steps, self.guidance_scale = steps, guidance_scale
         self.batch_size = batch_size
@@ -253,4 +271,5 @@ def create_art2mus_engine(config: Config) -> Art2MusEngine:
         loop_crossfade=d.loop_crossfade_seconds,
         compile=d.compile,
         sampler=d.sampler,
+        cuda_graphs=d.cuda_graphs,
     )
