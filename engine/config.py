@@ -86,7 +86,8 @@ class EngineConfig:
     candidates: int = field(default=1, metadata=_range(1, 16))
     steps: int = field(default=200, metadata=_range(1, 1000))
     guidance_scale: float = field(default=3.5, metadata=_range(1.0, 20.0))
-    batch_size: int = field(default=4, metadata=_range(1, 64))
+    # Clips per engine call; 0 = sized from the free GPU memory at start (4 on a CPU).
+    batch_size: int = field(default=0, metadata=_range(0, 64))
     # Attempts before a pregeneration job is marked failed. Only the artwork's own failures
     # count (bad image, engine error); machine faults (disk full, a killed worker) never do.
     max_attempts: int = field(default=3, metadata=_range(1, 20))

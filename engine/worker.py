@@ -182,7 +182,8 @@ class Worker:
         self.duration = float(settings.duration)
         self.seed = int(settings.seed)
         self.candidates = int(settings.candidates)
-        self.batch_size = int(settings.batch_size)
+        # 0 ("auto"): the engine's own choice (the diffusion engine sizes it from GPU memory).
+        self.batch_size = int(settings.batch_size) or int(getattr(engine, "batch_size", 4))
         self.max_attempts = int(settings.max_attempts)
         self.stale_seconds = float(getattr(settings, "stale_seconds", 120.0))
         self.failed_retry_s = float(getattr(settings, "failed_retry_hours", 24.0)) * 3600

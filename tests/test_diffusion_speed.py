@@ -142,7 +142,10 @@ def test_sampler_config_key_is_validated_and_reaches_the_clip_key(tmp_path):
         f'[engine]\nname = "art2mus"\nmodel = "{helpers.tiny_bundle()}"\n[diffusion]\ndevice = "cpu"\n'
     )
     # DDIM (the default) leaves the clip key as it was before the option, so old clips are reused.
-    assert "sampler" not in create_art2mus_engine(load_config(default)).params()
+    plain = create_art2mus_engine(load_config(default))
+    assert "sampler" not in plain.params()
+    # batch_size 0 (the default) is sized from free GPU memory; a CPU has none to measure: 4.
+    assert load_config(default).engine.batch_size == 0 and plain.batch_size == 4
     clip = engine.generate(np.zeros((64, 64, 3), np.uint8), 5.0, seed=1)
     assert np.isfinite(clip.audio).all() and np.abs(clip.audio).max() > 0
 
@@ -204,3 +207,17 @@ def test_cuda_graph_replays_give_the_eager_latents(loa):
     assert len(graphed.unet.captures) == 1  # one capture per shape, reused by every step and call
     torch.testing.assert_close(first, eager, rtol=1e-5, atol=1e-5 * eager.abs().max().item())
     assert not torch.equal(again, first)
+
+
+@pytest.mark.gpu
+def test_auto_batch_size_fits_the_free_gpu_memory():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    pipeline = Art2MusPipeline(load_bundle(helpers.tiny_bundle(), device="cuda"), "cuda")
+    size = pipeline.auto_batch_size(11.6)
+    assert 1 <= size <= Art2MusPipeline.MAX_AUTO_BATCH
+    loa = torch.zeros(size, 8, pipeline.negative_loa.shape[-1], device="cuda")
+    waves = pipeline.generate_from_loa(
+        loa, list(range(size)), steps=2, guidance_scale=3.5, duration=11.6, batch_size=size
+    )
+    assert waves.shape[0] == size and pipeline.max_batch is None  # no out-of-memory halving

@@ -82,6 +82,7 @@ class Art2MusEngine:
         compile: bool = False,
         sampler: str = "ddim",
         cuda_graphs: bool = False,
+        duration: float = 10.0,
         scorer: Scorer | None = None,
     ):
         import torch
@@ -108,6 +109,11 @@ class Art2MusEngine:
         self.pipeline = Art2MusPipeline(
             self.bundle, self.device, sampler=sampler, kv_cache=not (compiled or graphed)
         )
+        # 0: sized from free GPU memory for the configured clip length (4 on a CPU), before a
+        # graph capture or compilation would claim memory of its own.
+        self.batch_size = batch_size or self.pipeline.auto_batch_size(
+            duration + loop_crossfade + GENERATION_MARGIN_S
+        )
         if on_gpu:
             # Convolutions in bf16/fp16 run fastest on NHWC tensors with cuDNN.
             self.bundle.unet.to(memory_format=torch.channels_last)
@@ -119,7 +125,6 @@ class Art2MusEngine:
                 self.pipeline.unet = GraphedUNet(self.bundle.unet)
         self.model_version = self.bundle.version
         self.steps, self.guidance_scale = steps, guidance_scale
-        self.batch_size = batch_size
         self.loop_crossfade = loop_crossfade
         self.precision = str(dtype).removeprefix("torch.")
         self.scorer = scorer
@@ -272,4 +277,5 @@ def create_art2mus_engine(config: Config) -> Art2MusEngine:
         compile=d.compile,
         sampler=d.sampler,
         cuda_graphs=d.cuda_graphs,
+        duration=e.duration,
     )

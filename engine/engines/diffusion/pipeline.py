@@ -215,6 +215,52 @@ class Art2MusPipeline:
 
     # ------------------------------------------------------------------ batches
 
+    #: Batch used where free memory cannot be measured (a CPU), and the most ever chosen.
+    CPU_BATCH, MAX_AUTO_BATCH = 4, 32
+    #: Share of the free GPU memory the batch may fill (the allocator fragments; other
+    #: processes may start).
+    FREE_MEMORY_SHARE = 0.8
+
+    @torch.no_grad()
+    def auto_batch_size(self, duration: float) -> int:
+        """The batch that fits the free GPU memory for ``duration``-s passes (a CPU: 4).
+
+        One guided UNet call and one decode at batch 1 measure what a clip adds on top of
+        the loaded models (PyTorch's peak-allocated counter); the free memory the driver
+        reports, times FREE_MEMORY_SHARE, divided by that gives the batch. An out-of-memory
+        error later still halves it (generate_from_loa).
+        """
+        if self.device.type != "cuda":
+            return self.CPU_BATCH
+        layout = self.layout(duration)
+        torch.cuda.synchronize(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        loa = self.negative_loa.expand(1, -1, -1)
+        loa_in, t5_in, mask_in = self._stream_inputs(loa, guided=True)
+        sample = torch.zeros(2, *layout.latent_shape, device=self.device, dtype=self.dtype)
+        self.unet(
+            sample,
+            torch.tensor(500, device=self.device),
+            encoder_hidden_states=loa_in,
+            encoder_hidden_states_1=t5_in,
+            encoder_attention_mask_1=mask_in,
+            return_dict=False,
+        )
+        self.decode(torch.zeros(1, *layout.latent_shape, device=self.device), duration)
+        per_clip = max(torch.cuda.max_memory_allocated(self.device) - base, 1)
+        torch.cuda.empty_cache()
+        free, _total = torch.cuda.mem_get_info(self.device)
+        size = int(self.FREE_MEMORY_SHARE * free // per_clip)
+        log.info(
+            "batch size from free GPU memory: %.1f GiB free, %.2f GiB per %.1f-s clip -> %d",
+            free / 2**30,
+            per_clip / 2**30,
+            duration,
+            size,
+        )
+        return max(1, min(self.MAX_AUTO_BATCH, size))
+
     def generate(
         self,
         images: Sequence[np.ndarray],
