@@ -3,6 +3,7 @@
     python benchmarks/engine_gpu.py                       # on a CUDA GPU, full size
     python benchmarks/engine_gpu.py --tiny                # tiny size on the CPU (also automatic without CUDA)
     python benchmarks/engine_gpu.py --steps 50 200 --batches 1 4 8 16 --compile --durations 10 30
+    python benchmarks/engine_gpu.py --cuda-graphs --sampler dpmsolver++ --steps 25
 
 Full size is the AudioLDM 2 music architecture (UNet 128/256/384/640 with the [None, 768, 1024]
 cross-attention streams, VAE 128/256/512 with 8 latent channels, HiFi-GAN 64 mels x160, GPT-2
@@ -274,7 +275,10 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=3.5)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp16", "bf16", "fp32"])
     parser.add_argument("--sampler", default="ddim", choices=[s.value for s in Sampler])
-    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet as the engine does (GPU)")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the UNet as the engine does (GPU)"
+    )
+    parser.add_argument("--cuda-graphs", action="store_true", help="replay the UNet as CUDA graphs (GPU)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs after one warm-up")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock pipeline")
     parser.add_argument(
@@ -318,9 +322,7 @@ def main() -> None:
 
                     def run(steps=steps, seeds=seeds, clip=clip):
                         loa = loa1.expand(len(seeds), -1, -1).to(device)
-                        return stock_call(
-                            pipe, cond, loa, seeds, steps, pass_seconds(clip), args.guidance
-                        )
+                        return stock_call(pipe, cond, loa, seeds, steps, pass_seconds(clip), args.guidance)
 
                     seconds, mem, audio = measure(run, device, repeats)
                     stock[(clip, steps, batch)] = (seconds, audio)
@@ -354,10 +356,16 @@ def main() -> None:
         conditioning={k: v.to(device) for k, v in cond.items()},
     )
     compiled = args.compile and cuda
-    ours = Art2MusPipeline(bundle, device, sampler=args.sampler, kv_cache=not compiled)
+    graphed = args.cuda_graphs and cuda and not compiled
+    ours = Art2MusPipeline(bundle, device, sampler=args.sampler, kv_cache=not (compiled or graphed))
     if compiled:
         ours.unet = torch.compile(unet)  # the engine's mode (engine.py)
         print("UNet compiled with torch.compile (default mode, as the engine); the warm-up run compiles")
+    elif graphed:
+        from engine.engines.diffusion.cuda_graphs import GraphedUNet
+
+        ours.unet = GraphedUNet(unet)
+        print("UNet replayed as CUDA graphs; the warm-up run captures one graph per batch x duration")
     peak = gpu_peak_tflops(device, dtype, args.peak_tflops)
 
     for clip in args.durations:
