@@ -428,6 +428,7 @@ def compute_conditioning(pipe, device: str = "cpu", recipe: str = "audioldm2") -
     """
     import torch
 
+    from .aligner import ConditioningRecipe
     from .conditioning import generate_loa
 
     def generate_language_model(inputs_embeds, max_new_tokens=None, attention_mask=None, **_):
@@ -438,6 +439,7 @@ def compute_conditioning(pipe, device: str = "cpu", recipe: str = "audioldm2") -
             attention_mask=attention_mask,
         )
 
+    authors = ConditioningRecipe(recipe) is ConditioningRecipe.ART2MUS_2024
     negative_prompt = negative_prompt_for(recipe)
     pipe.generate_language_model = generate_language_model  # this instance only
     with torch.no_grad():
@@ -449,7 +451,7 @@ def compute_conditioning(pipe, device: str = "cpu", recipe: str = "audioldm2") -
             negative_prompt=negative_prompt,
         )
         negative_loa = generated[:1]
-        if negative_prompt != arch.NEGATIVE_PROMPT:  # the authors' recipe
+        if authors:
             one_position = prompt_embeds[1:, :1]  # only its length (1) matters: it is never encoded
             _, _, generated = pipe.encode_prompt(
                 arch.PROMPT,
