@@ -79,6 +79,8 @@ class EngineConfig:
     name: str = field(default="auto", metadata={"choices": ("auto", "default", "art2mus")})
     # Folder of an Art2Mus model bundle (see `art2mus models build`); empty means none.
     model: Path | None = None
+    # Clip length of the default engine: a seamless loop composed to fill it. Art2Mus clips
+    # take diffusion.duration (engine.engines.registry.clip_duration says which applies).
     duration: float = field(default=30.0, metadata=_range(5.0, 120.0))
     seed: int = field(default=0, metadata=_range(0, 2**31 - 1))
     # Candidates generated per artwork; the best by the engine's scorer is chosen, and the
@@ -87,7 +89,8 @@ class EngineConfig:
     candidates: int = field(default=0, metadata=_range(0, 16))
     steps: int = field(default=200, metadata=_range(1, 1000))
     guidance_scale: float = field(default=3.5, metadata=_range(1.0, 20.0))
-    batch_size: int = field(default=4, metadata=_range(1, 64))
+    # Clips per engine call; 0 = sized from the free GPU memory at start (4 on a CPU).
+    batch_size: int = field(default=0, metadata=_range(0, 64))
     # Attempts before a pregeneration job is marked failed. Only the artwork's own failures
     # count (bad image, engine error); machine faults (disk full, a killed worker) never do.
     max_attempts: int = field(default=3, metadata=_range(1, 20))
@@ -109,6 +112,14 @@ class DiffusionConfig:
     precision: str = field(default="auto", metadata={"choices": ("auto", "fp32", "fp16", "bf16")})
     # torch.compile the UNet (GPU only): faster after a few minutes of compiling at start.
     compile: bool = False
+    # Replay the UNet as CUDA graphs, one capture per batch size x clip length (GPU only; not
+    # with compile): removes the kernel-launch overhead that bounds small batches.
+    cuda_graphs: bool = False
+    # Denoising sampler: "ddim" (AudioLDM 2's and the paper's), or the multistep solvers
+    # "dpmsolver++" / "unipc", which need fewer engine.steps (25-50) for a comparable clip.
+    sampler: str = field(default="ddim", metadata={"choices": ("ddim", "dpmsolver++", "unipc")})
+    # Clip length: AudioLDM 2's trained 10 s, looped (docs/art2mus-engine.md, "Clip length").
+    duration: float = field(default=10.0, metadata=_range(5.0, 120.0))
     # The clip's tail is crossfaded into its head over this many seconds, so it loops seamlessly.
     loop_crossfade_seconds: float = field(default=1.5, metadata=_range(0.0, 10.0))
 

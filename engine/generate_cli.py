@@ -72,11 +72,12 @@ def generate(ctx, images, engine_name, duration, seed, out_dir, model):
     """
     from engine.catalog.images import ImageError, load_rgb
     from engine.engines.base import GenerationError
+    from engine.engines.registry import clip_duration
 
     config = get_config(ctx)
-    duration = config.engine.duration if duration is None else duration
     seed = config.engine.seed if seed is None else seed
     engine, why = engine_for(config, engine_name, model)
+    duration = clip_duration(config, engine.name) if duration is None else duration
     click.echo(f"using the {why}", err=True)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

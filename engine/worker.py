@@ -54,6 +54,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from engine.engines.base import Engine, GeneratedClip
+from engine.engines.registry import clip_duration
 from engine.store.clips import ClipInfo, ClipStore, clip_params_hash
 from engine.store.conditions import Conditions, forget_ended
 from engine.store.faults import Backoff, Fault, RepeatFilter, classify, one_line
@@ -192,10 +193,11 @@ class Worker:
         self.batch_artworks = batch_artworks
         self._results: list[JobResult] = []  # results of a batch not handed out yet
         settings = config.engine
-        self.duration = float(settings.duration)
+        self.duration = clip_duration(config, engine.name)
         self.seed = int(settings.seed)
         self.candidates = candidates_for(int(settings.candidates), engine.name)
-        self.batch_size = int(settings.batch_size)
+        # 0 ("auto"): the engine's own choice (the diffusion engine sizes it from GPU memory).
+        self.batch_size = int(settings.batch_size) or int(getattr(engine, "batch_size", 4))
         self.max_attempts = int(settings.max_attempts)
         self.stale_seconds = float(getattr(settings, "stale_seconds", 120.0))
         self.failed_retry_s = float(getattr(settings, "failed_retry_hours", 24.0)) * 3600

@@ -121,7 +121,7 @@ def test_pregenerate_command_with_ray_and_the_tiny_art2mus_bundle(scanned, local
     config_file = tmp_path / "art2mus.toml"
     config_file.write_text(
         f'[collection]\npath = "{config.collection.path}"\n[store]\ndatabase = "{config.store.database}"\n'
-        '[engine]\nname = "art2mus"\nduration = 5.0\nsteps = 2\nbatch_size = 2\n[diffusion]\ndevice = "cpu"\n'
+        '[engine]\nname = "art2mus"\nduration = 5.0\nsteps = 2\nbatch_size = 2\n[diffusion]\ndevice = "cpu"\nduration = 5.0\n'
     )
     runner = CliRunner()
     args = ["--config", str(config_file), "pregenerate", "--model", str(tiny_bundle()), "--ray", "local"]

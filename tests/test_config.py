@@ -27,7 +27,7 @@ def test_default_file_loads_and_resolves_paths():
 
 def test_empty_file_gives_defaults(tmp_path):
     cfg = load_config(write(tmp_path, ""))
-    assert cfg.engine.duration == 30.0
+    assert cfg.engine.duration == 30.0 and cfg.diffusion.duration == 10.0
     assert cfg.collection.path == tmp_path / "demo"
 
 

@@ -34,6 +34,7 @@ candidates = 1
 batch_size = 2
 [diffusion]
 device = "cpu"
+duration = 5.0
 """
     )
     return config
@@ -136,6 +137,7 @@ def test_worker_keeps_the_best_scored_candidate(tmp_path, collection):
     config = default_config()
     config.collection.path = collection
     config.engine.duration, config.engine.candidates, config.engine.batch_size = 5.0, 3, 3
+    config.diffusion.duration = 5.0
     db = Database(tmp_path / "store.db")
     scan_collection(db, collection, config.catalog)
     engine = Art2MusEngine(helpers.tiny_bundle(), steps=2, scorer=LoudestScorer())
@@ -164,6 +166,7 @@ def test_batch_worker_puts_several_artworks_in_one_engine_call(tmp_path, collect
     config = default_config()
     config.collection.path = collection
     config.engine.duration, config.engine.candidates, config.engine.batch_size = 5.0, 1, 4
+    config.diffusion.duration = 5.0
     db = Database(tmp_path / "store.db")
     scan_collection(db, collection, config.catalog)
     (collection / "cafe-terrace-at-night.png").write_bytes(b"not a png any more")  # changed after the scan

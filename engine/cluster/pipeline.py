@@ -29,6 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.engines.registry import clip_duration
 from engine.store.clip_files import ClipFiles, clip_folder
 from engine.store.clips import ClipStore, ImportedClip, clip_params, clip_params_hash
 from engine.worker import candidates_for
@@ -91,7 +92,7 @@ def pregenerate_on_ray(
 
     started = time.monotonic()
     summary = ClusterSummary()
-    duration = float(config.engine.duration)
+    duration = clip_duration(config, engine.name)
     key = ClipKey(engine.name, engine.model_version, clip_params_hash(engine, duration))
     candidates = candidates_for(int(config.engine.candidates), engine.name)  # 0: as the worker resolves it
     rows = missing_clips(db, Path(config.collection.path), key, candidates, int(config.engine.seed))

@@ -30,6 +30,15 @@ class EngineLoadError(RuntimeError):
     """An engine that was asked for cannot be created; the message says what is missing."""
 
 
+def clip_duration(config: Config, engine_name: str) -> float:
+    """Seconds per clip for the engine ``engine_name``: Art2Mus generates at AudioLDM 2's
+    trained length (``diffusion.duration``, docs/art2mus-engine.md "Clip length"), the
+    default engine composes ``engine.duration``."""
+    if engine_name == "art2mus":
+        return float(config.diffusion.duration)
+    return float(config.engine.duration)
+
+
 def available_engines() -> list[str]:
     return sorted(ENGINES)
 

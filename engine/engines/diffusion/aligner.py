@@ -16,12 +16,26 @@ L2-normalised ImageBind embeddings it sees in the other configuration.
 Projection Layer: one Linear(1024 → N·768) reshaped to (N, 768), the paper's "projection
 layer" read literally; each token gets its own slice of the output.
 
+Two architectures (config key ``architecture``, see :class:`AlignerArchitecture`):
+
+* ``linear`` — the layers above, what ``training/`` trains;
+* ``tanh-mlp`` — the authors' published ``ImageProjectionLayer`` (GitHub justivanr/art2mus_,
+  2024): Linear(1024 → hidden) → Tanh → Linear(hidden → N·768), reshaped to (N, 768), with
+  hidden = 1536 and N = 1 ("Art2Mus") or N = 4 ("Art2Mus-4"). Its parameters keep the authors'
+  names (``projection1``, ``projection2``), so converting their ``.pt`` files
+  (``convert_authors.py``) is a re-save, bit for bit.
+
+The config key ``conditioning`` (see :class:`ConditioningRecipe`) records which pipeline the
+aligner was trained with, because the authors' pipeline conditions the unguided branch of
+classifier-free guidance differently from AudioLDM 2's (see ``bundle.compute_conditioning``).
+
 On disk it is a diffusers model folder: ``config.json`` + ``diffusion_pytorch_model.safetensors``.
 """
 
 from __future__ import annotations
 
 import os
+from enum import Enum, StrEnum
 from pathlib import Path
 
 import torch
@@ -36,6 +50,23 @@ WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 
 #: Tokens per image in the paper's best settings.
 PAPER_NUM_TOKENS = {"imagebind": 16, "clip": 6}
+
+#: The integer sizes every architecture has.
+_SIZE_KEYS = ("input_dim", "embed_dim", "num_tokens", "token_dim")
+
+
+class AlignerArchitecture(StrEnum):
+    """The layers between the image embedding and GPT-2's input tokens."""
+
+    LINEAR = "linear"  # this project's (optional Upscaler) + one Linear
+    TANH_MLP = "tanh-mlp"  # the authors' published ImageProjectionLayer
+
+
+class ConditioningRecipe(StrEnum):
+    """How the pipeline the aligner was trained with builds the fixed (non-image) conditioning."""
+
+    AUDIOLDM2 = "audioldm2"  # diffusers' AudioLDM2Pipeline: negative prompt padded to the prompt's length
+    ART2MUS_2024 = "art2mus-2024"  # the authors' pipeline (see bundle.compute_conditioning)
 
 
 class Upscaler(nn.Module):
@@ -64,6 +95,8 @@ class ImageAligner(ModelMixin, ConfigMixin):
         embed_dim: int = 1024,
         num_tokens: int = 16,
         token_dim: int = 768,
+        architecture: str = AlignerArchitecture.LINEAR.value,
+        conditioning: str = ConditioningRecipe.AUDIOLDM2.value,
     ):
         super().__init__()
         for key, value in (
@@ -74,9 +107,22 @@ class ImageAligner(ModelMixin, ConfigMixin):
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ImageAligner config {key}={value!r}: must be a positive integer")
+        arch = _choice(AlignerArchitecture, "architecture", architecture)
+        _choice(ConditioningRecipe, "conditioning", conditioning)
+        self.upscaler: nn.Module | None = None
+        if arch is AlignerArchitecture.TANH_MLP:
+            # embed_dim is the hidden width here (1536 in the authors' weights).
+            self.projection1 = nn.Linear(input_dim, embed_dim)
+            self.act1 = nn.Tanh()
+            self.projection2 = nn.Linear(embed_dim, num_tokens * token_dim)
+            return
         # The Upscaler exists only where the encoder's embedding is narrower than embed_dim (CLIP).
         self.upscaler = Upscaler(input_dim, embed_dim) if input_dim != embed_dim else None
         self.projection = nn.Linear(embed_dim, num_tokens * token_dim)
+
+    @property
+    def architecture(self) -> AlignerArchitecture:
+        return AlignerArchitecture(self.config.architecture)
 
     def forward(self, image_embeds: torch.Tensor) -> torch.Tensor:
         if image_embeds.ndim != 2 or image_embeds.shape[1] != self.config.input_dim:
@@ -84,8 +130,11 @@ class ImageAligner(ModelMixin, ConfigMixin):
                 f"ImageAligner expects image embeddings of shape (batch, {self.config.input_dim}), "
                 f"got {tuple(image_embeds.shape)}"
             )
-        x = self.upscaler(image_embeds) if self.upscaler is not None else image_embeds
-        tokens = self.projection(x)
+        if self.architecture is AlignerArchitecture.TANH_MLP:
+            tokens = self.projection2(self.act1(self.projection1(image_embeds)))
+        else:
+            x = self.upscaler(image_embeds) if self.upscaler is not None else image_embeds
+            tokens = self.projection(x)
         return tokens.view(-1, self.config.num_tokens, self.config.token_dim)
 
     @classmethod
@@ -112,13 +161,21 @@ class ImageAligner(ModelMixin, ConfigMixin):
         cls, config: dict, config_path: Path | str = CONFIG_NAME
     ) -> dict[str, tuple[int, ...]]:
         """The tensor shapes a config implies, built on the meta device (no memory, no init)."""
-        known = {k: config[k] for k in ("input_dim", "embed_dim", "num_tokens", "token_dim") if k in config}
+        known = {k: config[k] for k in (*_SIZE_KEYS, "architecture", "conditioning") if k in config}
         try:
             with torch.device("meta"):
                 model = cls(**known)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{config_path}: {exc}") from exc
         return {key: tuple(t.shape) for key, t in model.state_dict().items()}
+
+
+def _choice(enum: type[Enum], key: str, value: object) -> Enum:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(repr(e.value) for e in enum)
+        raise ValueError(f"ImageAligner config {key}={value!r}: must be one of {allowed}") from None
 
 
 def make_aligner(

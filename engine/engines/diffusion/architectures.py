@@ -22,6 +22,8 @@ LOA_TOKENS = 8  # GPT-2 generates this many "Language of Audio" embeddings
 
 PROMPT = "Music representing the content of this artwork"
 NEGATIVE_PROMPT = "Low quality"
+# The authors' pipeline's negative prompt (their test_art2mus.py), with its full stop.
+AUTHORS_NEGATIVE_PROMPT = "Low quality."
 
 
 @dataclass(frozen=True)

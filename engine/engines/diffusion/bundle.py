@@ -399,7 +399,16 @@ def load_bundle(
 # --------------------------------------------------------------------------- building
 
 
-def compute_conditioning(pipe, device: str = "cpu") -> dict:
+def negative_prompt_for(recipe: str) -> str:
+    """The negative prompt of the pipeline an aligner was trained with."""
+    from .aligner import ConditioningRecipe
+
+    if ConditioningRecipe(recipe) is ConditioningRecipe.ART2MUS_2024:
+        return arch.AUTHORS_NEGATIVE_PROMPT
+    return arch.NEGATIVE_PROMPT
+
+
+def compute_conditioning(pipe, device: str = "cpu", recipe: str = "audioldm2") -> dict:
     """Run AudioLDM 2's prompt encoding once for the fixed prompt and the negative prompt.
 
     ``encode_prompt`` with classifier-free guidance returns each tensor as
@@ -407,9 +416,19 @@ def compute_conditioning(pipe, device: str = "cpu") -> dict:
     The pipeline's own GPT-2 loop works only on ``GPT2LMHeadModel`` with transformers 5,
     while AudioLDM 2 snapshots store a ``GPT2Model``; ``generate_loa`` is the same loop
     (tests/test_diffusion_conditioning.py proves it equal) and takes either.
+
+    ``recipe`` "art2mus-2024" is the authors' pipeline (justivanr/art2mus_), which differs in
+    the unguided branch's LoA only: it encodes the negative prompt for CLAP + FLAN-T5 → GPT-2
+    *while the image stands in for the prompt*, so FLAN-T5's input is padded and truncated to
+    the image stream's length, one token (``max_length = input_embeds.shape[1]`` with
+    ``input_embeds`` the (B, 1, 1024) image embedding). diffusers' ``encode_prompt`` does the
+    same when it is handed a one-position ``prompt_embeds``, so that is what runs here. Both
+    FLAN-T5 streams of the UNet (prompt, and negative padded to the prompt's length) are the
+    same in both pipelines.
     """
     import torch
 
+    from .aligner import ConditioningRecipe
     from .conditioning import generate_loa
 
     def generate_language_model(inputs_embeds, max_new_tokens=None, attention_mask=None, **_):
@@ -420,6 +439,8 @@ def compute_conditioning(pipe, device: str = "cpu") -> dict:
             attention_mask=attention_mask,
         )
 
+    authors = ConditioningRecipe(recipe) is ConditioningRecipe.ART2MUS_2024
+    negative_prompt = negative_prompt_for(recipe)
     pipe.generate_language_model = generate_language_model  # this instance only
     with torch.no_grad():
         prompt_embeds, attention_mask, generated = pipe.encode_prompt(
@@ -427,14 +448,28 @@ def compute_conditioning(pipe, device: str = "cpu") -> dict:
             device,
             num_waveforms_per_prompt=1,
             do_classifier_free_guidance=True,
-            negative_prompt=arch.NEGATIVE_PROMPT,
+            negative_prompt=negative_prompt,
         )
+        negative_loa = generated[:1]
+        if authors:
+            one_position = prompt_embeds[1:, :1]  # only its length (1) matters: it is never encoded
+            _, _, generated = pipe.encode_prompt(
+                arch.PROMPT,
+                device,
+                num_waveforms_per_prompt=1,
+                do_classifier_free_guidance=True,
+                negative_prompt=negative_prompt,
+                prompt_embeds=one_position,
+                attention_mask=attention_mask[1:, :1],
+                generated_prompt_embeds=generated[1:],
+            )
+            negative_loa = generated[:1]
     return {
         "prompt_embeds": prompt_embeds[1:].float().contiguous().cpu(),
         "attention_mask": attention_mask[1:].long().contiguous().cpu(),
         "negative_prompt_embeds": prompt_embeds[:1].float().contiguous().cpu(),
         "negative_attention_mask": attention_mask[:1].long().contiguous().cpu(),
-        "negative_generated_prompt_embeds": generated[:1].float().contiguous().cpu(),
+        "negative_generated_prompt_embeds": negative_loa.float().contiguous().cpu(),
     }
 
 
@@ -503,8 +538,10 @@ def build_bundle(
         str(sources["aligner"]),
         local_files_only=True,
     )
-    say("encoding the fixed prompt and the negative prompt (FLAN-T5, CLAP, GPT-2)")
-    conditioning = compute_conditioning(pipe)
+    recipe = image_aligner.config.conditioning
+    negative_prompt = negative_prompt_for(recipe)
+    say(f"encoding the fixed prompt and the negative prompt (FLAN-T5, CLAP, GPT-2; {recipe} pipeline)")
+    conditioning = compute_conditioning(pipe, recipe=recipe)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -518,7 +555,7 @@ def build_bundle(
         save_file(
             conditioning,
             str(work / CONDITIONING),
-            metadata={"prompt": arch.PROMPT, "negative_prompt": arch.NEGATIVE_PROMPT},
+            metadata={"prompt": arch.PROMPT, "negative_prompt": negative_prompt, "recipe": recipe},
         )
         info = {
             "components": {
@@ -533,13 +570,15 @@ def build_bundle(
                 "aligner": {
                     "class": type(image_aligner).__name__,
                     "num_tokens": image_aligner.config.num_tokens,
+                    "architecture": image_aligner.config.architecture,
                     "source": sources["aligner"].name,
                 },
                 "encoder": {"kind": vision.kind, "dim": vision.dim, "source": sources["encoder"].name},
             },
             "conditioning": {
                 "prompt": arch.PROMPT,
-                "negative_prompt": arch.NEGATIVE_PROMPT,
+                "negative_prompt": negative_prompt,
+                "recipe": recipe,
                 "shapes": {k: list(v.shape) for k, v in sorted(conditioning.items())},
             },
         }

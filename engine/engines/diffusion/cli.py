@@ -85,6 +85,44 @@ def make_tiny(out: Path, encoder_kind: str, seed: int) -> None:
     click.echo(f"made tiny bundle {out} ({encoder_kind} encoder, model version {version})")
 
 
+@models.command("convert-aligner")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--tokens",
+    required=True,
+    type=click.IntRange(min=1),
+    help="Tokens per image: 1 for the authors' art2mus_img_proj_layer.pt, 4 for art2mus_4_img_proj_layer.pt.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="New aligner folder."
+)
+@click.option(
+    "--token-dim",
+    type=click.IntRange(min=1),
+    default=768,
+    show_default=True,
+    help="GPT-2's width (768 in cvssp/audioldm2).",
+)
+def convert_aligner(checkpoint: Path, tokens: int, out: Path, token_dim: int) -> None:
+    """Convert the authors' published projection layer (a .pt state dict) to an aligner folder.
+
+    OUT is loadable with ImageAligner.from_pretrained and goes to `models build --aligner`;
+    the bundle then conditions generation as the authors' pipeline does. CHECKPOINT is only read.
+    """
+    from .checkpoints import CheckpointError
+    from .convert_authors import convert_authors_checkpoint
+
+    try:
+        aligner = convert_authors_checkpoint(checkpoint, out, tokens=tokens, token_dim=token_dim)
+    except CheckpointError as exc:
+        raise _fail(exc) from None
+    c = dict(aligner.config)
+    click.echo(
+        f"wrote {out}: {c['architecture']} aligner {c['input_dim']} → {c['embed_dim']} → "
+        f"{c['num_tokens']}×{c['token_dim']} ({c['conditioning']} conditioning)"
+    )
+
+
 @models.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--quick", is_flag=True, help="Check files and shapes only; do not load the weights.")

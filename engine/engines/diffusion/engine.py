@@ -19,6 +19,7 @@ import numpy as np
 from engine import audio_utils
 from engine.engines.base import GeneratedClip, GenerationError, check_request
 from engine.engines.default import mastering
+from engine.engines.diffusion.samplers import Sampler
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -79,6 +80,9 @@ class Art2MusEngine:
         precision: str = "auto",
         loop_crossfade: float = 1.5,
         compile: bool = False,
+        sampler: str = "ddim",
+        cuda_graphs: bool = False,
+        duration: float = 10.0,
         scorer: Scorer | None = None,
     ):
         import torch
@@ -90,15 +94,37 @@ class Art2MusEngine:
         dtype = resolve_dtype(precision, torch.device(self.device))
         started = time.monotonic()
         self.bundle = load_bundle(model, device=self.device, dtype=dtype)
-        self.pipeline = Art2MusPipeline(self.bundle, self.device)
-        if self.device.startswith("cuda"):
+        on_gpu = self.device.startswith("cuda")
+        compiled = compile and on_gpu
+        graphed = cuda_graphs and on_gpu and not compiled
+        if (compile or cuda_graphs) and not on_gpu:
+            log.info(
+                "diffusion.compile / cuda_graphs need a CUDA GPU; the %s runs the UNet eagerly", self.device
+            )
+        elif compile and cuda_graphs:
+            log.info(
+                "diffusion.compile is on, so diffusion.cuda_graphs is not used (compile or graphs, not both)"
+            )
+        # The K/V cache is for the eager UNet only (kv_cache.py).
+        self.pipeline = Art2MusPipeline(
+            self.bundle, self.device, sampler=sampler, kv_cache=not (compiled or graphed)
+        )
+        # 0: sized from free GPU memory for the configured clip length (4 on a CPU), before a
+        # graph capture or compilation would claim memory of its own.
+        self.batch_size = batch_size or self.pipeline.auto_batch_size(
+            duration + loop_crossfade + GENERATION_MARGIN_S
+        )
+        if on_gpu:
             # Convolutions in bf16/fp16 run fastest on NHWC tensors with cuDNN.
             self.bundle.unet.to(memory_format=torch.channels_last)
-            if compile:
+            if compiled:
                 self.pipeline.unet = torch.compile(self.bundle.unet)
+            elif graphed:
+                from .cuda_graphs import GraphedUNet
+
+                self.pipeline.unet = GraphedUNet(self.bundle.unet)
         self.model_version = self.bundle.version
         self.steps, self.guidance_scale = steps, guidance_scale
-        self.batch_size = batch_size
         self.loop_crossfade = loop_crossfade
         self.precision = str(dtype).removeprefix("torch.")
         self.scorer = scorer
@@ -123,6 +149,9 @@ class Art2MusEngine:
             "loudness_lufs": mastering.TARGET_LUFS,
             "loop_crossfade": self.loop_crossfade,
             "postprocess": POSTPROCESS_VERSION,
+            # Only a non-default sampler joins the clip's key, so DDIM clips made before the
+            # option existed are still found.
+            **({"sampler": self.pipeline.sampler.value} if self.pipeline.sampler is not Sampler.DDIM else {}),
         }
 
     def generate(self, image: np.ndarray, duration: float, seed: int) -> GeneratedClip:
@@ -246,4 +275,7 @@ def create_art2mus_engine(config: Config) -> Art2MusEngine:
         precision=d.precision,
         loop_crossfade=d.loop_crossfade_seconds,
         compile=d.compile,
+        sampler=d.sampler,
+        cuda_graphs=d.cuda_graphs,
+        duration=e.duration,
     )

@@ -14,11 +14,18 @@ pipeline's latents and audio (tests/test_diffusion_parity.py). What it adds:
   does not depend on which other artworks share its batch;
 - many artworks in one UNet call, and on a CUDA out-of-memory error the batch is halved
   and retried (the smaller size is remembered) instead of failing the job;
-- the UNet in bf16/fp16 on a GPU (latents and the scheduler stay in fp32), fp32 on a CPU.
+- the UNet in bf16/fp16 on a GPU (latents and the scheduler stay in fp32), fp32 on a CPU;
+- the cross-attention keys and values of the constant conditioning computed once per
+  generation instead of once per step (``kv_cache.py``; the latents stay bit-identical);
+- no host-device synchronisation inside the denoising loop: the timesteps are made on the host
+  and copied to the device once, and the scheduler steps on Python ints (DDIM's
+  ``alphas_cumprod[t]`` with a CUDA ``t`` was one sync per step);
+- an optional faster sampler (``samplers.py``: DPM-Solver++, UniPC) instead of DDIM.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +36,8 @@ import torch
 from ..base import GenerationError
 from .bundle import ModelBundle
 from .conditioning import LOA_TOKENS, generate_loa
+from .kv_cache import CrossAttentionKVCache
+from .samplers import Sampler, make_scheduler, step_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +67,14 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
 class Art2MusPipeline:
     """Runs a loaded :class:`ModelBundle`; one per process (it holds the models)."""
 
-    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        device: str | torch.device = "cpu",
+        *,
+        sampler: Sampler | str = Sampler.DDIM,
+        kv_cache: bool = True,
+    ):
         from diffusers import DDIMScheduler
 
         self.bundle = bundle
@@ -66,6 +82,9 @@ class Art2MusPipeline:
         self.unet = bundle.unet
         self.dtype = next(self.unet.parameters()).dtype
         self.scheduler_config = DDIMScheduler.from_config(bundle.scheduler_config).config
+        self.sampler = Sampler(sampler)
+        # Off for a UNet that will be compiled or graph-captured (see kv_cache.py).
+        self.kv_cache = CrossAttentionKVCache(bundle.unet) if kv_cache else None
         self.vae_scale_factor = 2 ** (len(bundle.vae.config.block_out_channels) - 1)
         vocoder = bundle.vocoder.config
         self.sample_rate = int(vocoder.sampling_rate)
@@ -142,33 +161,44 @@ class Art2MusPipeline:
         duration: float,
         on_step: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
-        """DDIM sampling with classifier-free guidance; returns fp32 latents (B, C, T, F)."""
-        from diffusers import DDIMScheduler
-
-        scheduler = DDIMScheduler.from_config(self.scheduler_config)  # per call: it has state
-        scheduler.set_timesteps(steps, device=self.device)
+        """Sampling with classifier-free guidance; returns fp32 latents (B, C, T, F)."""
+        scheduler = make_scheduler(self.sampler, self.scheduler_config)  # per call: it has state
+        # On the host: the scheduler indexes its (CPU) tables with Python ints, never with a
+        # device tensor, and the UNet gets its timesteps from one copy made before the loop.
+        scheduler.set_timesteps(steps)
+        host_timesteps = [int(t) for t in scheduler.timesteps]
+        device_timesteps = scheduler.timesteps.to(self.device)
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(0)  # multistep solvers would otherwise look t up on the device
+        extra = step_kwargs(self.sampler)
         guided = guidance_scale > 1.0
         loa_in, t5_in, mask_in = self._stream_inputs(loa.to(self.device), guided)
         latents = self.initial_noise(seeds, self.layout(duration).latent_shape)
         latents = latents * scheduler.init_noise_sigma
-        for i, t in enumerate(scheduler.timesteps):
-            model_input = torch.cat([latents] * 2) if guided else latents
-            model_input = scheduler.scale_model_input(model_input, t)
-            noise = self.unet(
-                model_input.to(self.dtype),
-                t,
-                encoder_hidden_states=loa_in,
-                encoder_hidden_states_1=t5_in,
-                encoder_attention_mask_1=mask_in,
-                return_dict=False,
-            )[0].float()
-            if guided:
-                uncond, cond = noise.chunk(2)
-                noise = uncond + guidance_scale * (cond - uncond)
-            latents = scheduler.step(noise, t, latents, eta=0.0).prev_sample
-            if on_step is not None:
-                on_step(i + 1, steps)
+        with self._constant_streams(loa_in, t5_in):
+            for i, t in enumerate(host_timesteps):
+                model_input = torch.cat([latents] * 2) if guided else latents
+                model_input = scheduler.scale_model_input(model_input, t)
+                noise = self.unet(
+                    model_input.to(self.dtype),
+                    device_timesteps[i],
+                    encoder_hidden_states=loa_in,
+                    encoder_hidden_states_1=t5_in,
+                    encoder_attention_mask_1=mask_in,
+                    return_dict=False,
+                )[0].float()
+                if guided:
+                    uncond, cond = noise.chunk(2)
+                    noise = uncond + guidance_scale * (cond - uncond)
+                latents = scheduler.step(noise, t, latents, **extra).prev_sample
+                if on_step is not None:
+                    on_step(i + 1, steps)
         return latents
+
+    def _constant_streams(self, *streams: torch.Tensor):
+        if self.kv_cache is None:
+            return contextlib.nullcontext()
+        return self.kv_cache.holding(*streams)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, duration: float) -> np.ndarray:
@@ -184,6 +214,52 @@ class Art2MusPipeline:
         return waveform[:, : self.layout(duration).samples].numpy()
 
     # ------------------------------------------------------------------ batches
+
+    #: Batch used where free memory cannot be measured (a CPU), and the most ever chosen.
+    CPU_BATCH, MAX_AUTO_BATCH = 4, 32
+    #: Share of the free GPU memory the batch may fill (the allocator fragments; other
+    #: processes may start).
+    FREE_MEMORY_SHARE = 0.8
+
+    @torch.no_grad()
+    def auto_batch_size(self, duration: float) -> int:
+        """The batch that fits the free GPU memory for ``duration``-s passes (a CPU: 4).
+
+        One guided UNet call and one decode at batch 1 measure what a clip adds on top of
+        the loaded models (PyTorch's peak-allocated counter); the free memory the driver
+        reports, times FREE_MEMORY_SHARE, divided by that gives the batch. An out-of-memory
+        error later still halves it (generate_from_loa).
+        """
+        if self.device.type != "cuda":
+            return self.CPU_BATCH
+        layout = self.layout(duration)
+        torch.cuda.synchronize(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        loa = self.negative_loa.expand(1, -1, -1)
+        loa_in, t5_in, mask_in = self._stream_inputs(loa, guided=True)
+        sample = torch.zeros(2, *layout.latent_shape, device=self.device, dtype=self.dtype)
+        self.unet(
+            sample,
+            torch.tensor(500, device=self.device),
+            encoder_hidden_states=loa_in,
+            encoder_hidden_states_1=t5_in,
+            encoder_attention_mask_1=mask_in,
+            return_dict=False,
+        )
+        self.decode(torch.zeros(1, *layout.latent_shape, device=self.device), duration)
+        per_clip = max(torch.cuda.max_memory_allocated(self.device) - base, 1)
+        torch.cuda.empty_cache()
+        free, _total = torch.cuda.mem_get_info(self.device)
+        size = int(self.FREE_MEMORY_SHARE * free // per_clip)
+        log.info(
+            "batch size from free GPU memory: %.1f GiB free, %.2f GiB per %.1f-s clip -> %d",
+            free / 2**30,
+            per_clip / 2**30,
+            duration,
+            size,
+        )
+        return max(1, min(self.MAX_AUTO_BATCH, size))
 
     def generate(
         self,
