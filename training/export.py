@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from engine.engines.diffusion.bundle import MANIFEST, BundleError, read_manifest, write_manifest
+from engine.folders import is_taken, written_in_place
 
 
 class ExportError(ValueError):
@@ -61,11 +62,9 @@ def export_run(
     base = Path(model or info["model"])
     manifest = read_manifest(base)
     ImageAligner.from_pretrained(run / "aligner")  # refuses a corrupt or mismatched aligner
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if is_taken(out):
         raise ExportError(f"{out}: already exists and is not empty; choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with written_in_place(out) as work:
         shutil.copytree(base, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MANIFEST, "aligner"))
         shutil.copytree(run / "aligner", work / "aligner")
         components = manifest["components"]
@@ -82,12 +81,6 @@ def export_run(
             },
         }
         version = write_manifest(work, record)
-        if out.exists():
-            out.rmdir()
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return version
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.folders import is_taken, written_in_place
 from engine.hashing import sha256_file
 
 from . import architectures as arch
@@ -474,7 +475,7 @@ def compute_conditioning(pipe, device: str = "cpu", recipe: str = "audioldm2") -
 
 
 def _refuse_existing(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if is_taken(out):
         raise BundleError(f"{out}: already exists and is not empty; choose a new folder")
 
 
@@ -543,9 +544,7 @@ def build_bundle(
     say(f"encoding the fixed prompt and the negative prompt (FLAN-T5, CLAP, GPT-2; {recipe} pipeline)")
     conditioning = compute_conditioning(pipe, recipe=recipe)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with written_in_place(out) as work:
         say(f"writing the bundle to {out}")
         for name in ("unet", "vae", "vocoder", "language_model"):
             getattr(pipe, name).save_pretrained(work / name, safe_serialization=True)
@@ -589,13 +588,7 @@ def build_bundle(
         if problems:
             raise BundleError("the inputs do not fit together: " + "; ".join(problems))
         version = write_manifest(work, info)
-        _refuse_existing(out)
-        if out.exists():
-            out.rmdir()
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        _refuse_existing(out)  # again: made by someone else while this one was written?
     return version
 
 

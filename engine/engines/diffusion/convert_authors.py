@@ -22,11 +22,11 @@ a layer trained on several GPUs has every key prefixed ``module.`` (DDP); such a
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+
+from engine.folders import is_taken, written_in_place
 
 from .aligner import AlignerArchitecture, ConditioningRecipe, ImageAligner
 from .checkpoints import CheckpointError
@@ -119,18 +119,10 @@ def convert_authors_checkpoint(
     checkpoint, out = Path(checkpoint), Path(out)
     state = read_authors_state_dict(checkpoint)
     config = aligner_config(checkpoint, state, tokens, token_dim)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if is_taken(out):
         raise CheckpointError(f"{out}: already exists and is not empty; choose a new folder")
     aligner = ImageAligner(**config)
     aligner.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with written_in_place(out) as work:
         aligner.save_pretrained(work, safe_serialization=True)
-        if out.exists():
-            out.rmdir()
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return aligner.eval()
