@@ -5,7 +5,7 @@ Built like ``imagebind_vision``: its ``state_dict`` keys are exactly the audio k
 
 =============================================================  ===========================
 modality_preprocessors.audio.cls_token                         (1, 1, 768)
-modality_preprocessors.audio.rgbt_stem.proj.0.weight           (768, 1, 16, 16)  Conv2d stride 10, no bias
+modality_preprocessors.audio.rgbt_stem.proj.weight             (768, 1, 16, 16)  Conv2d stride 10, no bias
 modality_preprocessors.audio.rgbt_stem.norm_layer.{weight,bias} (768,)  LayerNorm eps 1e-5
 modality_preprocessors.audio.pos_embedding_helper.pos_embed    (1, 229, 768)  12×19 patches + cls
 modality_trunks.audio.blocks.{i}.attn.in_proj_{weight,bias}    (2304, 768), (2304,)
@@ -24,6 +24,8 @@ pre-norm blocks whose attention has ``nn.MultiheadAttention``'s ``add_bias_kv`` 
 key and value appended to every sequence); the LayerNorm-ed cls token through a bias-free
 Linear; L2-normalised and multiplied by 20. An input of several clips (B, S, 1, 128, 204) is
 embedded clip by clip and the S embeddings are averaged, as ``ImageBindModel.forward`` does.
+Equal to Meta's ``ImageBindModel`` bit for bit at full size with random weights
+(``benchmarks/imagebind_parity.py --modality audio --size huge``; docs/model.md).
 
 Preprocessing (``imagebind.data.load_and_transform_audio_data``): 16 kHz mono; three 2-s
 clips at evenly spaced starts (pytorchvideo's ``ConstantClipsPerVideoSampler``); each clip
@@ -91,7 +93,9 @@ class ImageBindAudioConfig:
 class _Stem(nn.Module):
     def __init__(self, c: ImageBindAudioConfig):
         super().__init__()
-        self.proj = nn.Sequential(nn.Conv2d(1, c.width, c.kernel_size, stride=c.stride, bias=False))
+        # ImageBind's PatchEmbedGeneric keeps a one-layer stem bare (``proj.weight``); the
+        # vision stem has two layers, so there it is a Sequential (``proj.1.weight``).
+        self.proj = nn.Conv2d(1, c.width, c.kernel_size, stride=c.stride, bias=False)
         self.norm_layer = nn.LayerNorm(c.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -225,7 +229,7 @@ def audio_state_dict(checkpoint: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 def audio_config_from_state_dict(state: dict[str, torch.Tensor], heads: int = 12) -> ImageBindAudioConfig:
     """Infer the tower's sizes from its tensors (heads cannot be inferred; ImageBind huge uses 12)."""
-    conv = state["modality_preprocessors.audio.rgbt_stem.proj.0.weight"]
+    conv = state["modality_preprocessors.audio.rgbt_stem.proj.weight"]
     patches = state["modality_preprocessors.audio.pos_embedding_helper.pos_embed"].shape[1] - 1
     width, _, kernel, _ = conv.shape
     layers = 1 + max(
