@@ -259,6 +259,8 @@ class Art2MusEngine:
 
 def create_art2mus_engine(config: Config) -> Art2MusEngine:
     """The registry's factory: the bundle at ``engine.model`` with the configured settings."""
+    from engine.engines.registry import clip_duration
+
     from .bundle import BundleError
 
     e, d = config.engine, config.diffusion
@@ -278,7 +280,8 @@ def create_art2mus_engine(config: Config) -> Art2MusEngine:
         compile=d.compile,
         sampler=d.sampler,
         cuda_graphs=d.cuda_graphs,
-        duration=e.duration,
+        # the batch is sized for the clips this engine makes: diffusion.duration, not engine.duration
+        duration=clip_duration(config, "art2mus"),
     )
     if ScorerKind(d.scorer) is ScorerKind.IMAGEBIND:
         engine.scorer = _imagebind_scorer(config, engine)
