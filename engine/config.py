@@ -122,6 +122,13 @@ class DiffusionConfig:
     duration: float = field(default=10.0, metadata=_range(5.0, 120.0))
     # The clip's tail is crossfaded into its head over this many seconds, so it loops seamlessly.
     loop_crossfade_seconds: float = field(default=1.5, metadata=_range(0.0, 10.0))
+    # How the engine.candidates clips of an artwork are ranked: "none" keeps the first;
+    # "imagebind" keeps the one whose ImageBind audio embedding is closest to the artwork's
+    # image embedding, as the authors' code does (needs imagebind_checkpoint).
+    scorer: str = field(default="none", metadata={"choices": ("none", "imagebind")})
+    # imagebind_huge.pth (or a checkpoint in its key layout): its audio tower, and its vision
+    # tower where the bundle's encoder is not ImageBind's.
+    imagebind_checkpoint: Path | None = None
 
 
 @dataclass
@@ -277,6 +284,8 @@ def _resolve_paths(config: Config, base: Path) -> None:
         config.engine.model = resolve(config.engine.model)
     if config.engine.soundfont is not None:
         config.engine.soundfont = resolve(config.engine.soundfont)
+    if config.diffusion.imagebind_checkpoint is not None:
+        config.diffusion.imagebind_checkpoint = resolve(config.diffusion.imagebind_checkpoint)
 
 
 def _build(cls: type, table: Any, file: Path, prefix: str) -> Any:

@@ -59,7 +59,7 @@ def test_ten_second_clip_for_the_kiosk(engine, images):
     oversampled = soxr.resample(clip.audio, 48000, 192000)
     assert 20 * np.log10(np.abs(oversampled).max()) <= -1.0 + 0.05
     assert clip.details["loudness_lufs"] == pytest.approx(-18.0, abs=0.1)
-    assert "no audio encoder" in clip.details["scorer"] and clip.score is None
+    assert "diffusion.scorer = 'none'" in clip.details["scorer"] and clip.score is None
     assert engine.params()["steps"] == STEPS
 
 
@@ -214,10 +214,10 @@ def test_without_a_scorer_clips_carry_no_score(images, caplog):
     config.engine.model, config.engine.steps, config.engine.candidates = helpers.tiny_bundle(), 2, 3
     with caplog.at_level("WARNING"):
         engine = create_art2mus_engine(config)
-    assert "no audio encoder to rank them" in caplog.text
+    assert "diffusion.scorer = 'none': the first clip is chosen" in caplog.text
     clip = engine.generate(images[0], 5.0, seed=42)
     assert clip.score is None and clip.seed == 42
-    assert "no audio encoder" in clip.details["scorer"]
+    assert "diffusion.scorer = 'none'" in clip.details["scorer"]
     assert engine.params()["scorer"] is None
 
 

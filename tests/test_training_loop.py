@@ -86,13 +86,23 @@ def test_gradient_checkpointing_gives_the_unchecked_gradients():
     assert all(p.grad is None for p in bundle.unet.parameters())  # the UNet stays frozen
 
 
-@pytest.mark.slow
-def test_validation_loss_falls_and_only_the_aligner_learns(tmp_path):
-    result = _train(tmp_path / "run", "--max-steps", "30", "--val-every", "10")
+@pytest.mark.slow  # 300 steps: about 45 s on one core
+def test_validation_loss_falls_over_300_steps_and_only_the_aligner_learns(tmp_path):
+    """The issue's "validation loss falls over a few hundred steps".
+
+    val_loss is deterministic (fixed validation batch, timesteps and noise), so any fall is
+    learning, not luck. It cannot fall by a large fraction here: the tiny bundle's UNet is
+    random, so its noise prediction barely depends on the conditioning and almost all of the
+    loss (≈1.092 of 1.099) is out of the aligner's reach. Measured: 1.0990 at step 0, 1.0929
+    at 50, 1.0916 at 100, 1.0921 at 300. The margins are about half of those falls.
+    """
+    result = _train(tmp_path / "run", "--max-steps", "300", "--val-every", "50")
     vals = [float(r["val_loss"]) for r in _metrics(tmp_path / "run") if r["val_loss"]]
-    assert len(vals) == 4  # steps 0, 10, 20, 30
-    assert vals[-1] < vals[0] - 1e-3, vals
-    assert result["step"] == 30
+    assert len(vals) == 7  # steps 0, 50, ..., 300
+    assert vals[-1] < vals[0] - 0.004, vals  # fell by 0.0070
+    assert min(vals[2:]) < vals[1] - 0.0005, vals  # still learning after step 50 (0.0013 lower)
+    assert max(vals[1:]) < vals[0] - 0.004, vals  # and never climbed back
+    assert result["step"] == 300
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["config"]["min_snr_gamma"] == 5.0 and len(info["data_hash"]) == 64
     # the trained aligner differs from a fresh one; the frozen parts on disk are untouched

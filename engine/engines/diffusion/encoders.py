@@ -213,14 +213,20 @@ def save_clip_encoder(model, processor, folder: str | Path) -> Path:
     return folder
 
 
-def convert_imagebind_checkpoint(checkpoint: str | Path, folder: str | Path, heads: int = 16) -> Path:
-    """imagebind_huge.pth (the whole multimodal model) → an encoder folder with only the vision tower."""
+def read_imagebind_checkpoint(checkpoint: str | Path) -> dict[str, torch.Tensor]:
+    """The whole-model state dict of ``imagebind_huge.pth`` (memory-mapped, not copied into RAM)."""
     checkpoint = Path(checkpoint)
     require_file(checkpoint, "ImageBind checkpoint")
     try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
         raise CheckpointError(f"{checkpoint}: not a readable PyTorch checkpoint: {exc}") from exc
+
+
+def imagebind_vision_from_checkpoint(
+    state: dict[str, torch.Tensor], checkpoint: Path, heads: int = 16
+) -> ImageBindVision:
+    """The vision tower out of a whole-model ImageBind state dict read from ``checkpoint``."""
     vision = vision_state_dict(state)
     if not vision:
         raise CheckpointError(f"{checkpoint}: no ImageBind vision tensors (modality_*.vision.*) found")
@@ -232,7 +238,14 @@ def convert_imagebind_checkpoint(checkpoint: str | Path, folder: str | Path, hea
         raise CheckpointError(
             f"{checkpoint}: ImageBind vision tensors do not form a vision tower: {exc}"
         ) from exc
-    return save_imagebind_encoder(model, folder)
+    return model
+
+
+def convert_imagebind_checkpoint(checkpoint: str | Path, folder: str | Path, heads: int = 16) -> Path:
+    """imagebind_huge.pth (the whole multimodal model) → an encoder folder with only the vision tower."""
+    checkpoint = Path(checkpoint)
+    state = read_imagebind_checkpoint(checkpoint)
+    return save_imagebind_encoder(imagebind_vision_from_checkpoint(state, checkpoint, heads), folder)
 
 
 def convert_clip_checkpoint(source: str | Path, folder: str | Path) -> Path:

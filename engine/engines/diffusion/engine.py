@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,13 +33,21 @@ GENERATION_MARGIN_S = 0.1
 POSTPROCESS_VERSION = 1
 
 
+class ScorerKind(StrEnum):
+    """``diffusion.scorer``: how an artwork's candidates are ranked."""
+
+    NONE = "none"
+    IMAGEBIND = "imagebind"
+
+
 class Scorer(Protocol):
     """Rates how well each clip fits its artwork (higher is better).
 
     The worker makes ``engine.candidates`` clips per artwork (different seeds, one
     ``generate_batch`` call, so one UNet batch) and chooses the best-scored one. The paper's
-    code ranks by ImageBind image–audio similarity; a bundle holds no audio encoder, so by
-    default there is no scorer, clips carry no score and the worker keeps the first.
+    code ranks by ImageBind image–audio similarity (``diffusion.scorer = "imagebind"``,
+    ``imagebind_audio.ImageBindScorer``); a bundle holds no audio encoder, so by default there
+    is no scorer, clips carry no score and the worker keeps the first.
     """
 
     name: str
@@ -235,7 +244,7 @@ class Art2MusEngine:
             "true_peak_dbtp": round(float(peak), 2),
             "scorer": self.scorer.name
             if self.scorer is not None
-            else "none (the bundle has no audio encoder; the first candidate is kept)",
+            else "none (diffusion.scorer = 'none': the first candidate is kept)",
         }
         return GeneratedClip(
             audio=audio,
@@ -250,6 +259,8 @@ class Art2MusEngine:
 
 def create_art2mus_engine(config: Config) -> Art2MusEngine:
     """The registry's factory: the bundle at ``engine.model`` with the configured settings."""
+    from engine.engines.registry import clip_duration
+
     from .bundle import BundleError
 
     e, d = config.engine, config.diffusion
@@ -258,15 +269,7 @@ def create_art2mus_engine(config: Config) -> Art2MusEngine:
             "no model bundle configured: set engine.model to a bundle folder "
             "(make one with `art2mus models build` or `art2mus models make-tiny`)"
         )
-    if e.candidates > 1:
-        log.warning(
-            "engine.candidates = %d: that many clips are made per artwork, but the art2mus "
-            "engine has no audio encoder to rank them against the artwork (the paper ranks by "
-            "ImageBind image-audio similarity), so the first is chosen; curators can choose "
-            "another",
-            e.candidates,
-        )
-    return Art2MusEngine(
+    engine = Art2MusEngine(
         e.model,
         steps=e.steps,
         guidance_scale=e.guidance_scale,
@@ -277,5 +280,33 @@ def create_art2mus_engine(config: Config) -> Art2MusEngine:
         compile=d.compile,
         sampler=d.sampler,
         cuda_graphs=d.cuda_graphs,
-        duration=e.duration,
+        # the batch is sized for the clips this engine makes: diffusion.duration, not engine.duration
+        duration=clip_duration(config, "art2mus"),
     )
+    if ScorerKind(d.scorer) is ScorerKind.IMAGEBIND:
+        engine.scorer = _imagebind_scorer(config, engine)
+    elif e.candidates > 1:
+        log.warning(
+            "engine.candidates = %d but diffusion.scorer = 'none': the first clip is chosen; "
+            "set diffusion.scorer = 'imagebind' to keep the one closest to the artwork, as the "
+            "paper's code does; curators can choose another",
+            e.candidates,
+        )
+    return engine
+
+
+def _imagebind_scorer(config: Config, engine: Art2MusEngine) -> Scorer:
+    """ImageBind's image–audio similarity from ``diffusion.imagebind_checkpoint``."""
+    from .checkpoints import CheckpointError
+    from .imagebind_audio import load_imagebind_scorer
+
+    checkpoint = config.diffusion.imagebind_checkpoint
+    if checkpoint is None:
+        raise CheckpointError(
+            "diffusion.scorer = 'imagebind' needs diffusion.imagebind_checkpoint: the path of "
+            "imagebind_huge.pth (or set diffusion.scorer = 'none')"
+        )
+    try:
+        return load_imagebind_scorer(checkpoint, engine.bundle.encoder, device=engine.device)
+    except CheckpointError as exc:
+        raise CheckpointError(f"diffusion.imagebind_checkpoint: {exc}") from exc

@@ -5,7 +5,7 @@ Built like ``imagebind_vision``: its ``state_dict`` keys are exactly the audio k
 
 =============================================================  ===========================
 modality_preprocessors.audio.cls_token                         (1, 1, 768)
-modality_preprocessors.audio.rgbt_stem.proj.0.weight           (768, 1, 16, 16)  Conv2d stride 10, no bias
+modality_preprocessors.audio.rgbt_stem.proj.weight             (768, 1, 16, 16)  Conv2d stride 10, no bias
 modality_preprocessors.audio.rgbt_stem.norm_layer.{weight,bias} (768,)  LayerNorm eps 1e-5
 modality_preprocessors.audio.pos_embedding_helper.pos_embed    (1, 229, 768)  12×19 patches + cls
 modality_trunks.audio.blocks.{i}.attn.in_proj_{weight,bias}    (2304, 768), (2304,)
@@ -24,6 +24,8 @@ pre-norm blocks whose attention has ``nn.MultiheadAttention``'s ``add_bias_kv`` 
 key and value appended to every sequence); the LayerNorm-ed cls token through a bias-free
 Linear; L2-normalised and multiplied by 20. An input of several clips (B, S, 1, 128, 204) is
 embedded clip by clip and the S embeddings are averaged, as ``ImageBindModel.forward`` does.
+Equal to Meta's ``ImageBindModel`` bit for bit at full size with random weights
+(``benchmarks/imagebind_parity.py --modality audio --size huge``; docs/model.md).
 
 Preprocessing (``imagebind.data.load_and_transform_audio_data``): 16 kHz mono; three 2-s
 clips at evenly spaced starts (pytorchvideo's ``ConstantClipsPerVideoSampler``); each clip
@@ -31,19 +33,22 @@ minus its mean, Kaldi fbank (``torchaudio.compliance.kaldi.fbank``: 25-ms frames
 DC removed per frame, pre-emphasis 0.97, symmetric Hann window, FFT 512, power, 128 Kaldi mel
 bins 20–8000 Hz, log with a float32-epsilon floor), transposed, zero-padded or cut to 204
 frames, then normalised with mean −4.268 and std 9.138. Rewritten in numpy because torchaudio
-is not a dependency; it has not been compared with torchaudio here (not installed).
+is not a dependency; equal to ImageBind's ``waveform2melspec`` within torchaudio's float32
+rounding (2.7e-4 after normalisation; benchmarks/imagebind_parity.py, docs/model.md).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoints import CheckpointError
 from .imagebind_vision import _Mlp, _Normalize, _SelectCls
 
 PREFIXES = (
@@ -89,7 +94,9 @@ class ImageBindAudioConfig:
 class _Stem(nn.Module):
     def __init__(self, c: ImageBindAudioConfig):
         super().__init__()
-        self.proj = nn.Sequential(nn.Conv2d(1, c.width, c.kernel_size, stride=c.stride, bias=False))
+        # ImageBind's PatchEmbedGeneric keeps a one-layer stem bare (``proj.weight``); the
+        # vision stem has two layers, so there it is a Sequential (``proj.1.weight``).
+        self.proj = nn.Conv2d(1, c.width, c.kernel_size, stride=c.stride, bias=False)
         self.norm_layer = nn.LayerNorm(c.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,6 +228,47 @@ def audio_state_dict(checkpoint: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return {key: value for key, value in checkpoint.items() if key.startswith(PREFIXES)}
 
 
+def audio_config_from_state_dict(state: dict[str, torch.Tensor], heads: int = 12) -> ImageBindAudioConfig:
+    """Infer the tower's sizes from its tensors (heads cannot be inferred; ImageBind huge uses 12)."""
+    conv = state["modality_preprocessors.audio.rgbt_stem.proj.weight"]
+    patches = state["modality_preprocessors.audio.pos_embedding_helper.pos_embed"].shape[1] - 1
+    width, _, kernel, _ = conv.shape
+    layers = 1 + max(
+        int(key.split(".")[3]) for key in state if key.startswith("modality_trunks.audio.blocks.")
+    )
+    sizes = dict(
+        kernel_size=kernel,
+        width=width,
+        layers=layers,
+        heads=heads,
+        mlp_ratio=state["modality_trunks.audio.blocks.0.mlp.fc1.weight"].shape[0] // width,
+        embed_dim=state["modality_heads.audio.2.weight"].shape[0],
+    )
+    # The stride is not in any shape: it is the one whose patch grid has the tensors' patch count.
+    for stride in range(1, kernel + 1):
+        config = ImageBindAudioConfig(stride=stride, **sizes)
+        if config.grid[0] * config.grid[1] == patches:
+            return config
+    raise ValueError(f"no stride gives {patches} patches of {kernel}x{kernel} on a 128x204 log-mel")
+
+
+def audio_tower_from_checkpoint(
+    state: dict[str, torch.Tensor], checkpoint: Path, heads: int = 12
+) -> ImageBindAudio:
+    """The audio tower out of a whole-model ImageBind state dict read from ``checkpoint``."""
+    audio = audio_state_dict(state)
+    if not audio:
+        raise CheckpointError(f"{checkpoint}: no ImageBind audio tensors (modality_*.audio.*) found")
+    try:
+        model = ImageBindAudio(audio_config_from_state_dict(audio, heads=heads))
+        model.load_state_dict(audio, strict=True)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{checkpoint}: ImageBind audio tensors do not form an audio tower: {exc}"
+        ) from exc
+    return model.eval().requires_grad_(False)
+
+
 # --------------------------------------------------------------------------- preprocessing
 
 
@@ -284,7 +332,6 @@ WEIGHTS_FILE = "model.safetensors"
 def save_audio_tower(model: ImageBindAudio, folder) -> None:
     """``audio_config.json`` + ``model.safetensors`` (ImageBind's own keys)."""
     import json
-    from pathlib import Path
 
     from safetensors.torch import save_file
 
@@ -297,7 +344,6 @@ def save_audio_tower(model: ImageBindAudio, folder) -> None:
 def load_audio_tower(path) -> ImageBindAudio:
     """From a folder made by ``save_audio_tower``, or from ``imagebind_huge.pth`` itself."""
     import json
-    from pathlib import Path
 
     path = Path(path)
     if path.is_dir():
@@ -306,8 +352,9 @@ def load_audio_tower(path) -> ImageBindAudio:
         config = ImageBindAudioConfig(**json.loads((path / CONFIG_FILE).read_text()))
         state = load_file(str(path / WEIGHTS_FILE))
     else:
-        state = audio_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        config = ImageBindAudioConfig()
+        from .encoders import read_imagebind_checkpoint
+
+        return audio_tower_from_checkpoint(read_imagebind_checkpoint(path), path)
     model = ImageBindAudio(config)
     model.load_state_dict(state)
     return model.eval().requires_grad_(False)
@@ -342,3 +389,25 @@ class ImageBindScorer:
                 audio_embed = self.audio(audio_clips(wave16, self.audio.config)[None].to(self.device))[0]
                 scores.append(float(F.cosine_similarity(image_embed, audio_embed.float().cpu(), dim=0)))
         return np.asarray(scores)
+
+
+def load_imagebind_scorer(checkpoint: str | Path, encoder, device: str = "cpu") -> ImageBindScorer:
+    """The engine's scorer from ``imagebind_huge.pth`` (or a checkpoint in its key layout).
+
+    The audio tower always comes from the checkpoint. The image side is the bundle's own
+    ``encoder`` when it is ImageBind's vision tower (no second copy in GPU memory), otherwise
+    (a CLIP bundle) the checkpoint's vision tower: both towers must share ImageBind's space.
+    """
+    from .encoders import ImageBindVisionEncoder, imagebind_vision_from_checkpoint, read_imagebind_checkpoint
+
+    checkpoint = Path(checkpoint)
+    state = read_imagebind_checkpoint(checkpoint)
+    audio = audio_tower_from_checkpoint(state, checkpoint)
+    if getattr(encoder, "kind", None) != "imagebind":
+        encoder = ImageBindVisionEncoder(imagebind_vision_from_checkpoint(state, checkpoint)).to(device)
+    if encoder.dim != audio.config.embed_dim:
+        raise CheckpointError(
+            f"{checkpoint}: its audio embeddings have {audio.config.embed_dim} dimensions, the "
+            f"ImageBind vision encoder's {encoder.dim}: they are not one ImageBind model"
+        )
+    return ImageBindScorer(encoder, audio, device=device)
