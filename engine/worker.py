@@ -154,13 +154,19 @@ class _JobInHand:
 # Candidates per artwork where ``engine.candidates = 0``: as many as the engine makes quickly.
 # The default engine makes a 30-s clip in under half a second of CPU, two candidates of the
 # demo collection in 0.9 s per artwork (benchmarks/candidates.py), so a curator always has a
-# choice; Art2Mus spends GPU seconds per clip and, without a scorer, plays the first anyway.
+# choice; Art2Mus spends GPU seconds per clip and, without a scorer, plays the first anyway;
+# with one it keeps the best of 3 by image-audio similarity, as the authors' code does.
 AUTO_CANDIDATES = {"default": 2}
+SCORED_CANDIDATES = 3
 
 
-def candidates_for(setting: int, engine_name: str) -> int:
+def candidates_for(setting: int, engine: Engine) -> int:
     """``engine.candidates``, with 0 ("auto") resolved for the engine that runs."""
-    return setting if setting > 0 else AUTO_CANDIDATES.get(engine_name, 1)
+    if setting > 0:
+        return setting
+    if getattr(engine, "scorer", None) is not None:
+        return SCORED_CANDIDATES
+    return AUTO_CANDIDATES.get(engine.name, 1)
 
 
 def candidate_seed(image_hash: str, base_seed: int, index: int | str) -> int:
@@ -195,7 +201,7 @@ class Worker:
         settings = config.engine
         self.duration = clip_duration(config, engine.name)
         self.seed = int(settings.seed)
-        self.candidates = candidates_for(int(settings.candidates), engine.name)
+        self.candidates = candidates_for(int(settings.candidates), engine)
         # 0 ("auto"): the engine's own choice (the diffusion engine sizes it from GPU memory).
         self.batch_size = int(settings.batch_size) or int(getattr(engine, "batch_size", 4))
         self.max_attempts = int(settings.max_attempts)
@@ -514,7 +520,7 @@ class Worker:
             params = json.loads(job.params_json or "{}")
             item.duration = float(params.get("duration", self.duration))
             base_seed = int(params.get("seed", self.seed))
-            count = candidates_for(int(params.get("candidates", self.candidates)), self.engine.name)
+            count = candidates_for(int(params.get("candidates", self.candidates)), self.engine)
             e = self.engine
             key = (item.image_hash, e.name, e.model_version, clip_params_hash(e, item.duration))
             item.existing = self.clips.find(*key)

@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import soundfile as sf
@@ -256,8 +257,13 @@ def test_auto_candidates_give_the_curator_a_choice_with_the_default_engine(tmp_p
     from engine.worker import candidates_for
 
     assert default_config().engine.candidates == 0  # auto
-    assert candidates_for(0, "default") == 2 and candidates_for(0, "art2mus") == 1
-    assert candidates_for(3, "art2mus") == 3
+    art2mus, scored = (
+        SimpleNamespace(name="art2mus", scorer=None),
+        SimpleNamespace(name="art2mus", scorer=max),
+    )
+    assert candidates_for(0, engine) == 2 and candidates_for(0, art2mus) == 1
+    assert candidates_for(0, scored) == 3  # the authors' best of 3, ranked by the scorer
+    assert candidates_for(3, art2mus) == 3
     collection = tmp_path / "one"
     collection.mkdir()
     shutil.copy(demo_dir / "church-at-auvers.png", collection)

@@ -94,7 +94,7 @@ def pregenerate_on_ray(
     summary = ClusterSummary()
     duration = clip_duration(config, engine.name)
     key = ClipKey(engine.name, engine.model_version, clip_params_hash(engine, duration))
-    candidates = candidates_for(int(config.engine.candidates), engine.name)  # 0: as the worker resolves it
+    candidates = candidates_for(int(config.engine.candidates), engine)  # 0: as the worker resolves it
     rows = missing_clips(db, Path(config.collection.path), key, candidates, int(config.engine.seed))
     summary.planned = len(rows)
     if not rows:
