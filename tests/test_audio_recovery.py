@@ -15,7 +15,7 @@ from audio_signals import F1, RATE, amplitude, sine_jump_limit
 from jack_fixtures import JackRecorder
 
 from engine.config import AudioConfig
-from installation.audio import Player
+from installation.audio import Player, portaudio
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow]
 
@@ -155,3 +155,30 @@ def test_recovers_from_a_stalled_device(jack):
         assert not fatal
     finally:
         player.close()
+
+
+def test_a_device_back_at_another_rate_asks_for_a_fresh_process(jack):
+    """The server returns at 44.1 kHz: clips are prepared for 48 kHz, so the player says so and
+    hands over to systemd (on_fatal: the kiosk exits 75 and is started afresh at the new rate)
+    instead of playing at the wrong speed or failing silently."""
+    fatal: list[str] = []
+    player = Player(AudioConfig(volume=1.0, recover_seconds=60.0), on_fatal=fatal.append)
+    assert player.start()
+    try:
+        player.crossfade_to(player.prepare("rise", lambda: (rising_sine(), RATE)), 0.5)
+        wait_for(lambda: player.supervisor.healthy and player.now_playing, 10, "the player to play")
+        jack.kill()
+        wait_for(lambda: not player.supervisor.healthy, 10, "the supervisor to notice")
+        jack.rate = 44100
+        jack.start()
+        wait_for(lambda: fatal, 30, "the supervisor to ask for a fresh process")
+        assert "another rate than 48000 Hz" in fatal[0], fatal
+        assert not player.supervisor.healthy  # it did not play 48-kHz clips at 44.1 kHz
+    finally:
+        player.close()
+        jack.kill()
+        jack.rate = RATE
+        jack.start()
+        # This process's PortAudio still lists the 44.1-kHz server: re-scan, so that the next
+        # test's player finds the device as it is (a fresh process, as systemd starts, would).
+        portaudio.reinitialize()

@@ -42,6 +42,15 @@ class AudioState(StrEnum):
     NO_DEVICE = "no-device"  # nothing worked for recover_seconds; retrying with back-off
 
 
+# PortAudio's PaErrorCode for a sample rate the device does not take (paInvalidSampleRate).
+PA_INVALID_SAMPLE_RATE = -9997
+
+
+def _is_invalid_rate(exc: Exception) -> bool:
+    """Whether opening a stream failed because the device plays another sample rate."""
+    return len(exc.args) > 1 and exc.args[1] == PA_INVALID_SAMPLE_RATE
+
+
 # Exit status when audio cannot be recovered (EX_TEMPFAIL: systemd's Restart= tries again).
 EXIT_AUDIO_FAILED = 75
 
@@ -213,6 +222,13 @@ class StreamSupervisor:
         if self.failing_since is None:
             self.failing_since = now
             self._note(f"audio problem: {problem}", logging.WARNING)
+        if self.rate_mismatch:
+            # Clips are prepared for the stream's rate: only a fresh process, which opens the
+            # device at its own rate, plays this device (systemd restarts it). Waiting longer
+            # cannot help, and every other outage keeps the process.
+            self.rate_mismatch = False
+            self.on_fatal(f"the output device now plays at another rate than {self.mixer.sample_rate} Hz")
+            return
         if now - self.failing_since > self.recover_seconds:
             if self.on_lost is None:
                 self.on_fatal(f"{problem} for {now - self.failing_since:.0f} s")
@@ -226,12 +242,6 @@ class StreamSupervisor:
                     logging.ERROR,
                 )
                 self.on_lost(f"{problem} for {now - self.failing_since:.0f} s")
-            if self.rate_mismatch:
-                # Clips are prepared for the stream's rate: only a fresh process plays this
-                # device (systemd restarts it). Every other outage keeps the process.
-                self.on_fatal(f"the output device now plays at another rate than {self.mixer.sample_rate} Hz")
-                self.rate_mismatch = False
-                return
         if self.stream is not None:
             self._drop_stream()
         if portaudio.abandoned_count() >= portaudio.MAX_ABANDONED:
@@ -310,8 +320,11 @@ class StreamSupervisor:
             )
         except Exception as exc:
             # A device that is there but plays another rate (a JACK server restarted at
-            # 44.1 kHz) cannot take the clips prepared for this one.
-            self.rate_mismatch = int(device.default_rate) != int(mixer.sample_rate)
+            # 44.1 kHz) cannot take the clips prepared for this one: PortAudio says so with
+            # paInvalidSampleRate, and the (re-scanned) device lists its other rate. PortAudio
+            # also says paInvalidSampleRate for a JACK server that is gone, while its stale
+            # device entry still lists this rate: that is an outage to wait out.
+            self.rate_mismatch = _is_invalid_rate(exc) and int(device.default_rate) != int(mixer.sample_rate)
             log.warning(
                 "cannot open %r at %d Hz, %d channels: %s",
                 device.name,
@@ -319,6 +332,8 @@ class StreamSupervisor:
                 mixer.channels,
                 exc,
             )
+            if self.rate_mismatch:
+                return False  # the device list is right: nothing to re-scan
             try:
                 portaudio.reinitialize()
             except Exception as exc2:
