@@ -20,8 +20,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from engine.atomic_writes import is_taken, written_in_place
 from engine.engines.diffusion.bundle import MANIFEST, BundleError, read_manifest, write_manifest
-from engine.folders import is_taken, written_in_place
 
 
 class ExportError(ValueError):

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from engine.atomic_writes import write_bytes
 from engine.catalog.images import DESCRIPTOR_KIND, image_descriptor, make_thumbnail
 from engine.store import Artwork, ArtworkSource, ArtworkStatus, Clip, Database, JobKind
 from engine.store.jobs import PRIORITY_CAPTURE, JobQueue
@@ -46,20 +45,6 @@ class StoredCapture:
     title: str
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """The file appears whole or not at all (a reader never sees half a PNG)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _encode(image: np.ndarray, suffix: str) -> bytes:
     ok, data = cv2.imencode(suffix, image)
     if not ok:
@@ -70,7 +55,7 @@ def _encode(image: np.ndarray, suffix: str) -> bytes:
 def write_png(path: Path, crop: np.ndarray) -> Path:
     """Write a BGR image as PNG, atomically (``art2mus capture --out``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, _encode(crop, ".png"))
+    write_bytes(path, _encode(crop, ".png"))
     return path
 
 
@@ -94,9 +79,9 @@ def add_capture(
     image_hash = hashlib.sha256(png).hexdigest()
     stem = f"{FILE_PREFIX}{when:%Y%m%dT%H%M%S%f}Z-{image_hash[:8]}"
     path = (folder / f"{stem}.png").resolve()
-    _write_atomic(path, png)
+    write_bytes(path, png)
     if frame is not None:
-        _write_atomic(folder / f"{stem}-frame.jpg", _encode(frame, ".jpg"))
+        write_bytes(folder / f"{stem}-frame.jpg", _encode(frame, ".jpg"))
     rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
     title = f"Camera capture {when:%H:%M}"
     artwork = Artwork(

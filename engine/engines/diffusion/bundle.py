@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.folders import is_taken, written_in_place
+from engine.atomic_writes import is_taken, written_in_place
 from engine.hashing import sha256_file
 
 from . import architectures as arch

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from engine.folders import is_taken, written_in_place
+from engine.atomic_writes import is_taken, written_in_place
 
 from .aligner import AlignerArchitecture, ConditioningRecipe, ImageAligner
 from .checkpoints import CheckpointError

@@ -1,17 +1,33 @@
-"""Folders written whole (model bundles, converted aligners, exported training runs).
+"""Files and folders that appear whole or not at all.
 
-A folder is filled under a hidden temporary name beside its final one and renamed into place
-when complete, so a reader (the engine loading a bundle) never sees one half-written, and a
+Clip files, captures, model bundles, converted aligners and exported training runs are written
+under a hidden temporary name beside their final one and renamed into place when complete, so a
+reader (the kiosk playing a clip, the engine loading a bundle) never sees one half-written and a
 failure leaves nothing behind. The rename is atomic on one file system, hence "beside".
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` durably (fsynced before the rename) and atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def is_taken(out: Path) -> bool:
