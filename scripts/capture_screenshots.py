@@ -28,6 +28,7 @@ os.environ["JACK_DEFAULT_SERVER"] = SERVER
 os.environ["JACK_NO_START_SERVER"] = "1"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def start_xvfb() -> subprocess.Popen | None:
@@ -47,30 +48,15 @@ def start_xvfb() -> subprocess.Popen | None:
     return proc
 
 
-def start_jack() -> subprocess.Popen | None:
-    """A JACK server on the dummy driver for the player, or None without jackd."""
-    if shutil.which("jackd") is None:
-        return None
-    proc = subprocess.Popen(
-        ["jackd", "-n", SERVER, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        if subprocess.run(["jack_lsp", "-s", SERVER], capture_output=True).returncode == 0:
-            return proc
-        time.sleep(0.1)
-    proc.terminate()
-    return None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     xvfb = start_xvfb()
-    jack = start_jack()
+    from kiosk_synthetic import start_private_jack
+
+    jack = start_private_jack(SERVER)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             shoot(Path(tmp), args.out)

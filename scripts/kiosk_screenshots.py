@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,22 +37,7 @@ os.environ["JACK_NO_START_SERVER"] = "1"
 if not os.environ.get("DISPLAY"):
     os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={ROOT / 'tests' / 'offscreen-1920x1080.json'}"
 sys.path.insert(0, str(ROOT))
-
-
-def start_jack():
-    if shutil.which("jackd") is None:
-        return None
-    proc = subprocess.Popen(
-        ["jackd", "-n", SERVER, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        if subprocess.run(["jack_lsp", "-s", SERVER], capture_output=True).returncode == 0:
-            return proc
-        time.sleep(0.1)
-    proc.terminate()
-    return None
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> None:
@@ -62,7 +46,9 @@ def main() -> None:
     parser.add_argument("--no-layouts", action="store_true", help="only the five 1920x1080 pictures")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    jack = start_jack()
+    from kiosk_synthetic import start_private_jack
+
+    jack = start_private_jack(SERVER)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             problems = shoot(Path(tmp), args.out, layouts=not args.no_layouts)
