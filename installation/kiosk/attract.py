@@ -28,6 +28,7 @@ from PyQt6.QtWidgets import QWidget
 
 from . import style
 from .images import ImageLoader
+from .now_playing import MusicCue, RoomMusic, heading_text
 from .services import ArtworkEntry, MusicState
 
 DISSOLVE_SECONDS = 2.5
@@ -139,6 +140,13 @@ def label_rect(
     gap = label.top() - layout.area.bottom()
     left = max(label.left(), min(label.right() - width, still.left()))
     return QRectF(left, min(label.top(), still.bottom() + gap + drift), width, label.height())
+
+
+def reserved_now_playing(entry: ArtworkEntry) -> str:
+    """The longest "now playing" line a slide shows (its own music arriving): what its label
+    keeps room for."""
+    room = RoomMusic(0, entry.id, entry.display_title, entry.artist, "", "", MusicCue.OWN_ARRIVED)
+    return heading_text(room)
 
 
 class AttractPage(QWidget):
@@ -272,18 +280,20 @@ class AttractPage(QWidget):
             self.update()  # a still slide repaints only while it dissolves in
 
     # -- geometry --------------------------------------------------------------------------
-    def _label_lines(self, entry: ArtworkEntry) -> list[tuple[str, str, QColor]]:
-        """(font role, text, colour) of the label, top to bottom."""
+    def _label_lines(self, entry: ArtworkEntry, now_playing: str | None = None) -> list[tuple[str, str, QColor]]:
+        """(font role, text, colour) of the label, top to bottom (``now_playing``: the text
+        to measure in place of the current one)."""
         meta = ", ".join(p for p in (entry.artist, entry.year) if p)
         lines = [("title", entry.display_title, style.TEXT), ("meta", meta, style.TEXT_SECONDARY)]
-        if self.now_playing:
-            lines.append(("body", self.now_playing, style.ACCENT))
+        playing = self.now_playing if now_playing is None else now_playing
+        if playing:
+            lines.append(("body", playing, style.ACCENT))
         lines.append(("small", TOUCH_HINT, style.TEXT_SECONDARY))
         return [line for line in lines if line[1]]
 
     def _label_height(self, entry: ArtworkEntry, width: float, fonts: dict) -> float:
         total = 0.0
-        for role, text, _ in self._label_lines(entry):
+        for role, text, _ in self._label_lines(entry, reserved_now_playing(entry)):
             box = QFontMetricsF(fonts[role]).boundingRect(QRectF(0, 0, width, 1e6), WRAP, text)
             total += box.height() + self._line_gap
         return total
@@ -293,8 +303,10 @@ class AttractPage(QWidget):
         return self.theme.px(10)
 
     def layout_for(self, entry: ArtworkEntry, image: QImage) -> SlideLayout:
-        """The slide's layout (measured once per slide, size and "now playing" text)."""
-        key = (entry.id, image.cacheKey(), self.width(), self.height(), self.now_playing)
+        """The slide's layout, measured once per slide and screen size. The "now playing" line
+        has its room kept from the start, so the painting stays put when the music starts or
+        changes during the slide."""
+        key = (entry.id, image.cacheKey(), self.width(), self.height())
         found = self._layouts.get(key)
         if found is None:
             if len(self._layouts) > 4:  # the current and the previous slide are what count
@@ -304,7 +316,7 @@ class AttractPage(QWidget):
 
     def label_fonts(self, entry: ArtworkEntry, image: QImage) -> dict:
         self.layout_for(entry, image)
-        key = (entry.id, image.cacheKey(), self.width(), self.height(), self.now_playing)
+        key = (entry.id, image.cacheKey(), self.width(), self.height())
         return self._layouts[key][1]
 
     def _measure(self, entry: ArtworkEntry, image: QImage) -> tuple[SlideLayout, dict]:
@@ -329,7 +341,8 @@ class AttractPage(QWidget):
             if layout.beside or layout.label.height() <= h / 3:
                 break
         widest = max(
-            QFontMetricsF(fonts[role]).horizontalAdvance(text) for role, text, _ in self._label_lines(entry)
+            QFontMetricsF(fonts[role]).horizontalAdvance(text)
+            for role, text, _ in self._label_lines(entry, reserved_now_playing(entry))
         )
         return dataclasses.replace(layout, natural_width=widest + 2), fonts
 
