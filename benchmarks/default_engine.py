@@ -12,14 +12,17 @@ Prints, for 30-s clips of every demo painting:
 - the musical choices (key, mode, tempo, metre, instruments, notes, caption);
 - loudness (pyloudnorm) and true peak (4x oversampling), and the loop seam: the jump from the
   last sample to the first against the clip's own sample-to-sample steps;
-- repetition: how alike each bar is to the bars 1-8 bars later (correlation of per-bar chroma
-  and of per-bar onset patterns, round the loop), and the share of bar pairs that are near
-  copies;
+- repetition, as a visitor who stays two minutes hears it (see benchmarks/repetition.py): the
+  share of the score's notes heard again 1-8 bars later, and how alike the sound is to the
+  sound 2-8 s later over a 2-minute listen, against a control (the clip's own bar over and
+  over); with --before CHECKOUT, the same figures for an earlier version's engine beside them;
 - "listening by proxy": the key heard in the audio (chroma against Krumhansl's key profiles),
   the spectral centroid, and how alike the clips' long-term spectra are.
 
 Run:  PYTHONPATH=. python benchmarks/default_engine.py [--duration 30] [--repeats 3] [--out DIR]
-        [--process-runs 3] [--images FILE_OR_DIR ...]
+        [--process-runs 3] [--images FILE_OR_DIR ...] [--before CHECKOUT]
+
+(``--before``: a checkout of an earlier version, e.g. ``git worktree add /tmp/before 6d72f28^``.)
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "benchmarks"))
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -89,48 +93,6 @@ def heard_key(chroma: np.ndarray) -> str:
             if r > best_r:
                 best, best_r = f"{NOTE_NAMES[tonic]} {mode}", r
     return best
-
-
-def bar_features(audio: np.ndarray, rate: int, bars: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per bar: its chroma (12 pitch classes) and its onset pattern (16 steps: spectral flux),
-    each centred and of unit length, so that the dot product of two bars is their correlation."""
-    mono = audio.mean(axis=1).astype(np.float64)
-    n, hop = 2048, 512
-    frames = np.lib.stride_tricks.sliding_window_view(mono, n)[::hop] * np.hanning(n)
-    mag = np.abs(np.fft.rfft(frames, axis=1))
-    freqs = np.fft.rfftfreq(n, 1 / rate)
-    band = (freqs > 50) & (freqs < 2000)
-    pcs = np.round(69 + 12 * np.log2(freqs[band] / 440.0)).astype(int) % 12
-    flux = np.maximum(np.diff(np.log1p(mag), axis=0), 0).sum(axis=1)
-    t = (np.arange(len(frames)) * hop + n / 2) / rate
-    bar_len = len(mono) / rate / bars
-    chroma = np.zeros((bars, 12))
-    onsets = np.zeros((bars, 16))
-    for i in range(len(frames)):
-        b = min(int(t[i] / bar_len), bars - 1)
-        chroma[b] += np.bincount(pcs, weights=mag[i, band], minlength=12)
-        if i > 0:
-            step = min(int((t[i] / bar_len - b) * 16), 15)
-            onsets[b, step] += flux[i - 1]
-    for m in (chroma, onsets):  # centred and unit length: the dot product is a correlation
-        m -= m.mean(axis=1, keepdims=True)
-        m /= np.linalg.norm(m, axis=1, keepdims=True) + 1e-12
-    return chroma, onsets
-
-
-def repetition(audio: np.ndarray, rate: int, bars: int) -> dict[str, float]:
-    """Self-similarity of the bars at lags of 1-8 bars (the clip loops, so lags wrap)."""
-    chroma, onsets = bar_features(audio, rate, bars)
-    lags = range(1, min(8, bars - 1) + 1)
-    c = [float(np.mean((chroma * np.roll(chroma, -k, axis=0)).sum(axis=1))) for k in lags]
-    o = [float(np.mean((onsets * np.roll(onsets, -k, axis=0)).sum(axis=1))) for k in lags]
-    copies = [
-        float(np.mean(((chroma * np.roll(chroma, -k, axis=0)).sum(axis=1) > 0.9)
-                      & ((onsets * np.roll(onsets, -k, axis=0)).sum(axis=1) > 0.8)))
-        for k in lags
-    ]  # fmt: skip
-    return {"chroma": float(np.mean(c)), "onsets": float(np.mean(o)), "copies": float(np.mean(copies)),
-            "chroma_1": c[0], "onsets_1": o[0]}  # fmt: skip
 
 
 def spectrum(audio: np.ndarray) -> np.ndarray:
@@ -228,6 +190,55 @@ def whole_process(images: list[Path], duration: float, runs: int) -> None:
     )
 
 
+def print_repetition(clips: dict, images: dict, duration: float, before: Path | None) -> None:
+    import json
+    import subprocess
+
+    from repetition import figures
+
+    from engine.engines.default.composer import compose
+    from engine.engines.default.features import extract_features
+
+    print("\n== repetition over a 2-minute listen (benchmarks/repetition.py) ==")
+    print(" notes again: share of the score's notes heard again at the same place N bars later (the")
+    print("   worst N of 1-8; the loop itself left out), per voice, and at N = 1;")
+    print(" sound again: median correlation of each 4-s window with the sound N s later (the most")
+    print("   alike N of 2-8 s; 1.0 = the same sound), and the share of windows with a near copy")
+    print("   (> 0.8) 2-8 s later; control: the clip's own second bar played over and over")
+    rows = {"now": [figures(n, compose(extract_features(images[n]), duration, 0), c.audio, c.sample_rate)
+                    for n, c in clips.items()]}  # fmt: skip
+    if before is not None:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "repetition.py"), "--engine-source", str(before),
+             "--demo", str(ROOT / "content" / "demo"), "--duration", f"{duration:g}"],
+            cwd=before, capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"the engine of {before} failed:\n{done.stderr}")
+        rows = {f"before ({before})": json.loads(done.stdout), **rows}
+    for label, table in rows.items():
+        print(f"\n{label}")
+        print(
+            f"{'painting':34} {'bars':>4} {'notes again':>11} {'at N':>4} {'N = 1':>6} {'sound again':>11} "
+            f"{'at s':>5} {'near copies':>11} {'control':>7} {'(copies)':>8}  per voice"
+        )
+        for r in table:
+            voices = " ".join(f"{v}:{x:.0%}" for v, x in r["notes_again_by_voice"].items())
+            print(
+                f"{r['painting']:34} {r['bars']:4d} {r['notes_again']:11.0%} {r['notes_again_lag']:4d} "
+                f"{r['notes_again_lag_1']:6.0%} {r['sound_again']:11.2f} {r['sound_again_lag_s']:5.1f} "
+                f"{r['near_copies']:11.0%} {r['control_sound_again']:7.2f} {r['control_near_copies']:8.0%}  {voices}"
+            )
+        print(
+            "median: notes again "
+            f"{statistics.median(r['notes_again'] for r in table):.0%}, sound again "
+            f"{statistics.median(r['sound_again'] for r in table):.2f}, near copies "
+            f"{statistics.median(r['near_copies'] for r in table):.0%} (control "
+            f"{statistics.median(r['control_sound_again'] for r in table):.2f}, "
+            f"{statistics.median(r['control_near_copies'] for r in table):.0%})"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0)
@@ -238,6 +249,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--images", type=Path, nargs="*", default=[], help="more paintings for the whole-process run"
+    )
+    ap.add_argument(
+        "--before", type=Path, help="a checkout of an earlier version: its repetition figures beside these"
     )
     args = ap.parse_args()
     core = pin_to_one_core()
@@ -339,26 +353,7 @@ def main() -> None:
             f"{np.median(steps):8.5f} {'yes' if ok else 'NO'}"
         )
 
-    print("\n== repetition (bars compared with the bars 1-8 later; 1.0 = the same) ==")
-    print(" chroma/onsets: mean correlation of per-bar pitch classes / onset patterns over lags 1-8;")
-    print(" lag 1: the same against the next bar; near copies: share of bar pairs alike in both")
-    print(" (chroma > 0.9 and onsets > 0.8)")
-    print(
-        f"{'painting':34} {'bars':>4} {'chroma':>7} {'onsets':>7} {'chroma@1':>8} {'onsets@1':>8} {'copies':>7}"
-    )
-    reps = []
-    for name, clip in clips.items():
-        r = repetition(clip.audio, clip.sample_rate, clip.details["bars"])
-        reps.append(r)
-        print(
-            f"{name:34} {clip.details['bars']:4d} {r['chroma']:7.3f} {r['onsets']:7.3f} "
-            f"{r['chroma_1']:8.3f} {r['onsets_1']:8.3f} {r['copies']:7.0%}"
-        )
-    print(
-        f"median: chroma {statistics.median(r['chroma'] for r in reps):.3f}, onsets "
-        f"{statistics.median(r['onsets'] for r in reps):.3f}, near copies "
-        f"{statistics.median(r['copies'] for r in reps):.0%}"
-    )
+    print_repetition(clips, images, d, args.before)
 
     print("\n== listening by proxy ==")
     print("(heard key: the major/minor key whose profile best matches the audio's pitch classes;")

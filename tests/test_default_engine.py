@@ -96,6 +96,18 @@ def test_same_image_duration_seed_is_bit_identical(engine, paintings):
         assert other_seed.details[k] == first.details[k]
 
 
+def test_a_clip_is_the_same_after_other_clips_and_in_a_fresh_engine(paintings):
+    # The engine keeps rendered sounds across clips (synth.SoundBank): that must change no
+    # sample, whatever was rendered before and however small the bank.
+    names = ["harvest-at-la-crau", "the-night-cafe", "arched-hallway"]
+    alone = {n: DefaultEngine().generate(paintings[n], 8.0, 3).audio for n in names}
+    shared = DefaultEngine()
+    shared.renderer.sounds.budget_bytes = 8 * 1024 * 1024  # sounds are dropped and made again
+    for n in [*names, *reversed(names)]:
+        assert np.array_equal(shared.generate(paintings[n], 8.0, 3).audio, alone[n]), n
+    assert shared.renderer.sounds.reused > 0  # ...and the bank was used
+
+
 def test_different_paintings_give_different_music(paintings):
     choices = {}
     for name, rgb in paintings.items():

@@ -75,7 +75,11 @@ def test_the_kiosk_shows_each_slide_whole_and_still_when_the_policy_says_so(qtbo
         qtbot.wait(120)
         assert kiosk.attract.shown_rect() == first  # no motion at all
         # The music starting or changing mid-slide does not move the painting either.
-        for playing in ("", f"♪  Now playing: the music of “{entry.display_title}”", "♪  " + "very long " * 12):
+        for playing in (
+            "",
+            f"♪  Now playing: the music of “{entry.display_title}”",
+            "♪  " + "very long " * 12,
+        ):
             kiosk.attract.set_now_playing(playing)
             assert kiosk.attract.shown_rect() == first
         assert screen.contains(first)

@@ -361,8 +361,10 @@ def compose(features: ImageFeatures, duration: float, seed: int) -> Composition:
     bass_i = choose_instrument(BASSES, c, "bass", {pad_i.program})
     melody_i = choose_instrument(MELODIES, c, "melody", {pad_i.program})
     voices = [
-        Voice("pad", pad_i, 0.0, 0.8, 0.45, tuple(_pad(slots, chords, c, pad_i, rng))),
-        Voice("bass", bass_i, 0.0, 0.65, 0.15, tuple(_bass(slots, chords, c, grid, bass_i, rng))),
+        Voice("pad", pad_i, 0.0, 0.8, 0.45, tuple(_pad(slots, chords, c, grid, form, pad_i, rng))),
+        Voice(
+            "bass", bass_i, 0.0, 0.65, 0.15, tuple(_bass(slots, chords, scale, c, grid, form, bass_i, rng))
+        ),
         Voice(
             "melody",
             melody_i,
@@ -514,19 +516,36 @@ def _vel(base: float, spread: float, rng: np.random.Generator) -> int:
     return int(np.clip(round(base + spread * rng.uniform(-1, 1)), 20, 120))
 
 
-def _pad(slots, chords, c: Character, inst: Instrument, rng) -> list[Note]:
-    """Sustained chords, voiced close to the previous chord (smooth voice leading)."""
+def _pad(slots, chords, c: Character, grid: _Grid, form: _Form, inst: Instrument, rng) -> list[Note]:
+    """Sustained chords, voiced close to the previous chord (smooth voice leading); the middle
+    section sits a little higher, and the theme's return opens its chords out (drop-2)."""
     notes = []
     prev: list[int] | None = None
-    low, high = max(inst.low, c.pad_center - 9), min(inst.high, c.pad_center + 10)
     for slot, pcs in zip(slots, chords, strict=True):
-        voicing = _voice(pcs, low, high, c.pad_center, prev)
+        section = form.section_at(slot.start, grid)
+        center = c.pad_center + (3 if section == Section.B else 0)
+        low, high = max(inst.low, center - 9), min(inst.high, center + 10)
+        voicing = _voice(pcs, low, high, center, prev)
         prev = voicing
+        if section == Section.A2:
+            voicing = _drop_two(voicing, inst.low)
         vel = _vel(
             54 + 8 * c.dynamics + 10 * c.dynamics * _arc(slot.start, slots[-1].start + slot.length), 3, rng
         )
         notes.append(Note(slot.start, slot.length, tuple(voicing), vel))
     return notes
+
+
+def _drop_two(voicing: list[int], lowest: int) -> list[int]:
+    """An open voicing: the second note from the top an octave lower (when the instrument
+    reaches it), so the same chord sounds wider."""
+    if len(voicing) < 3:
+        return voicing
+    ordered = sorted(voicing)
+    dropped = ordered[-2] - 12
+    if dropped < lowest:
+        return voicing
+    return sorted([dropped, *ordered[:-2], ordered[-1]])
 
 
 def _voice(pcs: tuple[int, ...], low: int, high: int, center: int, prev: list[int] | None) -> list[int]:
@@ -556,38 +575,70 @@ def _voice(pcs: tuple[int, ...], low: int, high: int, center: int, prev: list[in
     return best
 
 
-def _bass(slots, chords, c: Character, grid: _Grid, inst: Instrument, rng) -> list[Note]:
-    """A drone for dark calm paintings, held roots when calm, a moving line when busy."""
+def _bass(slots, chords, scale, c: Character, grid: _Grid, form: _Form, inst: Instrument, rng) -> list[Note]:
+    """A drone for dark calm paintings (on the fifth in the middle section), held roots when
+    calm, a moving line when busy. The middle section moves more than the theme, and the
+    theme's return leads into each next chord with a step from below or above."""
     low, high = max(inst.low, 31), min(inst.high, 52)
     notes = []
     if c.dark_calm:
         tonic = _place(c.tonic, low, high, 38)
+        dominant = _place((c.tonic + 7) % 12, low, high, tonic + 4)
         for slot in slots:
-            notes.append(Note(slot.start, slot.length, (tonic,), _vel(62, 3, rng)))
+            pedal = dominant if form.section_at(slot.start, grid) == Section.B else tonic
+            notes.append(Note(slot.start, slot.length, (pedal,), _vel(62, 3, rng)))
         return notes
-    for slot, pcs in zip(slots, chords, strict=True):
+    for i, (slot, pcs) in enumerate(zip(slots, chords, strict=True)):
+        section = form.section_at(slot.start, grid)
         root = _place(pcs[0], low, high, 40)
         fifth = root + 7 if root + 7 <= high else root - 5
-        if c.density < 0.45 or slot.length < grid.bar * 0.99:
-            notes.append(Note(slot.start, slot.length, (root,), _vel(72, 4, rng)))
+        octave = root + 12 if root + 12 <= high + 7 else root
+        following = _place(chords[(i + 1) % len(chords)][0], low, high, root)
+        leading = _approach(following, scale, c.tonic, low, high + 7, rng) if section == Section.A2 else fifth
+        beats = round(slot.length / grid.beat)
+        if slot.length < grid.bar * 0.99 or beats < 2:
+            line = [(root, beats)]
+        elif c.density < 0.45:
+            line = {
+                Section.A: [(root, beats)],
+                Section.B: [(root, beats - beats // 2), (fifth, beats // 2)],
+                Section.A2: [(root, beats - 1), (leading, 1)],
+            }[section]
         elif c.density < 0.7:
-            first = slot.length - grid.beat
-            notes.append(Note(slot.start, first, (root,), _vel(76, 4, rng)))
-            notes.append(Note(slot.start + first, grid.beat, (fifth,), _vel(66, 4, rng)))
+            line = {
+                Section.A: [(root, beats - 1), (fifth, 1)],
+                Section.B: [(root, beats - beats // 2), (octave, beats // 2 - 1), (fifth, 1)],
+                Section.A2: [(root, beats - 1), (leading, 1)],
+            }[section]
         else:
-            pattern = [root, root, fifth, root + 12 if root + 12 <= high + 7 else root]
-            n = round(slot.length / grid.beat)
-            for k in range(n):
-                pitch = pattern[k % len(pattern)]
-                notes.append(
-                    Note(
-                        slot.start + k * grid.beat,
-                        grid.beat * 0.9,
-                        (pitch,),
-                        _vel(74 if k == 0 else 64, 5, rng),
-                    )
-                )
+            pattern = {
+                Section.A: [root, root, fifth, octave],
+                Section.B: [root, fifth, octave, fifth],
+                Section.A2: [root, root, fifth, leading],
+            }[section]
+            line = [(pattern[k % len(pattern)] if k < beats - 1 else pattern[-1], 1) for k in range(beats)]
+            line[0] = (root, 1)
+        t = slot.start
+        for k, (pitch, length) in enumerate(line):
+            busy = c.density >= 0.7
+            held = length * grid.beat * (0.9 if busy else 1.0)
+            if k == len(line) - 1 and not busy:
+                held = slot.start + slot.length - t  # the last note fills the slot exactly
+            first = 72 if c.density < 0.45 else (76 if not busy else 74)
+            notes.append(Note(t, held, (pitch,), _vel(first if k == 0 else 65, 4, rng)))
+            t += length * grid.beat
     return notes
+
+
+def _approach(target: int, scale, tonic: int, low: int, high: int, rng) -> int:
+    """A scale note a step below (or, by chance or at the bottom of the range, above) the
+    next chord's root: the bass walks into the change."""
+    steps = [p for p in range(low, high + 1) if (p - tonic) % 12 in scale]
+    below = [p for p in steps if target - 3 <= p < target]
+    above = [p for p in steps if target < p <= target + 3]
+    if below and (not above or rng.random() < 0.7):
+        return max(below)
+    return min(above) if above else target
 
 
 def _rhythm(rng, grid: _Grid, per_bar: int) -> list[tuple[int, int]]:

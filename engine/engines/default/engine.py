@@ -25,6 +25,7 @@ from engine.engines.base import GeneratedClip, GenerationError, check_request
 from .caption import make_caption
 from .composer import compose
 from .features import extract_features
+from .heap import keep_freed_buffers
 from .mastering import CEILING_DBTP, TARGET_LUFS
 from .renderer import SAMPLE_RATE, Renderer
 
@@ -48,6 +49,7 @@ class DefaultEngine:
     name = "default"
 
     def __init__(self, soundfont: str | os.PathLike | None = None):
+        keep_freed_buffers()  # a process that makes clips reuses their buffers (heap.py)
         self.renderer = Renderer(soundfont, SAMPLE_RATE)
         version = hashlib.sha256(f"{_code_hash()} {self.renderer.version()}".encode()).hexdigest()[:16]
         self.model_version = f"default-{version}"

@@ -5,12 +5,11 @@ How it renders, and why:
 - **FluidSynth, one sound at a time.** Each distinct sound of the score (instrument, pitches,
   velocity, length) is rendered once, dry, on a synthesizer that plays nothing else, and then
   placed wherever the score uses it. Ambient loops repeat their chords and motifs, so a 30-s
-  clip needs only a fraction of its notes synthesised; that is what makes the engine fast.
-- **Deterministic.** The synthesizer is created fresh for every clip with fixed settings (no
-  chorus, no built-in reverb, one thread, 4th-order interpolation) and sounds are rendered in
-  the order of the score, so the same score always gives the same samples. (FluidSynth
-  carries a little state from one voice to the next, so a synthesizer shared across clips
-  would not be bit-exact.)
+  clip needs only a fraction of its notes synthesised, and the sounds are kept for the next
+  clips (synth.py's :class:`~.synth.SoundBank`); that is what makes the engine fast.
+- **Deterministic.** Every sound is the same to the bit whatever the synthesizer played
+  before it (synth.py says how), so the same score always gives the same samples, in a
+  fresh process or after a thousand other clips.
 - **A loop without a seam.** Everything is placed modulo the loop length: a note's release
   ringing past the end is wrapped onto the start, and the reverb is a circular convolution,
   so the tail of the last bar sounds under the first bar exactly as it would when the clip
@@ -22,10 +21,8 @@ How it renders, and why:
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,17 +34,12 @@ from engine.hashing import sha256_file
 from .composer import Composition, Voice
 from .kernels import irfft, rfft
 from .mastering import master_planar
+from .synth import BLOCK, RendererError, SoundBank, _fluidsynth, fluidsynth_version
+
+__all__ = ["SAMPLE_RATE", "Renderer", "RendererError", "bundled_soundfont", "hall_impulse_response"]
 
 SAMPLE_RATE = 48000
 CHANNELS = 2
-# FluidSynth renders in blocks of 64 frames; keeping note lengths on that grid keeps every
-# render aligned with its internal blocks.
-BLOCK = 64
-MAX_RELEASE_S = 3.0
-# A release is cut (with a short fade) once it has fallen this far below the sound's peak:
-# -46 dB, far under the other voices and the reverb.
-RELEASE_FLOOR = 10 ** (-46 / 20)
-RELEASE_FADE = 1024
 # The reverb runs at a third of the output rate: a hall's tail has little above 8 kHz, and
 # the circular convolution then costs a third as much.
 REVERB_RATE_DIVISOR = 3
@@ -57,13 +49,8 @@ VELOCITY_STEP = 16
 WET_LEVEL = 0.42
 # Playing level of a voice with gain 1.0 (the melody) before mastering.
 VOICE_REFERENCE = 0.05
-SILENCE = 1e-5
 # Frames mixed at a time: a few 128-KiB buffers stay in the CPU's cache.
 MIX_CHUNK = 32768
-
-
-class RendererError(RuntimeError):
-    """The SoundFont or FluidSynth cannot be used; the message says which and why."""
 
 
 def bundled_soundfont() -> Path:
@@ -81,122 +68,6 @@ def bundled_soundfont() -> Path:
 file_sha256 = lru_cache(maxsize=4)(sha256_file)
 
 
-def _fluidsynth():
-    try:
-        import fluidsynth
-    except (ImportError, OSError) as exc:  # OSError: libfluidsynth is missing
-        raise RendererError(
-            f"FluidSynth is not available ({exc}); install libfluidsynth3 (apt) and pyfluidsynth"
-        ) from exc
-    lib = fluidsynth._fl
-    lib.fluid_synth_write_float.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_int,
-        ctypes.c_void_p,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_void_p,
-        ctypes.c_int,
-        ctypes.c_int,
-    ]
-    lib.fluid_synth_write_float.restype = ctypes.c_int
-    return fluidsynth, lib
-
-
-def fluidsynth_version() -> str:
-    _, lib = _fluidsynth()
-    try:
-        lib.fluid_version_str.restype = ctypes.c_char_p
-        return lib.fluid_version_str().decode()
-    except AttributeError:
-        return "unknown"
-
-
-@dataclass(frozen=True)
-class RenderStats:
-    sounds: int  # events in the score
-    synthesized: int  # distinct sounds FluidSynth rendered
-    synth_seconds: float  # audio seconds FluidSynth produced
-
-
-class _Synth:
-    """A fresh FluidSynth with fixed settings, rendering isolated sounds to float32 arrays."""
-
-    def __init__(self, soundfont: Path, rate: int):
-        fluidsynth, self._lib = _fluidsynth()
-        settings = {
-            "synth.reverb.active": 0,
-            "synth.chorus.active": 0,
-            "synth.cpu-cores": 1,
-            "synth.polyphony": 256,
-            "synth.dynamic-sample-loading": 1,
-            "synth.verbose": 0,
-        }
-        self.synth = fluidsynth.Synth(gain=0.4, samplerate=float(rate), **settings)
-        self.rate = rate
-        self.sfid = self.synth.sfload(str(soundfont))
-        if self.sfid < 0:
-            self.synth.delete()
-            raise RendererError(f"{soundfont}: FluidSynth cannot load this SoundFont")
-        self._programs: dict[int, int] = {}
-        self.frames_rendered = 0
-
-    def close(self) -> None:
-        self.synth.delete()
-
-    def _channel(self, program: int) -> int:
-        """A MIDI channel set to ``program`` (channel 9, the drum channel, is skipped)."""
-        if program not in self._programs:
-            ch = len(self._programs)
-            ch = ch + 1 if ch >= 9 else ch
-            if self.synth.program_select(ch, self.sfid, 0, program) != 0:
-                raise RendererError(f"the SoundFont has no General-MIDI program {program}")
-            self._programs[program] = ch
-        return self._programs[program]
-
-    def _write(self, frames: int) -> np.ndarray:
-        """The next ``frames`` of output, planar: (2, frames) float32."""
-        out = np.empty((2, frames), dtype=np.float32)  # FluidSynth writes every sample
-        left, right = out[0].ctypes.data, out[1].ctypes.data
-        if self._lib.fluid_synth_write_float(self.synth.synth, frames, left, 0, 1, right, 0, 1) != 0:
-            raise RendererError(f"FluidSynth could not render {frames} frames")
-        self.frames_rendered += frames
-        return out
-
-    def render(self, program: int, pitches: tuple[int, ...], velocity: int, frames_on: int) -> np.ndarray:
-        """The sound of ``pitches`` held for ``frames_on`` frames with its release, (2, frames)."""
-        ch = self._channel(program)
-        for p in pitches:
-            self.synth.noteon(ch, p, velocity)
-        parts = [self._write(frames_on)]
-        peak = _abs_max(parts[0])
-        for p in pitches:
-            self.synth.noteoff(ch, p)
-        chunk = 32 * BLOCK
-        faded = False
-        for _ in range(int(MAX_RELEASE_S * self.rate) // chunk):
-            part = self._write(chunk)
-            parts.append(part)
-            level = _abs_max(part)
-            peak = max(peak, level)
-            if self.synth.get_active_voice_count() == 0:
-                break
-            if level < RELEASE_FLOOR * peak:
-                part[:, -RELEASE_FADE:] *= np.linspace(1.0, 0.0, RELEASE_FADE, dtype=np.float32)
-                faded = True
-                break
-        if not faded and self.synth.get_active_voice_count() > 0:  # cut at MAX_RELEASE_S
-            parts[-1][:, -RELEASE_FADE:] *= np.linspace(1.0, 0.0, RELEASE_FADE, dtype=np.float32)
-        # Silence whatever still rings and flush it, so the next sound starts from quiet.
-        self.synth.all_sounds_off(ch)
-        self._write(BLOCK)
-        # Drop the silence at the end of the last chunk (the voices had finished).
-        last = parts[-1]
-        loud = np.flatnonzero(np.maximum(np.abs(last[0]), np.abs(last[1])) > SILENCE)
-        parts[-1] = last[:, : loud[-1] + 1] if loud.size else last[:, :0]
-        return np.concatenate(parts, axis=1)
-
-
 class Renderer:
     """Renders compositions with one SoundFont at 48 kHz stereo float32."""
 
@@ -209,6 +80,7 @@ class Renderer:
         # Impulse-response spectra, keyed by (loop frames, reverb seconds, rate): reused.
         self._ir_cache: OrderedDict[tuple[int, float, int], np.ndarray] = OrderedDict()
         _fluidsynth()  # fail early, with the reason, if FluidSynth is missing
+        self.sounds = SoundBank(path, sample_rate)
 
     def version(self) -> str:
         """Identifies what this renderer's output depends on (SoundFont bytes, FluidSynth)."""
@@ -218,11 +90,7 @@ class Renderer:
         """The mastered loop (frames, 2) float32 and figures about the render."""
         rate = self.sample_rate
         n = int(round(composition.duration * rate))
-        synth = _Synth(self.soundfont, rate)
-        try:
-            stems, stats = self._render_voices(synth, composition.voices, n)
-        finally:
-            synth.close()
+        stems, distinct, events = self._render_voices(composition.voices, n)
         # Planar (2, frames) buffers throughout: contiguous channels are fast to mix.
         mix = np.zeros((2, n), dtype=np.float32)
         send = np.zeros(n, dtype=np.float32)
@@ -252,14 +120,14 @@ class Renderer:
         return audio, {
             "loudness_lufs": round(loudness, 3),
             "true_peak_dbtp": round(peak, 3),
-            "sounds": stats.sounds,
-            "sounds_synthesized": stats.synthesized,
-            "synth_seconds": round(stats.synth_seconds, 2),
+            "sounds": events,
+            "sounds_distinct": distinct,
         }
 
-    def _render_voices(self, synth: _Synth, voices: tuple[Voice, ...], n: int):
+    def _render_voices(self, voices: tuple[Voice, ...], n: int) -> tuple[list[np.ndarray], int, int]:
+        """Each voice's stem (2, n); the distinct sounds and the events of the score."""
         rate = self.sample_rate
-        cache: dict[tuple, np.ndarray] = {}
+        keys = set()
         stems = []
         events = 0
         for voice in voices:
@@ -276,15 +144,11 @@ class Renderer:
                 # voice leading), and a shared tone is then synthesised only once.
                 for pitch in note.pitches:
                     key = (voice.instrument.program, (pitch,), velocity, frames_on)
-                    sound = cache.get(key)
-                    if sound is None:
-                        sound = synth.render(*key)
-                        cache[key] = sound
-                    placed.append((start, sound, gain))
+                    keys.add(key)
+                    placed.append((start, self.sounds.sound(*key), gain))
                 events += 1
             stems.append(_place_looped(placed, n))
-        stats = RenderStats(events, len(cache), synth.frames_rendered / rate)
-        return stems, stats
+        return stems, len(keys), events
 
     def _reverb(self, send: np.ndarray, seconds: float) -> np.ndarray:
         """Stereo reverb (2, frames) of the mono send, as a circular convolution over the loop.
@@ -327,11 +191,6 @@ class Renderer:
         while len(self._ir_cache) > 8:
             self._ir_cache.popitem(last=False)
         return spectra
-
-
-def _abs_max(x: np.ndarray) -> float:
-    """max(|x|) without the temporary array of |x| (the same value: negation is exact)."""
-    return float(max(x.max(), -x.min())) if x.size else 0.0
 
 
 def _playing_level(stem: np.ndarray, rate: int) -> float:
