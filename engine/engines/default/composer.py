@@ -517,13 +517,13 @@ def _vel(base: float, spread: float, rng: np.random.Generator) -> int:
 
 
 def _pad(slots, chords, c: Character, grid: _Grid, form: _Form, inst: Instrument, rng) -> list[Note]:
-    """Sustained chords, voiced close to the previous chord (smooth voice leading); the middle
-    section sits a little higher, and the theme's return opens its chords out (drop-2)."""
+    """Sustained chords, voiced close to the previous chord (smooth voice leading); the theme's
+    return opens its chords out (drop-2)."""
     notes = []
     prev: list[int] | None = None
     for slot, pcs in zip(slots, chords, strict=True):
         section = form.section_at(slot.start, grid)
-        center = c.pad_center + (3 if section == Section.B else 0)
+        center = c.pad_center
         low, high = max(inst.low, center - 9), min(inst.high, center + 10)
         voicing = _voice(pcs, low, high, center, prev)
         prev = voicing

@@ -22,6 +22,7 @@ import ctypes
 import threading
 import weakref
 from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -246,8 +247,11 @@ class SoundBank:
             holder[0] = None
 
 
+@lru_cache(maxsize=1)
 def _fade_out() -> np.ndarray:
-    return np.linspace(1.0, 0.0, RELEASE_FADE, dtype=np.float32)
+    ramp = np.linspace(1.0, 0.0, RELEASE_FADE, dtype=np.float32)
+    ramp.flags.writeable = False
+    return ramp
 
 
 def _abs_max(x: np.ndarray) -> float:
