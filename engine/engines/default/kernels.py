@@ -5,7 +5,7 @@ optimize, sparse, ...) and ``import scipy.fft`` about 0.25 s (scipy.special), ag
 0.25 s for composing and rendering a whole 30-s clip — for `art2mus generate` on a few
 paintings the imports were the largest single cost. The engine needs only two kernels from
 them: pocketfft's real FFTs (``scipy.fft.rfft``/``irfft``) and the biquad cascade
-(``scipy.signal.sosfilt``). This module loads those two extension modules from scipy's
+(``scipy.signal.sosfilt``, piece by piece). This module loads those two extension modules from scipy's
 folder directly (only the light top-level ``scipy`` package is imported) and calls them
 exactly as scipy's public functions do, so the results are bit-identical to
 ``scipy.fft.rfft``/``irfft`` and ``scipy.signal.sosfilt`` (tests/test_default_engine_parts.py
@@ -113,19 +113,16 @@ def irfft(x: np.ndarray, n: int, axis: int = -1) -> np.ndarray:
     return pfft.c2r(tmp, (axis,), n, False, 2, None, 1)
 
 
-def sosfilt_rows(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``scipy.signal.sosfilt(sos, x, axis=1)`` for a 2-D (rows, frames) array of the same
-    float dtype as ``sos`` (zero initial state); returns a new array."""
+def sosfilt_rows_in_place(sos: np.ndarray, y: np.ndarray, zi: np.ndarray) -> None:
+    """Filter the rows of ``y`` (2-D, rows contiguous, the dtype of ``sos``) in place, starting
+    from and updating the state ``zi`` (rows, sections, 2): calling it on consecutive chunks of
+    a signal gives the same numbers as ``scipy.signal.sosfilt`` over the whole signal."""
     kernel = _sosfilt_kernel()
     if kernel is None:
         from scipy import signal
 
-        return signal.sosfilt(sos, x, axis=1)
-    sos = np.asarray(sos)
-    if sos.ndim != 2 or sos.shape[1] != 6 or not np.all(sos[:, 3] == 1):
-        raise ValueError("sos must be (sections, 6) with a0 == 1")
-    dtype = np.result_type(sos, x)
-    y = np.array(x, dtype, order="C")  # a copy, filtered in place
-    zi = np.zeros((y.shape[0], sos.shape[0], 2), dtype)
-    kernel(sos.astype(dtype, copy=False), y, zi)
-    return y
+        out, state = signal.sosfilt(sos, y, axis=1, zi=zi.transpose(1, 0, 2))
+        y[...] = out
+        zi[...] = state.transpose(1, 0, 2)
+        return
+    kernel(sos, y, zi)
