@@ -176,7 +176,12 @@ def whole_process(images: list[Path], duration: float, runs: int) -> None:
     print(
         f"\n== whole process: art2mus generate, {len(images)} paintings x {duration:g} s = {audio:g} s of audio =="
     )
-    print(f"{'run':>3} {'CPU s':>7} {'wall s':>7} {'x real time (CPU)':>18} {'(wall)':>7} {'load avg':>8}")
+    print(" (CPU = user + system time of the child; system time is mostly the kernel's work on the")
+    print("  11.5-MB WAV files and fresh memory, which depends on the machine more than on the engine)")
+    print(
+        f"{'run':>3} {'CPU s':>7} {'user s':>7} {'sys s':>6} {'wall s':>7} {'x real time (CPU)':>18} "
+        f"{'(wall)':>7} {'load avg':>8}"
+    )
     cpu_times, wall_times = [], []
     for run in range(1, runs + 1):
         with tempfile.TemporaryDirectory() as out:
@@ -188,10 +193,14 @@ def whole_process(images: list[Path], duration: float, runs: int) -> None:
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
             raise SystemExit(f"art2mus generate failed ({done.returncode}):\n{done.stderr}")
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+        cpu = user + system
         cpu_times.append(cpu)
         wall_times.append(wall)
-        print(f"{run:3d} {cpu:7.2f} {wall:7.2f} {audio / cpu:18.0f} {audio / wall:7.0f} {load:8.2f}")
+        print(
+            f"{run:3d} {cpu:7.2f} {user:7.2f} {system:6.2f} {wall:7.2f} {audio / cpu:18.0f} "
+            f"{audio / wall:7.0f} {load:8.2f}"
+        )
     cpu, wall = statistics.median(cpu_times), statistics.median(wall_times)
     print(
         f"median of {runs}: {cpu:.2f} s CPU, {wall:.2f} s wall -> {audio / cpu:.0f}x real time (CPU), "

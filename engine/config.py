@@ -174,6 +174,9 @@ class KioskConfig:
     attract_max_zoom: float = field(default=1.5, metadata=_range(1.0, 4.0))
     attract_motion: bool = True
     text_scale: float = field(default=1.0, metadata=_range(0.5, 3.0))
+    # The whole interface's scale (Qt's QT_SCALE_FACTOR): 0 sets it from the screen's size
+    # (2 on a 3840x2160 screen: the 1920x1080 layout at the same proportions), 1 leaves it.
+    screen_scale: float = field(default=0.0, metadata=_range(0.0, 4.0))
     # The curator PIN, hashed: make one with `art2mus config hash-pin`. The default PIN is 2468.
     pin_hash: str = field(default=DEFAULT_PIN_HASH, metadata={"pattern": "pin-hash"})
     # Seconds of a long press in the top-left corner that opens the PIN pad.

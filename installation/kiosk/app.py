@@ -69,8 +69,12 @@ def run_kiosk(
     from PyQt6.QtCore import QTimer
 
     from .backend import KioskBackend
+    from .screen_scale import apply_screen_scale
     from .watchdog import KioskHealth
 
+    # Before Qt starts (it reads its scale factor once). A development window keeps its size.
+    if not windowed or config.kiosk.screen_scale > 0:
+        apply_screen_scale(config.kiosk.screen_scale)
     app = create_application()
     backend = KioskBackend(
         config, collection=collection, db_path=db_path, demo=collection is not None, player=player

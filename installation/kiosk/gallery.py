@@ -15,6 +15,7 @@ from PyQt6.QtCore import (
     QAbstractListModel,
     QEvent,
     QModelIndex,
+    QPoint,
     QPointF,
     QRect,
     QRectF,
@@ -231,7 +232,7 @@ class CardDelegate(QStyledItemDelegate):
         painter.fillRect(mat, style.MAT_PRESSED if pressed else style.MAT)
         inner = mat.adjusted(18, 18, -18, -18)
         if image is not None:
-            target = QRect(0, 0, image.width(), image.height())  # decoded at this size
+            target = QRect(QPoint(0, 0), image.deviceIndependentSize().toSize())  # decoded at this size
             target.moveCenter(inner.center())
             painter.drawImage(target.topLeft(), image)
         else:

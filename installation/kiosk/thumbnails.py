@@ -33,24 +33,29 @@ from PyQt6.QtGui import QImage, QImageReader
 log = logging.getLogger(__name__)
 
 
-def decode_thumbnail(data: bytes, size: QSize) -> QImage:
-    """JPEG/PNG bytes -> an RGB32 QImage fitting inside ``size`` (aspect kept)."""
+def decode_thumbnail(data: bytes, size: QSize, scale: float = 1.0) -> QImage:
+    """JPEG/PNG bytes -> an RGB32 QImage fitting inside ``size`` (aspect kept), in device
+    pixels for a screen of device pixel ratio ``scale`` (the image carries that ratio, so it
+    is drawn at ``size`` and as sharp as the screen allows)."""
     buffer = QBuffer()
     buffer.setData(QByteArray(data))
     buffer.open(QBuffer.OpenModeFlag.ReadOnly)
     reader = QImageReader(buffer)
+    device = QSize(round(size.width() * scale), round(size.height() * scale))
     original = reader.size()
     if original.isValid():
-        reader.setScaledSize(original.scaled(size, Qt.AspectRatioMode.KeepAspectRatio))
+        reader.setScaledSize(original.scaled(device, Qt.AspectRatioMode.KeepAspectRatio))
     image = reader.read()
     if image.isNull():
         return image
-    if image.width() > size.width() or image.height() > size.height():
+    if image.width() > device.width() or image.height() > device.height():
         image = image.scaled(
-            size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            device, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
         )
     # Opaque RGB32 is what the window's backing store holds: drawing it is a plain copy.
-    return image.convertToFormat(QImage.Format.Format_RGB32)
+    image = image.convertToFormat(QImage.Format.Format_RGB32)
+    image.setDevicePixelRatio(scale)
+    return image
 
 
 _niced = threading.local()
@@ -94,7 +99,7 @@ class _DecodeJob(QRunnable):
             return
         try:
             data = cache._fetch(self.artwork_id)
-            image = decode_thumbnail(data, cache.size) if data else QImage()
+            image = decode_thumbnail(data, cache.size, cache.scale) if data else QImage()
         except Exception:  # a bad thumbnail must not take the pool thread down
             log.exception("thumbnail for artwork %s could not be decoded", self.artwork_id)
             image = QImage()
@@ -112,13 +117,15 @@ class ThumbnailCache(QObject):
         fetch: Callable[[int], bytes | None],
         size: QSize,
         *,
+        scale: float = 1.0,
         max_bytes: int = 160 * 1024 * 1024,
         threads: int = 2,
         parent: QObject | None = None,
     ):
         super().__init__(parent)
         self._fetch = fetch
-        self.size = size
+        self.size = size  # device-independent pixels
+        self.scale = scale  # the screen's device pixel ratio: thumbnails are decoded at size x scale
         self.max_bytes = max_bytes
         self._images: OrderedDict[int, QImage] = OrderedDict()
         self._bytes = 0

@@ -81,6 +81,7 @@ class KioskWindow(QWidget):
         self.thumbnails = ThumbnailCache(
             services.thumbnail,
             QSize(self.theme.card_width - 36, self.theme.card_image_height - 36),
+            scale=self.devicePixelRatioF(),  # 2 on a 4K screen at QT_SCALE_FACTOR=2
             parent=self,
         )
         self.images = ImageLoader(max_side=2048, parent=self)
