@@ -280,7 +280,9 @@ class AttractPage(QWidget):
             self.update()  # a still slide repaints only while it dissolves in
 
     # -- geometry --------------------------------------------------------------------------
-    def _label_lines(self, entry: ArtworkEntry, now_playing: str | None = None) -> list[tuple[str, str, QColor]]:
+    def _label_lines(
+        self, entry: ArtworkEntry, now_playing: str | None = None
+    ) -> list[tuple[str, str, QColor]]:
         """(font role, text, colour) of the label, top to bottom (``now_playing``: the text
         to measure in place of the current one)."""
         meta = ", ".join(p for p in (entry.artist, entry.year) if p)
