@@ -138,7 +138,7 @@ class SilentPlayer:
     def start(self):
         pass
 
-    def prepare(self, key, loader):
+    def prepare(self, key, loader, *, loop=None):  # loop: as Player.prepare's (unused: nothing sounds)
         if key not in self.cache:
             self.cache[key] = (key, loader())
         return self.cache[key]
@@ -163,7 +163,7 @@ class SilentPlayer:
     def telemetry(self):
         return {"device": "silent (benchmark)"}
 
-    def close(self):
+    def close(self, fade_seconds=0.0):
         pass
 
 

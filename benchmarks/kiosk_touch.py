@@ -3,11 +3,13 @@
 A synthetic store of 200 artworks (50 with clips) opens in the kiosk (offscreen Qt). The
 player is the real one on a private JACK dummy server (started here, stopped by its process
 id) when jackd is installed. The clips are prepared into the player's cache first, as they
-are after a visitor has heard them once. Then, for each of the 50 artworks: back to the
-gallery, a synthesised left-button click on its card (QTest: press and release go through
-the event filter, the QScroller and the list view's clicked signal, as a touch does), and
-the time until ``Player.crossfade_to`` is called. From there the mixer starts the fade in its
-next audio block (block_size / sample_rate = 21 ms at 1024 frames / 48 kHz).
+are after a visitor has heard them once, and the ambient programme's first clip plays, as
+it does from the kiosk's first second. Then, for each of the 50 artworks (the one whose
+music already plays last, so that each touch changes the music): back to the gallery, a
+synthesised left-button click on its card (QTest: press and release go through the event
+filter, the QScroller and the list view's clicked signal, as a touch does), and the time
+until ``Player.crossfade_to`` is called. From there the mixer starts the fade in its next
+audio block (block_size / sample_rate = 21 ms at 1024 frames / 48 kHz).
 
     PYTHONPATH=. python benchmarks/kiosk_touch.py
 """
@@ -63,6 +65,15 @@ def main() -> None:
             ids = [e.id for e in window.model.entries() if services.own_clip(e.id) is not None]
             for i in ids:
                 services.prepare(services.own_clip(i))  # as after a first listen
+            # The room plays from the first second (the ambient programme): a visitor finds
+            # music playing. A touch on the artwork whose music already plays changes nothing
+            # (no crossfade is due), so that artwork is touched last, after another one's.
+            deadline = time.perf_counter() + 10.0
+            while window.playback.playing is None and time.perf_counter() < deadline:
+                app.processEvents()
+            first = window.playback.playing
+            assert first is not None, "the ambient programme played nothing in 10 s"
+            ids.sort(key=lambda i: i == first.artwork_id)
             view = window.gallery.view
             latencies = []
             for artwork_id in ids:
@@ -70,6 +81,10 @@ def main() -> None:
                 view.scrollTo(window.model.index(window.model.row_of(artwork_id)))
                 app.processEvents()
                 rect = view.card_rect(artwork_id)
+                playing = window.playback.playing
+                assert playing is None or playing.artwork_id != artwork_id, (
+                    f"artwork {artwork_id} already plays"
+                )
                 calls.clear()
                 start = time.perf_counter()
                 QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
