@@ -98,3 +98,12 @@ def test_thumbnails_are_decoded_for_the_screens_pixels(qapp):
     assert (sharp.width(), sharp.height()) == (2 * plain.width(), 2 * plain.height())
     assert sharp.deviceIndependentSize().toSize() == plain.size()  # drawn at the card's size
     assert plain.width() <= box.width() and plain.height() <= box.height()
+
+
+def test_paintings_are_loaded_for_the_screens_pixels():
+    from installation.kiosk.images import screen_side
+
+    assert screen_side(1.0) == 2048  # a 1080p screen: the painting view's largest size
+    assert screen_side(2.0) == 4096  # a 4K screen at a scale of 2: as sharp as the screen
+    assert screen_side(1.25) == 2560
+    assert screen_side(3.0) == 4096 and screen_side(0.5) == 2048  # bounded: memory, and no less than 1080p

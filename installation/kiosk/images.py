@@ -21,6 +21,17 @@ from PyQt6.QtGui import QImage
 log = logging.getLogger(__name__)
 
 
+# The longest side an artwork is loaded at on a 1920x1080 screen (the painting view and attract
+# mode show it at most about that large); a screen with more device pixels per Qt pixel (a
+# 4K screen at a scale of 2) gets as many more, up to twice.
+SCREEN_SIDE = 2048
+
+
+def screen_side(device_pixel_ratio: float) -> int:
+    """The longest side to load artworks at for a screen of this device pixel ratio."""
+    return round(SCREEN_SIDE * min(2.0, max(1.0, device_pixel_ratio)))
+
+
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
     """An (H, W, 3) uint8 array as a QImage that owns a copy of the pixels."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
@@ -56,7 +67,7 @@ class ImageLoader(QObject):
 
     loaded = pyqtSignal(int, QImage, str)
 
-    def __init__(self, max_side: int = 2048, keep: int = 6, parent: QObject | None = None):
+    def __init__(self, max_side: int = SCREEN_SIDE, keep: int = 6, parent: QObject | None = None):
         super().__init__(parent)
         self.max_side = max_side
         self.keep = keep

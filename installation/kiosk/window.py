@@ -21,7 +21,7 @@ from .artwork_view import ArtworkPage
 from .attract import AttractPage
 from .curator import CuratorPanel, PinGuard, PinPad
 from .gallery import GalleryModel, GalleryPage
-from .images import ImageLoader
+from .images import ImageLoader, screen_side
 from .lockdown import KioskEventFilter
 from .now_playing import heading_text
 from .playback import PlaybackController
@@ -84,7 +84,7 @@ class KioskWindow(QWidget):
             scale=self.devicePixelRatioF(),  # 2 on a 4K screen at QT_SCALE_FACTOR=2
             parent=self,
         )
-        self.images = ImageLoader(max_side=2048, parent=self)
+        self.images = ImageLoader(max_side=screen_side(self.devicePixelRatioF()), parent=self)
         self.model = GalleryModel(self)
         self.playback = PlaybackController(
             services,
