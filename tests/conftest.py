@@ -44,3 +44,51 @@ def db_path(tmp_path: Path) -> Path:
 
 # The private JACK server and recorder for real-stream audio tests (tests/jack_fixtures.py).
 pytest_plugins = ["jack_fixtures", "kiosk_support"]
+
+
+# Tests marked own_process run in a fresh Python process of their own (a pytest of just that
+# test). They kill or freeze the audio server under a live player, which can leave
+# PortAudio's process-wide state with calls that never return (an abandoned abort of a
+# stream on a server that froze): a real kiosk then asks systemd for a fresh process, and
+# the next test of a shared process would hang in its first PortAudio call.
+OWN_PROCESS_ENV = "ART2MUS_TEST_IN_OWN_PROCESS"
+OWN_PROCESS_TIMEOUT_S = 560  # under the per-test timeout, so the failure is this one's report
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "own_process: runs in a fresh Python process (the test breaks process-wide audio state)"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    if os.environ.get(OWN_PROCESS_ENV) == "1" or pyfuncitem.get_closest_marker("own_process") is None:
+        return None  # run here, as usual
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "pytest", pyfuncitem.nodeid, "-q", "-p", "no:cacheprovider"]
+    try:
+        done = subprocess.run(
+            command,
+            cwd=pyfuncitem.config.rootpath,
+            env={**os.environ, OWN_PROCESS_ENV: "1"},
+            capture_output=True,
+            text=True,
+            timeout=OWN_PROCESS_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"")[-6000:]
+        pytest.fail(
+            f"{pyfuncitem.nodeid} did not finish in its own process within {OWN_PROCESS_TIMEOUT_S} s:\n{out!r}"
+        )
+    if done.returncode == 0 and " passed" not in done.stdout and " skipped" in done.stdout:
+        pytest.skip(f"skipped in its own process: {done.stdout.strip().splitlines()[-1]}")
+    if done.returncode != 0 or " passed" not in done.stdout:
+        pytest.fail(
+            f"{pyfuncitem.nodeid} failed in its own process (exit {done.returncode}):\n"
+            f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}",
+            pytrace=False,
+        )
+    return True

@@ -17,7 +17,7 @@ from jack_fixtures import JackRecorder
 from engine.config import AudioConfig
 from installation.audio import Player, portaudio
 
-pytestmark = [pytest.mark.audio, pytest.mark.slow]
+pytestmark = [pytest.mark.audio, pytest.mark.slow, pytest.mark.own_process]
 
 SECONDS = 40.0
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from kiosk_support import add_clip, artworks, kiosk_config, store  # noqa: F401
 
-pytestmark = [pytest.mark.slow, pytest.mark.audio]
+pytestmark = [pytest.mark.slow, pytest.mark.audio, pytest.mark.own_process]
 
 
 def test_the_kiosk_stays_up_without_a_sound_card_and_plays_when_one_returns(
