@@ -149,6 +149,7 @@ def test_level_spectrum_and_telemetry_follow_the_output(player, recorder):
     assert t["device"] == "system" and "JACK" in t["hostapi"] and t["sample_rate"] == RATE
     assert t["healthy"] and t["callback_errors"] == 0 and t["callbacks"] > 10
     assert 0 < t["callback_load"] < 0.5 and t["now_playing"] == "a"
+    assert t["seconds_since_supervisor"] < 1.0  # its watch loop comes round (the watchdog reads it)
     ok, line = player.health()
     assert ok and "system" in line
 

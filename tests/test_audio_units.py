@@ -345,3 +345,40 @@ def test_a_quiet_hours_boundary_fades_even_with_no_ramp_configured():
     out = run(player.mixer, int(48000 * (MIN_QUIET_RAMP_SECONDS + 0.5)))[:, 0]
     assert out[100] > 0.99 and abs(out[-1] - 0.5) < 1e-6  # from full to the quiet level...
     assert np.abs(np.diff(out)).max() < 1.0 / (48000 * MIN_QUIET_RAMP_SECONDS)  # ...never a step
+
+
+def test_a_supervisor_stuck_in_a_device_call_stops_turning():
+    # The kiosk's watchdog tells systemd when the supervisor's watch loop stops coming round
+    # (a call to a frozen device that never returns): here its check blocks until released.
+    import threading
+    import time
+
+    from installation.audio.supervisor import StreamSupervisor
+
+    supervisor = StreamSupervisor(Mixer(48000, 2), interval=0.02)
+    release, entered = threading.Event(), threading.Event()
+    calls = []
+
+    def check():
+        calls.append(time.monotonic())
+        if len(calls) == 3:
+            entered.set()
+            release.wait(10)
+
+    supervisor._check = check  # type: ignore[method-assign]
+    supervisor._thread = threading.Thread(target=supervisor._run, daemon=True)
+    supervisor._thread.start()
+    try:
+        assert entered.wait(5)
+        time.sleep(0.5)
+        assert supervisor.seconds_since_turn() >= 0.45  # stuck: the loop does not come round
+        release.set()
+        deadline = time.monotonic() + 5
+        while len(calls) < 6:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert supervisor.seconds_since_turn() < 0.2  # turning again
+    finally:
+        release.set()
+        supervisor._stop.set()
+        supervisor._thread.join(5)

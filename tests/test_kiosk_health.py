@@ -25,6 +25,7 @@ class Services:
             "restarts": 1,
             "last_error": None,
             "seconds_since_callback": 0.02,
+            "seconds_since_supervisor": 0.1,
         }
 
     def telemetry(self):
@@ -50,6 +51,10 @@ def test_trouble_is_a_frozen_ui_or_a_silent_callback_not_a_recovering_player(tmp
     services.audio["seconds_since_callback"] = 12.0
     assert "no audio callback for 12 s" in health.trouble()
     services.audio["healthy"] = False  # the supervisor is reopening the device: its call
+    assert health.trouble() is None
+    services.audio["seconds_since_supervisor"] = 75.0  # ...but stuck in that call for good
+    assert "the audio supervisor has been stuck for 75 s" in health.trouble()
+    services.audio["seconds_since_supervisor"] = 3.0  # an open that takes a few seconds is fine
     assert health.trouble() is None
     services.audio = {"running": False}  # no player yet
     assert health.trouble() is None

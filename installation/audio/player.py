@@ -302,6 +302,7 @@ class Player:
             "callback_load_recent": m.load_recent,
             "callback_load_max": m.load_max,
             "seconds_since_callback": (time.monotonic() - m.last_callback) if m.last_callback else None,
+            "seconds_since_supervisor": s.seconds_since_turn(),
             "now_playing": m.now_playing,
             "volume": m.master_gain,
             "quiet_hours_level": self._schedule_level,

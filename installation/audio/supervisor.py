@@ -162,6 +162,9 @@ class StreamSupervisor:
         self.retry_seconds = RETRY_SECONDS  # the present gap between attempts
         self.lost = False  # on_lost was called for the present outage
         self.rate_mismatch = False  # the last open failed on a device at another rate
+        # When the watch loop last came round: a loop stuck in a PortAudio call that never
+        # returns (a device that froze) stops turning, and the kiosk's watchdog tells systemd.
+        self.turned_at = time.monotonic()
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> bool:
@@ -169,6 +172,7 @@ class StreamSupervisor:
         ok = self._try_open()
         if not ok:
             self.failing_since = time.monotonic()
+        self.turned_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="audio-supervisor", daemon=True)
         self._thread.start()
         return ok
@@ -205,6 +209,11 @@ class StreamSupervisor:
                     self.on_tick()
             except Exception:
                 log.exception("audio supervisor check failed")
+            self.turned_at = time.monotonic()
+
+    def seconds_since_turn(self) -> float:
+        """How long since the watch loop last came round (a tenth of a second when all is well)."""
+        return time.monotonic() - self.turned_at
 
     def _check(self) -> None:
         now = time.monotonic()

@@ -3,8 +3,9 @@
 - **systemd watchdog** (``Type=notify``, ``WatchdogSec=`` in systemd/art2mus-kiosk.service):
   pings only while the UI's event loop runs (a QTimer in the GUI thread stamps each tick) and
   the audio callback is being called, or the player says it is recovering (its supervisor
-  then owns the recovery and its own give-up). A frozen UI or a callback that stopped while
-  the player believes all is well stops the pings, and systemd restarts the kiosk.
+  then owns the recovery and its own give-up). A frozen UI, a callback that stopped while
+  the player believes all is well, or a supervisor stuck in a call to a frozen device (it can
+  then neither recover nor give up) stops the pings, and systemd restarts the kiosk.
 - **beacon** (``engine/beacons.py``): the player's figures (device, underruns, restarts) for
   the health report, which another process reads.
 
@@ -30,6 +31,9 @@ UI_TICK_MS = 500
 UI_STALL_SECONDS = 10.0
 # No audio callback for this long, with the player saying it is healthy, is a hang.
 AUDIO_STALL_SECONDS = 10.0
+# The audio supervisor's watch loop comes round every 0.1 s; an open or close of a stream takes
+# seconds at most (JACK's client timeout is 5 s). Not turning for this long is a hang.
+SUPERVISOR_STALL_SECONDS = 60.0
 
 
 class KioskHealth:
@@ -73,6 +77,11 @@ class KioskHealth:
         if ui_idle > UI_STALL_SECONDS:
             return f"the UI event loop has not run for {ui_idle:.0f} s"
         audio = self.services.telemetry()
+        stuck = audio.get("seconds_since_supervisor")
+        if audio.get("running") and stuck is not None and stuck > SUPERVISOR_STALL_SECONDS:
+            # The supervisor decides about recovering only while its loop turns; one stuck in
+            # a call to a frozen device would leave the room silent for good.
+            return f"the audio supervisor has been stuck for {stuck:.0f} s (a call to the sound device never returned)"
         if not audio.get("running") or not audio.get("healthy"):
             return None  # not started (no player) or recovering: the supervisor decides
         since = audio.get("seconds_since_callback")
