@@ -135,3 +135,87 @@ def test_stopping_after_the_demo_engine_was_killed_returns(tmp_path):
     stopper.start()
     stopper.join(15)
     assert not stopper.is_alive(), "stop() hangs after the demo engine was killed"
+
+
+def _started_demo_engine(tmp_path):
+    import time
+
+    from engine.config import load_config
+    from installation.kiosk.demo_engine import DemoEngineProcess
+
+    engine = DemoEngineProcess(load_config(None), tmp_path / "demo.db", lambda *info: None)
+    engine.start()
+    deadline = time.monotonic() + 120
+    while not engine.ready:
+        assert time.monotonic() < deadline, "the demo engine did not start"
+        time.sleep(0.2)
+    return engine
+
+
+def test_ctrl_c_leaves_the_demo_engine_to_the_kiosk(tmp_path):
+    """Ctrl+C on `make demo` reaches the child too: it printed a KeyboardInterrupt traceback.
+    It now ignores it, and stops (exit 0) when the kiosk stops it."""
+    import os
+    import signal
+    import time
+
+    engine = _started_demo_engine(tmp_path)
+    os.kill(engine._process.pid, signal.SIGINT)
+    time.sleep(1.0)
+    assert engine._process.is_alive()
+    engine.stop()
+    assert engine._process.exitcode == 0
+
+
+def test_the_demo_engine_ends_when_its_kiosk_dies(tmp_path):
+    """A kiosk killed outright (SIGKILL: no cleanup) must not leave its engine running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from engine.config import load_config\n"
+        "from installation.kiosk.demo_engine import DemoEngineProcess\n"
+        "engine = DemoEngineProcess(load_config(None), Path(sys.argv[1]), lambda *info: None)\n"
+        "engine.start()\n"
+        "while not engine.ready: time.sleep(0.2)\n"
+        "print(engine._process.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    kiosk = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "demo.db")],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        child = int(kiosk.stdout.readline())
+        os.kill(kiosk.pid, signal.SIGKILL)
+        kiosk.wait(10)
+        deadline = time.monotonic() + 20
+        while _alive(child):
+            assert time.monotonic() < deadline, "the demo engine outlived its kiosk"
+            time.sleep(0.2)
+    finally:
+        if kiosk.poll() is None:
+            kiosk.kill()
+
+
+def _alive(pid: int) -> bool:
+    """The process runs (a zombie waiting for its reaper counts as gone)."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return os.path.exists(f"/proc/{pid}")

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +34,10 @@ def run_demo_engine(config: Config, db_path: Path, stop, catalog_changed, info) 
     ``catalog_changed`` (an Event) asks for new artworks to be queued; ``info`` (a Queue)
     carries one message back: (engine name, why it runs, model version) or ("none", error).
     """
+    # Ctrl+C in the terminal reaches the whole process group, this child included: the kiosk
+    # stops it itself (the clip in hand finishes), so here it would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kiosk = os.getppid()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s demo-engine: %(message)s")
     from engine.engines.registry import resolve_engine
     from engine.store import Database
@@ -48,7 +54,9 @@ def run_demo_engine(config: Config, db_path: Path, stop, catalog_changed, info) 
     worker.recover_orphans()
     catalog_changed.set()
     try:
-        while not stop.is_set():
+        # A kiosk that died without stopping it (killed, or its X server gone) leaves it
+        # orphaned: it then ends by itself.
+        while not stop.is_set() and os.getppid() == kiosk:
             if catalog_changed.is_set():
                 catalog_changed.clear()
                 worker.enqueue_missing()
