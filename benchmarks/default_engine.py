@@ -233,7 +233,8 @@ def print_repetition(clips: dict, images: dict, duration: float, before: Path | 
         )  # fmt: skip
         if done.returncode != 0:
             raise SystemExit(f"the engine of {before} failed:\n{done.stderr}")
-        rows = {f"before ({before})": json.loads(done.stdout), **rows}
+        # The figures are its last line (pyfluidsynth may print where it found its library first).
+        rows = {f"before ({before})": json.loads(done.stdout.strip().splitlines()[-1]), **rows}
     for label, table in rows.items():
         print(f"\n{label}")
         print(
