@@ -123,7 +123,7 @@ def listening_repetition(audio: np.ndarray, rate: int) -> ListeningRepetition:
     )
 
 
-def one_bar_repeated(audio: np.ndarray, rate: int, bars: int) -> np.ndarray:
+def one_bar_repeated(audio: np.ndarray, bars: int) -> np.ndarray:
     """The control: the clip's second bar (the first may carry the loop's wrapped tails) as a
     loop of its own, i.e. the same few seconds over and over."""
     bar = len(audio) // bars
@@ -134,7 +134,7 @@ def figures(name: str, composition, audio: np.ndarray, rate: int) -> dict:
     """Both measures of one clip, and the one-bar control, as plain numbers (JSON-ready)."""
     score = score_repetition(composition)
     heard = listening_repetition(audio, rate)
-    control = listening_repetition(one_bar_repeated(audio, rate, composition.bars), rate)
+    control = listening_repetition(one_bar_repeated(audio, composition.bars), rate)
     return {
         "painting": name,
         "bars": composition.bars,

@@ -118,15 +118,7 @@ def test_stopping_after_the_demo_engine_was_killed_returns(tmp_path):
     import threading
     import time
 
-    from engine.config import load_config
-    from installation.kiosk.demo_engine import DemoEngineProcess
-
-    engine = DemoEngineProcess(load_config(None), tmp_path / "demo.db", lambda *info: None)
-    engine.start()
-    deadline = time.monotonic() + 120
-    while not engine.ready:  # the child has its engine; with no artworks it idles
-        assert time.monotonic() < deadline, "the demo engine did not start"
-        time.sleep(0.2)
+    engine = _started_demo_engine(tmp_path)  # with no artworks it idles
     time.sleep(1.0)
     os.kill(engine._process.pid, signal.SIGKILL)
     engine._process.join(30)

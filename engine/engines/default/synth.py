@@ -197,11 +197,13 @@ class SoundBank:
         self.budget_bytes = budget_bytes
         self._sounds: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._bytes = 0
-        self._synth: Synth | None = None
+        # The synthesizer, in a list the finalizer holds (it must not hold the bank itself):
+        # deleted when the bank is collected, or by close().
+        self._held: list[Synth | None] = [None]
         self._lock = threading.Lock()
         self.rendered = 0  # sounds synthesised (the rest came from the bank)
         self.reused = 0
-        self._finalizer = weakref.finalize(self, SoundBank._close_synth, [None])
+        weakref.finalize(self, SoundBank._close_synth, self._held)
 
     def sound(self, program: int, pitches: tuple[int, ...], velocity: int, frames_on: int) -> np.ndarray:
         """The sound (2, frames) float32, read-only."""
@@ -223,20 +225,18 @@ class SoundBank:
             return found
 
     def _synthesizer(self) -> Synth:
-        if self._synth is not None and self._synth.frames_rendered > RENEW_AFTER_FRAMES:
-            self._synth.close()
-            self._synth = None
-        if self._synth is None:
-            self._synth = Synth(self.soundfont, self.rate)
-            self._finalizer.detach()
-            self._finalizer = weakref.finalize(self, SoundBank._close_synth, [self._synth])
-        return self._synth
+        synth = self._held[0]
+        if synth is not None and synth.frames_rendered > RENEW_AFTER_FRAMES:
+            SoundBank._close_synth(self._held)
+            synth = None
+        if synth is None:
+            synth = self._held[0] = Synth(self.soundfont, self.rate)
+        return synth
 
     def close(self) -> None:
         """Delete the synthesizer and forget the sounds (a later call starts afresh)."""
         with self._lock:
-            self._finalizer()
-            self._synth = None
+            SoundBank._close_synth(self._held)
             self._sounds.clear()
             self._bytes = 0
 
